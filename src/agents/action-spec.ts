@@ -1,0 +1,58 @@
+/**
+ * What an agent action publishes about itself before anything runs: its parameter schema (JSON
+ * Schema, draft 2020-12, strict), the action that undoes it, and a line of help. The planner
+ * validates every command's params against `params`; the executor later pairs each spec with
+ * its implementation. Specs are plain data, so loading them costs no more than a literal.
+ *
+ * A string property may carry `spinPath: 'name' | 'relative'`; the planner then checks it as a
+ * path a package may name (see safe-path.ts).
+ */
+export interface ActionSpec {
+  resource: string;
+  action: string;
+  description: string;
+  params: JsonSchema;
+  /** The action that undoes this one, for prune and destroy; absent when nothing needs undoing. */
+  inverse?: string;
+}
+
+/** A JSON Schema object, as far as spin needs to type it. */
+export type JsonSchema = Record<string, unknown>;
+
+/** Declares an action spec with a strict object schema for its params. */
+export function defineAction(spec: {
+  resource: string;
+  action: string;
+  description: string;
+  properties: Record<string, JsonSchema>;
+  required: string[];
+  inverse?: string;
+}): ActionSpec {
+  const params: JsonSchema = {
+    type: 'object',
+    additionalProperties: false,
+    properties: spec.properties,
+    required: spec.required,
+  };
+  const base = { resource: spec.resource, action: spec.action, description: spec.description, params };
+  return spec.inverse === undefined ? base : { ...base, inverse: spec.inverse };
+}
+
+/** Reusable property schemas shared by several agents. */
+export const schemaParts = {
+  name: { type: 'string', minLength: 1, maxLength: 255, spinPath: 'name' },
+  relativePath: { type: 'string', minLength: 1, maxLength: 1024, spinPath: 'relative' },
+  duration: {
+    type: ['string', 'integer'],
+    pattern: '^[0-9]{1,9}(ms|s|m|h)$',
+    minimum: 0,
+    maximum: 86_400,
+  },
+  vmId: {
+    type: ['integer', 'string'],
+    minimum: 0,
+    maximum: 999_999,
+    pattern: '^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$',
+  },
+  force: { type: 'boolean' },
+} as const satisfies Record<string, JsonSchema>;

@@ -1,0 +1,28 @@
+/**
+ * The two kinds of path a package may name. `name`: one path component (a volume, an image
+ * file). `relative`: a relative path of components, each a `name`. Neither may be absolute,
+ * contain `..` or `.`, a NUL, a backslash, or a control character. The planner checks these at
+ * load time; agents check again and confine the resolved path to their root at run time.
+ */
+export type PathKind = 'name' | 'relative';
+
+const maxComponent = 255;
+const maxPath = 1024;
+
+/** Why `value` is not a safe path of `kind`, or undefined when it is. */
+export function pathProblem(value: string, kind: PathKind): string | undefined {
+  if (value.length === 0) return 'must not be empty';
+  if (value.includes('\0')) return 'must not contain a NUL byte';
+  if (/[\u0001-\u001f\u007f]/.test(value)) return 'must not contain control characters';
+  if (value.includes('\\')) return "must not contain '\\'";
+  if (value.startsWith('/')) return 'must be relative, not an absolute path';
+  if (value.length > maxPath) return `must be at most ${String(maxPath)} characters`;
+  const parts = value.split('/');
+  if (kind === 'name' && parts.length > 1) return "must be a single name, without '/'";
+  for (const part of parts) {
+    if (part === '..') return "must not contain '..'";
+    if (part === '.' || part === '') return "must not contain empty or '.' components";
+    if (part.length > maxComponent) return `must have components of at most ${String(maxComponent)} characters`;
+  }
+  return undefined;
+}

@@ -1,0 +1,62 @@
+import { defineAction, schemaParts } from '../action-spec.js';
+
+/**
+ * The storage agent (host-path): a volume is a directory under `$SPIN_HOME/images`, an image is
+ * a file in a volume. Sizes are whole GiB.
+ */
+const resource = 'storage';
+const { name, force } = schemaParts;
+const imageSize = { type: 'integer', minimum: 1, maximum: 65_536 };
+
+export const storageSpecs = [
+  defineAction({
+    resource,
+    action: 'add_volume',
+    description: 'Create a volume (a directory under the images root).',
+    properties: { path: name },
+    required: ['path'],
+    inverse: 'remove_volume',
+  }),
+  defineAction({
+    resource,
+    action: 'remove_volume',
+    description: 'Remove a volume; refuses a non-empty one unless force is set.',
+    properties: { path: name, force },
+    required: ['path'],
+  }),
+  defineAction({
+    resource,
+    action: 'create_image',
+    description: 'Create a disk image of image_size GiB: raw (sparse) or qcow2.',
+    properties: {
+      volume: name,
+      image: name,
+      image_size: imageSize,
+      format: { enum: ['raw', 'qcow2'] },
+    },
+    required: ['volume', 'image', 'image_size'],
+    inverse: 'delete_image',
+  }),
+  defineAction({
+    resource,
+    action: 'delete_image',
+    description: 'Delete a disk image.',
+    properties: { volume: name, image: name },
+    required: ['volume', 'image'],
+  }),
+  defineAction({
+    resource,
+    action: 'copy_image',
+    description: 'Copy an image, through a temporary file, so no partial copy is ever left.',
+    properties: { from_volume: name, from_image: name, to_volume: name, to_image: name },
+    required: ['from_volume', 'from_image', 'to_volume', 'to_image'],
+    inverse: 'delete_image',
+  }),
+  defineAction({
+    resource,
+    action: 'resize_image',
+    description: 'Resize an image to image_size GiB; shrinking is refused unless force is set.',
+    properties: { volume: name, image: name, image_size: imageSize, force },
+    required: ['volume', 'image', 'image_size'],
+  }),
+];

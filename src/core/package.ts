@@ -1,0 +1,30 @@
+/**
+ * A command of a loaded package: what to do (resource + action + params), where (node), after
+ * what (needs), and within which bounds (timeout, retries). Ids are unique within a package.
+ */
+export interface CommandSpec {
+  id: string;
+  resource: string;
+  action: string;
+  params: Record<string, unknown>;
+  needs: string[];
+  node: string;
+  timeoutMs: number;
+  retries: number;
+}
+
+/** A loaded, validated package: its commands in file order. */
+export interface PackageSpec {
+  name: string;
+  description?: string;
+  /** The file the package was read from, as given on the command line. */
+  file: string;
+  commands: CommandSpec[];
+}
+
+/** Values used where a package says nothing. */
+export const packageDefaults = {
+  timeoutMs: 10 * 60_000,
+  retries: 0,
+  node: 'local',
+} as const;
