@@ -8,7 +8,7 @@ const restrict = (patterns) => ({
 const cliOnly = [
   { group: ['@oclif/*'], message: 'Only src/commands may use oclif.' },
   { group: ['listr2'], message: 'Only src/commands renders progress.' },
-  { group: ['**/commands/**'], message: 'The core never imports the CLI layer.' },
+  { group: ['**/commands/**', '**/cli/**'], message: 'The core never imports the CLI layer.' },
 ];
 
 export default tseslint.config(
@@ -27,7 +27,7 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/commands/**'],
+    ignores: ['src/commands/**', 'src/cli/**'],
     rules: { 'no-console': 'error', ...restrict(cliOnly) },
   },
   {

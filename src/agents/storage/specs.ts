@@ -6,7 +6,7 @@ import { defineAction, schemaParts } from '../action-spec.js';
  */
 const resource = 'storage';
 const { name, force } = schemaParts;
-const imageSize = { type: 'integer', minimum: 1, maximum: 65_536 };
+const imageSize = { type: 'integer', minimum: 1 };
 
 export const storageSpecs = [
   defineAction({
