@@ -13,6 +13,7 @@ const maxPath = 1024;
 export function pathProblem(value: string, kind: PathKind): string | undefined {
   if (value.length === 0) return 'must not be empty';
   if (value.includes('\0')) return 'must not contain a NUL byte';
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
   if (/[\u0001-\u001f\u007f]/.test(value)) return 'must not contain control characters';
   if (value.includes('\\')) return "must not contain '\\'";
   if (value.startsWith('/')) return 'must be relative, not an absolute path';
@@ -22,7 +23,8 @@ export function pathProblem(value: string, kind: PathKind): string | undefined {
   for (const part of parts) {
     if (part === '..') return "must not contain '..'";
     if (part === '.' || part === '') return "must not contain empty or '.' components";
-    if (part.length > maxComponent) return `must have components of at most ${String(maxComponent)} characters`;
+    if (part.length > maxComponent)
+      return `must have components of at most ${String(maxComponent)} characters`;
   }
   return undefined;
 }

@@ -1,0 +1,59 @@
+import type { ActionSpec } from './action-spec.js';
+
+/**
+ * The directories an agent may touch, all under one `SPIN_HOME`. Each agent confines the paths a
+ * package names to one of these roots (see confined-path.ts).
+ */
+export interface AgentRoots {
+  /** `$SPIN_HOME` itself. */
+  home: string;
+  /** Storage volumes and images: `$SPIN_HOME/images`. */
+  images: string;
+  /** One directory per VM: `$SPIN_HOME/vms/<id>/`. */
+  vms: string;
+  /** Working directories of shell commands: `$SPIN_HOME/work`. */
+  work: string;
+}
+
+/** What an action is given besides its params: its deadline, its roots, a progress channel. */
+export interface ActionContext {
+  /** Aborted when the command's timeout passes or it is cancelled; actions stop and clean up. */
+  signal: AbortSignal;
+  roots: AgentRoots;
+  /** Reports one line of progress (`copied 512 MiB of 1024 MiB`); never required for success. */
+  progress: (line: string) => void;
+}
+
+/**
+ * What is there now for one command's params, for drift detection: `present` says whether the
+ * thing the action makes exists (a volume, a running VM), `details` what was seen.
+ */
+export interface Observation {
+  present: boolean;
+  details: Record<string, unknown>;
+}
+
+/** The result of a successful action: a short line for people and, when cheap, what it left. */
+export interface ActionResult {
+  output: string;
+  observed?: Observation;
+}
+
+/**
+ * One action of an agent: its spec (schema and inverse name, from specs.ts) with the code that
+ * carries it out. `run` is idempotent: running it twice leaves the same result and succeeds.
+ * Failures are thrown as SpinError with a stable code and `retryable`. `inverseParams` maps this
+ * action's params to the params of `spec.inverse`, so prune and destroy can undo it.
+ */
+export interface AgentAction {
+  spec: ActionSpec;
+  run(params: Record<string, unknown>, ctx: ActionContext): Promise<ActionResult>;
+  observe?(params: Record<string, unknown>, ctx: ActionContext): Promise<Observation>;
+  inverseParams?(params: Record<string, unknown>): Record<string, unknown>;
+}
+
+/** An agent: the one resource it owns and its actions, keyed by action name. */
+export interface Agent {
+  resource: string;
+  actions: ReadonlyMap<string, AgentAction>;
+}

@@ -1,0 +1,155 @@
+import { open, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { execa } from 'execa';
+import { SpinError } from '../../core/errors.js';
+import { asSpinError } from '../fs-util.js';
+
+/** The disk image formats spin makes and reads. */
+export type ImageFormat = 'raw' | 'qcow2';
+
+/** Bytes in one GiB: image sizes in packages are whole GiB. */
+export const gib = 1024 ** 3;
+
+const qcow2Magic = Buffer.from([0x51, 0x46, 0x49, 0xfb]);
+
+/**
+ * The format of an image, from its first bytes rather than qemu's probing: a raw disk whose guest
+ * wrote a qcow2 header would otherwise be opened as qcow2 with a backing file of the guest's
+ * choosing. Callers that then read a qcow2 also refuse backing files (see `virtualSize`).
+ */
+export async function detectFormat(path: string): Promise<ImageFormat> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const head = Buffer.alloc(4);
+    const { bytesRead } = await handle.read(head, 0, 4, 0);
+    return bytesRead === 4 && head.equals(qcow2Magic) ? 'qcow2' : 'raw';
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Runs `qemu-img` with `args` (an argv, never a shell), honouring `signal`. A full disk becomes
+ * SpinError `no_space`, any other failure `action_failed` with qemu-img's message.
+ */
+export async function qemuImg(args: string[], signal: AbortSignal): Promise<string> {
+  const result = await execa('qemu-img', args, {
+    cancelSignal: signal,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 0,
+  });
+  if (result.failed) {
+    const text = result.stderr.trim() || (result.shortMessage ?? 'qemu-img failed');
+    if (/No space left on device/i.test(text)) {
+      throw new SpinError('no_space', `No space left on the device: ${text}`, { retryable: true });
+    }
+    if (result.isCanceled) {
+      throw new SpinError(
+        'cancelled',
+        'qemu-img was stopped: the command was cancelled or timed out.',
+        {
+          retryable: true,
+        },
+      );
+    }
+    throw new SpinError('action_failed', `qemu-img ${args[0] ?? ''} failed: ${text}`, {
+      details: { exitCode: result.exitCode ?? null },
+    });
+  }
+  return result.stdout;
+}
+
+/** What spin knows of an existing image. */
+export interface ImageInfo {
+  format: ImageFormat;
+  /** The size the guest sees, in bytes. */
+  virtualSize: number;
+  /** Bytes allocated on the host file system. */
+  allocated: number;
+}
+
+/**
+ * Format and sizes of the image at `path`. A qcow2 image with a backing file is refused: spin never
+ * makes one, and following it could read files outside the images root.
+ */
+export async function imageInfo(path: string, signal: AbortSignal): Promise<ImageInfo> {
+  const format = await detectFormat(path);
+  const stats = await stat(path);
+  if (format === 'raw') return { format, virtualSize: stats.size, allocated: stats.blocks * 512 };
+  const json: unknown = JSON.parse(
+    await qemuImg(['info', '-f', 'qcow2', '--output=json', path], signal),
+  );
+  const info = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
+  if (info['backing-filename'] !== undefined) {
+    throw new SpinError(
+      'invalid_input',
+      'The image has a backing file; spin does not use such images.',
+      {
+        details: { path },
+      },
+    );
+  }
+  const virtualSize = info['virtual-size'];
+  if (typeof virtualSize !== 'number')
+    throw new SpinError('action_failed', 'qemu-img info gave no size.');
+  return { format, virtualSize, allocated: stats.blocks * 512 };
+}
+
+const chunkSize = 1024 * 1024;
+const progressEvery = 256 * chunkSize;
+
+/**
+ * Copies `from` into the new file `to` byte for byte, leaving all-zero chunks as holes so a sparse
+ * image stays sparse. Format-agnostic (no qemu probing). Checks `signal` between chunks; on any
+ * failure the caller removes `to`.
+ */
+export async function copySparse(
+  from: string,
+  to: string,
+  signal: AbortSignal,
+  progress: (line: string) => void,
+): Promise<number> {
+  const source = await open(from, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const target = await open(to, 'wx', 0o644);
+    try {
+      const { size } = await source.stat();
+      const buffer = Buffer.alloc(chunkSize);
+      const zero = Buffer.alloc(chunkSize);
+      for (let position = 0; position < size;) {
+        signal.throwIfAborted();
+        const { bytesRead } = await source.read(buffer, 0, chunkSize, position);
+        if (bytesRead === 0) break;
+        const chunk = buffer.subarray(0, bytesRead);
+        if (!chunk.equals(zero.subarray(0, bytesRead)))
+          await target.write(chunk, 0, bytesRead, position);
+        position += bytesRead;
+        if (position % progressEvery === 0 && position < size) {
+          progress(
+            `copied ${String(position / chunkSize)} MiB of ${String(Math.ceil(size / chunkSize))} MiB`,
+          );
+        }
+      }
+      await target.truncate(size);
+      await target.sync();
+      return size;
+    } finally {
+      await target.close();
+    }
+  } catch (error) {
+    if (signal.aborted) {
+      throw new SpinError(
+        'cancelled',
+        'The copy was stopped: the command was cancelled or timed out.',
+        {
+          retryable: true,
+          cause: error,
+        },
+      );
+    }
+    throw asSpinError(error, 'copying the image');
+  } finally {
+    await source.close();
+  }
+}

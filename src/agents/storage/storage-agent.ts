@@ -1,0 +1,279 @@
+import { mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { SpinError } from '../../core/errors.js';
+import type { ActionContext, Agent, AgentAction, Observation } from '../agent.js';
+import type { ActionSpec } from '../action-spec.js';
+import { confinePath, type ConfinedPath } from '../confined-path.js';
+import { asSpinError, errnoOf, tempPathFor } from '../fs-util.js';
+import { flagParam, intParam, optionalStringParam, stringParam, type Params } from '../params.js';
+import { storageSpecs } from './specs.js';
+import { copySparse, gib, imageInfo, qemuImg, type ImageFormat } from './image-file.js';
+
+/**
+ * The storage agent (host-path): a volume is a directory under the images root, an image a file in
+ * a volume. Every path goes through confinePath; images are made under a temporary name and
+ * renamed into place, so a failure or abort never leaves a partial image.
+ */
+const maxGib = 65_536;
+
+function specOf(action: string): ActionSpec {
+  const spec = storageSpecs.find((s) => s.action === action);
+  if (spec === undefined) throw new Error(`Internal error: no storage spec '${action}'`);
+  return spec;
+}
+
+async function volumeDir(ctx: ActionContext, volume: string): Promise<ConfinedPath> {
+  const dir = await confinePath(ctx.roots.images, volume, 'name');
+  if (dir.kind !== 'directory') {
+    throw new SpinError('not_found', `Volume '${volume}' does not exist.`, {
+      details: { volume },
+      suggestions: [`Add it first: storage add_volume { path: ${volume} }.`],
+    });
+  }
+  return dir;
+}
+
+async function imagePath(ctx: ActionContext, volume: string, image: string): Promise<ConfinedPath> {
+  await volumeDir(ctx, volume);
+  return confinePath(ctx.roots.images, `${volume}/${image}`, 'relative');
+}
+
+function notAFile(what: string, path: ConfinedPath): SpinError {
+  return new SpinError('already_exists', `'${what}' exists and is not an image file.`, {
+    details: { kind: path.kind },
+  });
+}
+
+async function observeVolume(params: Params, ctx: ActionContext): Promise<Observation> {
+  const dir = await confinePath(ctx.roots.images, stringParam(params, 'path'), 'name');
+  if (dir.kind !== 'directory') return { present: false, details: {} };
+  return { present: true, details: { entries: (await readdir(dir.path)).length } };
+}
+
+async function observeImage(
+  volume: string,
+  image: string,
+  ctx: ActionContext,
+): Promise<Observation> {
+  const dir = await confinePath(ctx.roots.images, volume, 'name');
+  if (dir.kind !== 'directory') return { present: false, details: {} };
+  const file = await confinePath(ctx.roots.images, `${volume}/${image}`, 'relative');
+  if (file.kind !== 'file') return { present: false, details: {} };
+  const info = await imageInfo(file.path, ctx.signal);
+  return {
+    present: true,
+    details: { format: info.format, virtual_size: info.virtualSize, allocated: info.allocated },
+  };
+}
+
+const observeImageParams = (params: Params, ctx: ActionContext): Promise<Observation> =>
+  observeImage(stringParam(params, 'volume'), stringParam(params, 'image'), ctx);
+
+const addVolume: AgentAction = {
+  spec: specOf('add_volume'),
+  async run(params, ctx) {
+    const name = stringParam(params, 'path');
+    const dir = await confinePath(ctx.roots.images, name, 'name');
+    if (dir.kind === 'directory') return { output: `volume ${name} exists` };
+    if (dir.kind !== 'missing') {
+      throw new SpinError('already_exists', `'${name}' exists and is not a directory.`);
+    }
+    try {
+      await mkdir(dir.path, { mode: 0o755 });
+    } catch (error) {
+      if (errnoOf(error) !== 'EEXIST') throw asSpinError(error, `creating volume ${name}`);
+    }
+    return { output: `volume ${name} created` };
+  },
+  observe: observeVolume,
+  inverseParams: (params) => ({ path: params['path'] }),
+};
+
+const removeVolume: AgentAction = {
+  spec: specOf('remove_volume'),
+  async run(params, ctx) {
+    const name = stringParam(params, 'path');
+    const dir = await confinePath(ctx.roots.images, name, 'name');
+    if (dir.kind === 'missing') return { output: `volume ${name} absent` };
+    if (dir.kind !== 'directory')
+      throw new SpinError('invalid_input', `'${name}' is not a volume.`);
+    const entries = await readdir(dir.path);
+    if (entries.length > 0 && !flagParam(params, 'force')) {
+      throw new SpinError(
+        'not_empty',
+        `Volume '${name}' is not empty (${entries.length} entries).`,
+        {
+          details: { entries: entries.length },
+          suggestions: ['Delete its images first, or set force: true to remove them too.'],
+        },
+      );
+    }
+    // rm does not follow symbolic links inside the volume: it removes the links themselves.
+    if (entries.length > 0) await rm(dir.path, { recursive: true });
+    else await rmdir(dir.path);
+    return {
+      output: `volume ${name} removed${entries.length > 0 ? ` with ${entries.length} entries` : ''}`,
+    };
+  },
+  observe: observeVolume,
+};
+
+function imageFormatParam(params: Params): ImageFormat {
+  const format = optionalStringParam(params, 'format') ?? 'raw';
+  if (format !== 'raw' && format !== 'qcow2') {
+    throw new SpinError('invalid_input', `Parameter 'format' must be raw or qcow2.`);
+  }
+  return format;
+}
+
+async function createRaw(temp: string, bytes: number): Promise<void> {
+  const handle = await open(temp, 'wx', 0o644);
+  try {
+    await handle.truncate(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+const createImage: AgentAction = {
+  spec: specOf('create_image'),
+  async run(params, ctx) {
+    const volume = stringParam(params, 'volume');
+    const image = stringParam(params, 'image');
+    const sizeGib = intParam(params, 'image_size', 1, maxGib);
+    const format = imageFormatParam(params);
+    const bytes = sizeGib * gib;
+    const file = await imagePath(ctx, volume, image);
+    if (file.kind === 'file') {
+      const info = await imageInfo(file.path, ctx.signal);
+      if (info.format === format && info.virtualSize === bytes) {
+        return { output: `image ${volume}/${image} exists (${format}, ${sizeGib} GiB)` };
+      }
+      throw new SpinError(
+        'already_exists',
+        `Image '${volume}/${image}' exists with other properties.`,
+        {
+          details: { format: info.format, virtual_size: info.virtualSize },
+          suggestions: ['Use resize_image to change its size, or delete_image first.'],
+        },
+      );
+    }
+    if (file.kind !== 'missing') throw notAFile(`${volume}/${image}`, file);
+    const temp = tempPathFor(file.path);
+    try {
+      if (format === 'raw') await createRaw(temp, bytes);
+      else await qemuImg(['create', '-q', '-f', 'qcow2', temp, String(bytes)], ctx.signal);
+      await rename(temp, file.path);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw asSpinError(error, `creating image ${volume}/${image}`);
+    }
+    return { output: `image ${volume}/${image} created (${format}, ${sizeGib} GiB)` };
+  },
+  observe: observeImageParams,
+  inverseParams: (params) => ({ volume: params['volume'], image: params['image'] }),
+};
+
+const deleteImage: AgentAction = {
+  spec: specOf('delete_image'),
+  async run(params, ctx) {
+    const volume = stringParam(params, 'volume');
+    const image = stringParam(params, 'image');
+    const dir = await confinePath(ctx.roots.images, volume, 'name');
+    if (dir.kind === 'missing') return { output: `image ${volume}/${image} absent` };
+    const file = await imagePath(ctx, volume, image);
+    if (file.kind === 'missing') return { output: `image ${volume}/${image} absent` };
+    if (file.kind !== 'file') throw notAFile(`${volume}/${image}`, file);
+    await rm(file.path);
+    return { output: `image ${volume}/${image} deleted` };
+  },
+  observe: observeImageParams,
+};
+
+const copyImage: AgentAction = {
+  spec: specOf('copy_image'),
+  async run(params, ctx) {
+    const [fromVolume, fromImage] = [
+      stringParam(params, 'from_volume'),
+      stringParam(params, 'from_image'),
+    ];
+    const [toVolume, toImage] = [stringParam(params, 'to_volume'), stringParam(params, 'to_image')];
+    const [from, to] = [`${fromVolume}/${fromImage}`, `${toVolume}/${toImage}`];
+    if (from === to) throw new SpinError('invalid_input', 'An image cannot be copied onto itself.');
+    const source = await imagePath(ctx, fromVolume, fromImage);
+    if (source.kind !== 'file') throw new SpinError('not_found', `Image '${from}' does not exist.`);
+    const target = await imagePath(ctx, toVolume, toImage);
+    if (target.kind === 'file') {
+      // Idempotent: a finished copy is only ever renamed into place, so a target of the same
+      // format and size is the result of an earlier run (comparing contents would cost a full read).
+      const [a, b] = [
+        await imageInfo(source.path, ctx.signal),
+        await imageInfo(target.path, ctx.signal),
+      ];
+      if (a.format === b.format && a.virtualSize === b.virtualSize && source.size === target.size) {
+        return { output: `image ${to} exists` };
+      }
+      throw new SpinError('already_exists', `Image '${to}' exists and differs from '${from}'.`, {
+        suggestions: ['Delete it first with delete_image.'],
+      });
+    }
+    if (target.kind !== 'missing') throw notAFile(to, target);
+    const temp = tempPathFor(target.path);
+    try {
+      const bytes = await copySparse(source.path, temp, ctx.signal, ctx.progress);
+      await rename(temp, target.path);
+      return { output: `image ${from} copied to ${to} (${String(bytes)} bytes)` };
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw asSpinError(error, `copying ${from} to ${to}`);
+    }
+  },
+  observe: (params, ctx) =>
+    observeImage(stringParam(params, 'to_volume'), stringParam(params, 'to_image'), ctx),
+  inverseParams: (params) => ({ volume: params['to_volume'], image: params['to_image'] }),
+};
+
+const resizeImage: AgentAction = {
+  spec: specOf('resize_image'),
+  async run(params, ctx) {
+    const volume = stringParam(params, 'volume');
+    const image = stringParam(params, 'image');
+    const sizeGib = intParam(params, 'image_size', 1, maxGib);
+    const force = flagParam(params, 'force');
+    const file = await imagePath(ctx, volume, image);
+    if (file.kind !== 'file')
+      throw new SpinError('not_found', `Image '${volume}/${image}' does not exist.`);
+    const info = await imageInfo(file.path, ctx.signal);
+    const bytes = sizeGib * gib;
+    if (info.virtualSize === bytes) return { output: `image ${volume}/${image} is ${sizeGib} GiB` };
+    const shrink = bytes < info.virtualSize;
+    if (shrink && !force) {
+      throw new SpinError(
+        'invalid_input',
+        `Shrinking '${volume}/${image}' to ${sizeGib} GiB would lose data.`,
+        {
+          details: { virtual_size: info.virtualSize, requested: bytes },
+          suggestions: ['Set force: true to shrink anyway.'],
+        },
+      );
+    }
+    const args = [
+      'resize',
+      '-q',
+      '-f',
+      info.format,
+      ...(shrink ? ['--shrink'] : []),
+      file.path,
+      String(bytes),
+    ];
+    await qemuImg(args, ctx.signal);
+    return { output: `image ${volume}/${image} ${shrink ? 'shrunk' : 'grown'} to ${sizeGib} GiB` };
+  },
+  observe: observeImageParams,
+};
+
+/** The storage agent, with every action of storage/specs.ts implemented. */
+export function storageAgent(): Agent {
+  const actions = [addVolume, removeVolume, createImage, deleteImage, copyImage, resizeImage];
+  return { resource: 'storage', actions: new Map(actions.map((a) => [a.spec.action, a])) };
+}
