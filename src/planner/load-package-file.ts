@@ -1,0 +1,112 @@
+import { load, YAMLException } from 'js-yaml';
+import type { Diagnostic, DiagnosticReason } from '../core/diagnostic.js';
+import { findAliasBomb } from './alias-check.js';
+import { formatFieldPath } from './field-path.js';
+import type { Finding } from './finding.js';
+import { LineIndex } from './line-index.js';
+import { checkPackageDocument } from './package-document.js';
+import type { PackageSpec } from '../core/package.js';
+import type { Validators } from './validators.js';
+import { collectDuplicateKeys, locate, positionRecorder, type PositionNode } from './yaml-positions.js';
+
+/** Limits that keep a hostile file from costing more than a fair one. */
+export interface LoadLimits {
+  maxBytes: number;
+  maxAliases: number;
+  maxAliasExpansion: number;
+}
+
+export const defaultLoadLimits: LoadLimits = {
+  maxBytes: 5 * 1024 * 1024,
+  maxAliases: 1000,
+  maxAliasExpansion: 100_000,
+};
+
+/** A file's package when it is valid, and every diagnostic found in it. */
+export interface FileResult {
+  package?: PackageSpec;
+  diagnostics: Diagnostic[];
+}
+
+/**
+ * Parses and checks one package file. The common path is one js-yaml parse and one schema
+ * pass; only a file with problems is parsed a second time, recording node positions, to place
+ * each diagnostic at its line and column. Duplicate keys are found in that second pass too,
+ * every one of them, in linear time.
+ */
+export function loadPackageText(
+  file: string,
+  text: string,
+  validators: Validators,
+  limits: LoadLimits = defaultLoadLimits,
+): FileResult {
+  let document: unknown;
+  let positions: PositionNode | undefined;
+  const findings: Finding[] = [];
+  try {
+    document = load(text, { filename: file });
+  } catch (error) {
+    if (!(error instanceof YAMLException)) throw error;
+    if (!error.reason.startsWith('duplicated mapping key')) return { diagnostics: [syntaxDiagnostic(file, error)] };
+    // Parse again allowing duplicates (the last one wins), to report all of them at once.
+    const recorder = positionRecorder(text);
+    document = load(text, { filename: file, json: true, listener: recorder.listener });
+    positions = recorder.root();
+    for (const dup of collectDuplicateKeys(positions)) {
+      findings.push({
+        path: [...dup.path, dup.key],
+        atKey: true,
+        message: `duplicate key '${dup.key}' (first at line ${String(new LineIndex(text).position(dup.firstOffset).line)})`,
+        reason: 'duplicate-key',
+      });
+    }
+  }
+
+  if (text.includes('*')) {
+    const bomb = findAliasBomb(document, { maxAliases: limits.maxAliases, maxExpanded: limits.maxAliasExpansion });
+    if (bomb !== undefined) findings.push({ path: bomb.path, atKey: false, message: bomb.message, reason: 'alias-limit' });
+  }
+  if (findings.some((f) => f.reason === 'alias-limit')) {
+    return { diagnostics: place(file, text, findings, positions) };
+  }
+
+  const checked = checkPackageDocument(document, file, validators);
+  findings.push(...checked.findings);
+  if (findings.length === 0 && checked.package !== undefined) return { package: checked.package, diagnostics: [] };
+  return { diagnostics: place(file, text, findings, positions) };
+}
+
+/** Gives findings their line and column, parsing with position events if not done yet. */
+function place(file: string, text: string, findings: Finding[], known: PositionNode | undefined): Diagnostic[] {
+  let root = known;
+  if (root === undefined) {
+    const recorder = positionRecorder(text);
+    load(text, { filename: file, json: true, listener: recorder.listener });
+    root = recorder.root();
+  }
+  const lines = new LineIndex(text);
+  return findings.map((f) => ({
+    file,
+    ...lines.position(locate(root, f.path, f.atKey)),
+    path: formatFieldPath(f.path),
+    message: f.message,
+    reason: f.reason,
+  }));
+}
+
+function syntaxDiagnostic(file: string, error: YAMLException): Diagnostic {
+  const mark = error.mark as { line?: number; column?: number } | undefined;
+  return {
+    file,
+    line: (mark?.line ?? 0) + 1,
+    column: (mark?.column ?? 0) + 1,
+    path: '',
+    message: `YAML syntax error: ${error.reason}`,
+    reason: 'syntax',
+  };
+}
+
+/** A diagnostic about the file as a whole (cannot be read, too large). */
+export function fileDiagnostic(file: string, reason: DiagnosticReason, message: string): Diagnostic {
+  return { file, line: 1, column: 1, path: '', message, reason };
+}

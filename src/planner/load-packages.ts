@@ -1,0 +1,89 @@
+import { open } from 'node:fs/promises';
+import type { Diagnostic } from '../core/diagnostic.js';
+import { compareDiagnostics } from '../core/diagnostic.js';
+import type { PackageSpec } from '../core/package.js';
+import { expandInputs } from './input-files.js';
+import { defaultLoadLimits, fileDiagnostic, loadPackageText, type LoadLimits } from './load-package-file.js';
+import { Validators } from './validators.js';
+import { LineIndex } from './line-index.js';
+
+/** What the loader found: the valid packages, and every diagnostic of every file. */
+export interface LoadResult {
+  packages: PackageSpec[];
+  diagnostics: Diagnostic[];
+  files: string[];
+}
+
+/**
+ * Loads packages from files and directories (see expandInputs), checks each, and checks them
+ * together: two files may not define the same package. All problems are returned at once,
+ * sorted by file and position; a package with any problem is not among `packages`.
+ */
+export async function loadPackages(
+  paths: readonly string[],
+  limits: Partial<LoadLimits> = {},
+): Promise<LoadResult> {
+  const effective = { ...defaultLoadLimits, ...limits };
+  const { files, missing } = await expandInputs(paths);
+  const diagnostics: Diagnostic[] = missing.map((p) => fileDiagnostic(p, 'io', 'no such file or directory'));
+  const validators = new Validators();
+  const packages: PackageSpec[] = [];
+  const owner = new Map<string, string>();
+
+  for (const file of files) {
+    const text = await readCapped(file, effective.maxBytes);
+    if (typeof text !== 'string') {
+      diagnostics.push(text);
+      continue;
+    }
+    const result = loadPackageText(file, text, validators, effective);
+    diagnostics.push(...result.diagnostics);
+    const pkg = result.package;
+    if (pkg === undefined) continue;
+    const first = owner.get(pkg.name);
+    if (first !== undefined) {
+      diagnostics.push(duplicatePackage(file, text, pkg.name, first));
+      continue;
+    }
+    owner.set(pkg.name, file);
+    packages.push(pkg);
+  }
+  return { packages, diagnostics: diagnostics.sort(compareDiagnostics), files };
+}
+
+/** Reads a file unless it is larger than the cap, which is checked before reading anything. */
+async function readCapped(file: string, maxBytes: number): Promise<string | Diagnostic> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    return fileDiagnostic(file, 'io', `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size > maxBytes) {
+      return fileDiagnostic(
+        file,
+        'too-large',
+        `file is ${String(size)} bytes, over the limit of ${String(maxBytes)} (raise it with --max-bytes)`,
+      );
+    }
+    return await handle.readFile('utf8');
+  } catch (error) {
+    return fileDiagnostic(file, 'io', `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  } finally {
+    await handle.close();
+  }
+}
+
+function duplicatePackage(file: string, text: string, name: string, first: string): Diagnostic {
+  const match = /^package\s*:/m.exec(text);
+  const at = match === null ? { line: 1, column: 1 } : new LineIndex(text).position(match.index);
+  return {
+    file,
+    ...at,
+    path: 'package',
+    message: `package '${name}' is already defined in ${first}`,
+    reason: 'duplicate-package',
+  };
+}

@@ -1,0 +1,101 @@
+import type { JsonSchema } from '../agents/action-spec.js';
+import { schemaParts } from '../agents/action-spec.js';
+import { actionRegistry } from '../agents/registry.js';
+
+/** Command ids: a name that reads well in `needs:` lists, logs and file names. */
+export const commandIdPattern = '^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127}$';
+const identifier = '^[a-z][a-z0-9_-]{0,31}$';
+
+/**
+ * The JSON Schema (draft 2020-12) of a `*.spin.yaml` package, without the per-action params,
+ * which each action validates with its own schema. Strict: no unknown fields anywhere, every
+ * string and list bounded.
+ */
+export const packageSchema: JsonSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'https://spin.dev/schemas/package.schema.json',
+  title: 'spin package',
+  description: 'A package of commands for `spin apply` (format v1).',
+  type: 'object',
+  additionalProperties: false,
+  required: ['package', 'commands'],
+  properties: {
+    package: {
+      description: 'Unique name of the package; the key in the state file.',
+      type: 'string',
+      pattern: '^[a-z0-9][a-z0-9._-]{0,62}$',
+    },
+    description: { type: 'string', maxLength: 1024 },
+    defaults: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        timeout: { ...schemaParts.duration, description: 'Per-command timeout: 30s, 2m, 1h.' },
+        retries: { type: 'integer', minimum: 0, maximum: 100 },
+        node: { type: 'string', pattern: identifier },
+      },
+    },
+    commands: {
+      description: 'The commands, keyed by id, in the order they should run where needs allow.',
+      type: 'object',
+      minProperties: 1,
+      maxProperties: 1_000_000,
+      propertyNames: { pattern: commandIdPattern },
+      additionalProperties: { $ref: '#/$defs/command' },
+    },
+  },
+  $defs: {
+    command: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['resource', 'action'],
+      properties: {
+        resource: { type: 'string', pattern: identifier, description: 'The agent: storage, emulation, shell.' },
+        action: { type: 'string', pattern: identifier },
+        description: { type: 'string', maxLength: 1024 },
+        params: { type: 'object', maxProperties: 256 },
+        needs: {
+          description: 'Ids of commands that must succeed before this one runs.',
+          type: 'array',
+          maxItems: 10_000,
+          items: { type: 'string', pattern: commandIdPattern },
+        },
+        node: { type: 'string', pattern: identifier },
+        timeout: schemaParts.duration,
+        retries: { type: 'integer', minimum: 0, maximum: 100 },
+      },
+    },
+  },
+};
+
+/**
+ * The schema for editors (`schemas/package.schema.json`): the package schema plus each action's
+ * params, selected by resource and action, so the YAML language server completes and checks
+ * params too. spin's own keywords are dropped from it.
+ */
+export function editorSchema(): JsonSchema {
+  const variants: JsonSchema[] = [];
+  for (const [resource, actions] of actionRegistry) {
+    for (const [action, spec] of actions) {
+      variants.push({
+        if: { properties: { resource: { const: resource }, action: { const: action } }, required: ['resource', 'action'] },
+        then: { properties: { params: stripSpinKeywords(spec.params) } },
+      });
+    }
+  }
+  const defs = packageSchema['$defs'] as Record<string, JsonSchema>;
+  return {
+    ...packageSchema,
+    $defs: { ...defs, command: { ...defs['command'], allOf: variants } },
+  };
+}
+
+function stripSpinKeywords(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(stripSpinKeywords);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key !== 'spinPath') out[key] = stripSpinKeywords(value);
+  }
+  return out;
+}
