@@ -2,6 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { execa } from 'execa';
 import { SpinError } from '../../core/errors.js';
+import { abortedError, throwIfAborted } from '../abort.js';
 import { asSpinError } from '../fs-util.js';
 
 /** The disk image formats spin makes and reads. */
@@ -44,15 +45,7 @@ export async function qemuImg(args: string[], signal: AbortSignal): Promise<stri
     if (/No space left on device/i.test(text)) {
       throw new SpinError('no_space', `No space left on the device: ${text}`, { retryable: true });
     }
-    if (result.isCanceled) {
-      throw new SpinError(
-        'cancelled',
-        'qemu-img was stopped: the command was cancelled or timed out.',
-        {
-          retryable: true,
-        },
-      );
-    }
+    if (result.isCanceled) throw abortedError(signal, 'qemu-img');
     throw new SpinError('action_failed', `qemu-img ${args[0] ?? ''} failed: ${text}`, {
       details: { exitCode: result.exitCode ?? null },
     });
@@ -118,7 +111,7 @@ export async function copySparse(
       const buffer = Buffer.alloc(chunkSize);
       const zero = Buffer.alloc(chunkSize);
       for (let position = 0; position < size;) {
-        signal.throwIfAborted();
+        throwIfAborted(signal, 'The copy');
         const { bytesRead } = await source.read(buffer, 0, chunkSize, position);
         if (bytesRead === 0) break;
         const chunk = buffer.subarray(0, bytesRead);
@@ -138,16 +131,7 @@ export async function copySparse(
       await target.close();
     }
   } catch (error) {
-    if (signal.aborted) {
-      throw new SpinError(
-        'cancelled',
-        'The copy was stopped: the command was cancelled or timed out.',
-        {
-          retryable: true,
-          cause: error,
-        },
-      );
-    }
+    if (signal.aborted) throw abortedError(signal, 'The copy');
     throw asSpinError(error, 'copying the image');
   } finally {
     await source.close();

@@ -1,0 +1,29 @@
+import { SpinError } from '../core/errors.js';
+
+/**
+ * The SpinError for an action stopped by its AbortSignal: `timeout` when the signal's reason is a
+ * TimeoutError (AbortSignal.timeout, or an executor deadline that aborts with one), `cancelled`
+ * otherwise. Both are retryable: doing the same thing again, given time, may succeed.
+ */
+export function abortedError(
+  signal: AbortSignal,
+  what: string,
+  details?: Record<string, unknown>,
+): SpinError {
+  const reason: unknown = signal.reason;
+  const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+  return new SpinError(
+    timedOut ? 'timeout' : 'cancelled',
+    `${what} was stopped: the command ${timedOut ? 'timed out' : 'was cancelled'}.`,
+    {
+      retryable: true,
+      ...(details === undefined ? {} : { details }),
+      ...(reason === undefined ? {} : { cause: reason }),
+    },
+  );
+}
+
+/** Throws `abortedError` when `signal` has aborted; the SpinError form of `throwIfAborted`. */
+export function throwIfAborted(signal: AbortSignal, what: string): void {
+  if (signal.aborted) throw abortedError(signal, what);
+}
