@@ -1,0 +1,172 @@
+import type { WireError } from '../core/errors.js';
+import type { CommandSpec } from '../core/package.js';
+
+/**
+ * The life of a command in the broker.
+ *
+ * ```
+ *   staged ──enqueue──▶ waiting ──needs succeeded──▶ ready ──lease──▶ running ──ack ok──▶ succeeded
+ *      │                   │                           ▲                 │
+ *      │                   │ a need failed             └─retry/expiry────┤ ack failed, no retry left
+ *      │                   ▼                                             ▼
+ *      └──cancel──▶ cancelled        skipped ◀──(transitively)───────  failed
+ * ```
+ *
+ * `waiting` commands are passed over by their queue and keep their place; a `ready` command whose
+ * `availableAt` lies in the future (retry backoff) holds the head of its queue.
+ */
+export type CommandState =
+  'staged' | 'waiting' | 'ready' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+
+/**
+ * The life of a package.
+ *
+ * ```
+ *   staged ──enqueue──▶ enqueued ──first lease──▶ running ──all done──▶ succeeded | failed
+ *      │                    └──────────┴──cancel──▶ cancelled
+ *      └──TTL──▶ expired (and removed)
+ * ```
+ */
+export type PackageState =
+  'staged' | 'enqueued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'expired';
+
+/** A command as it is added: the id may be left to the broker (`c1`, `c2`, … in add order). */
+export type CommandInput = Omit<CommandSpec, 'id'> & { id?: string };
+
+/** Identifies a queue: serial inside, parallel across. */
+export interface QueueKey {
+  node: string;
+  resource: string;
+}
+
+/** Identifies one delivery of one command; an ack or renew naming another attempt is stale. */
+export interface AttemptRef {
+  packageId: string;
+  commandId: string;
+  attemptId: string;
+}
+
+/** A command handed to one consumer until `leaseExpiresAt`, unless renewed. */
+export interface Lease extends AttemptRef {
+  spec: CommandSpec;
+  /** 1 for the first delivery, counting redeliveries after lease expiry and retries. */
+  attempt: number;
+  leaseExpiresAt: number;
+  /** Past this instant the broker counts the attempt as timed out, renewed or not. */
+  deadlineAt: number;
+}
+
+/** What a consumer reports when it is done with a lease. */
+export interface AckResult {
+  ok: boolean;
+  output?: unknown;
+  error?: WireError;
+  /** Whether running it again may succeed; false (bad params) fails the command at once. */
+  retryable?: boolean;
+}
+
+/** The state a command moved to on an accepted ack. */
+export interface AckOutcome {
+  state: CommandState;
+  /** When a retry becomes available (state `ready`). */
+  availableAt?: number;
+}
+
+/** Options of a lease request. */
+export interface LeaseOptions extends QueueKey {
+  /** How long the lease lasts before it must be renewed; the store's default otherwise. */
+  leaseMs?: number;
+  /** Who holds it, for status and the audit log. */
+  holder?: string;
+}
+
+/** One command's state as status reports it. */
+export interface CommandStatus {
+  id: string;
+  resource: string;
+  action: string;
+  node: string;
+  needs: string[];
+  state: CommandState;
+  /** Deliveries so far. */
+  attempt: number;
+  /** Why the command is in its state, for people: a skip names the failed command. */
+  reason?: string;
+  error?: WireError;
+  output?: unknown;
+  updatedAt: number;
+}
+
+/** A package with every command's state and every failure, not only the first. */
+export interface PackageStatus {
+  id: string;
+  name: string;
+  state: PackageState;
+  createdAt: number;
+  enqueuedAt?: number;
+  finishedAt?: number;
+  commands: CommandStatus[];
+  failures: { commandId: string; error: WireError }[];
+}
+
+/** Options of a new package. */
+export interface NewPackageOptions {
+  /** A label for people; the id is the broker's. */
+  name?: string;
+  /** How long a never-enqueued package lives. */
+  ttlMs?: number;
+}
+
+/**
+ * A state change, as the broker reports it to subscribers, the audit log and the CLI. Events are
+ * emitted after the change is durable, in commit order.
+ */
+export type BrokerEvent = CommandEvent | PackageEvent;
+
+/** A command moved from one state to another (`from` is absent when it was added). */
+export interface CommandEvent {
+  type: 'command';
+  at: number;
+  packageId: string;
+  commandId: string;
+  node: string;
+  resource: string;
+  from?: CommandState;
+  to: CommandState;
+  attempt: number;
+  attemptId?: string;
+  reason?: string;
+  error?: WireError;
+  output?: unknown;
+  /** The whole command, on the event that adds it, so the audit log can recreate the message. */
+  spec?: CommandSpec;
+}
+
+/** A package moved from one state to another (`from` is absent when it was created). */
+export interface PackageEvent {
+  type: 'package';
+  at: number;
+  packageId: string;
+  name: string;
+  from?: PackageState;
+  to: PackageState;
+}
+
+/** Receives broker events; must not throw. */
+export type BrokerListener = (event: BrokerEvent) => void;
+
+/** Command states after which nothing more happens to the command. */
+export const terminalCommandStates: ReadonlySet<CommandState> = new Set([
+  'succeeded',
+  'failed',
+  'skipped',
+  'cancelled',
+]);
+
+/** Package states after which nothing more happens to the package. */
+export const terminalPackageStates: ReadonlySet<PackageState> = new Set([
+  'succeeded',
+  'failed',
+  'cancelled',
+  'expired',
+]);

@@ -1,0 +1,96 @@
+import type {
+  AckOutcome,
+  AckResult,
+  AttemptRef,
+  BrokerListener,
+  CommandInput,
+  Lease,
+  LeaseOptions,
+  NewPackageOptions,
+  PackageState,
+  PackageStatus,
+} from './broker-types.js';
+
+/**
+ * The contract every queue store keeps: SQLite on one host today, NATS JetStream across hosts
+ * later. Both must pass `test/daemon/queue-store-conformance.ts`; the rules themselves live in
+ * `broker-semantics.ts` so that a second store computes the same states the same way.
+ *
+ * Rules a store guarantees (see DESIGN.md, "Broker semantics"):
+ * - `enqueue` moves all of a package's commands into their queues in one atomic step, in add
+ *   order; a second `enqueue` changes nothing. A package never enqueued expires after its TTL.
+ * - A queue is (node, resource). `lease` hands out the first `ready` command of the queue in
+ *   enqueue order, and nothing while another command of that queue is `running`; `waiting`
+ *   commands are passed over and keep their place.
+ * - Every lease has a fresh attempt id. `renew` and `ack` naming any other attempt, or a lease
+ *   that ran out, are refused with `stale_attempt` (a cancelled command: `cancelled`).
+ * - A failed attempt is retried with exponential backoff while retries are left and the error is
+ *   retryable; otherwise the command fails and every command needing it, transitively, is
+ *   `skipped` with a reason naming it.
+ * - Every state change is reported to subscribers after it is durable, in commit order.
+ * - An operation whose promise resolved is durable: it survives a crash of the process.
+ *
+ * Failures are SpinErrors: `not_found` (unknown package or command), `invalid_input` (duplicate
+ * ids, unknown needs, cycles), `state_conflict` (adding to an enqueued package), `stale_attempt`,
+ * `cancelled`.
+ */
+export interface QueueStore {
+  /** Creates an empty `staged` package and returns its id. */
+  createPackage(options?: NewPackageOptions): Promise<string>;
+  /** Adds commands to a staged package; returns their ids (generated where none was given). */
+  addCommands(packageId: string, commands: readonly CommandInput[]): Promise<string[]>;
+  /** Distributes a package's commands to their queues, atomically; idempotent. */
+  enqueue(packageId: string): Promise<PackageState>;
+  /** Cancels every unfinished command of the package; a running one's attempt is fenced off. */
+  cancel(packageId: string): Promise<PackageState>;
+  /** Leases the next command of a queue, or returns undefined when none may run now. */
+  lease(options: LeaseOptions): Promise<Lease | undefined>;
+  /** Extends a lease by `leaseMs` (the store's default otherwise); returns the new expiry. */
+  renew(ref: AttemptRef, leaseMs?: number): Promise<number>;
+  /**
+   * Settles an attempt. With `next`, also leases the next command of that queue in the same
+   * atomic step, so a consumer needs one round trip per command.
+   */
+  ack(ref: AttemptRef, result: AckResult, next?: LeaseOptions): Promise<AckReply>;
+  /** Applies time: expired leases, timed-out attempts and expired packages. */
+  sweep(): Promise<SweepReport>;
+  /**
+   * Makes every running command ready again, keeping its place: called by a broker that starts
+   * on a store another broker instance used, whose leases died with it.
+   */
+  recover(): Promise<number>;
+  /** Every command's state and every failure of a package. */
+  status(packageId: string): Promise<PackageStatus>;
+  /** The packages the store holds, newest first, without their commands. */
+  listPackages(limit?: number): Promise<PackageSummary[]>;
+  /** Calls `listener` with every event after it is durable; returns the unsubscribe function. */
+  subscribe(listener: BrokerListener): () => void;
+  /** Finishes pending work and releases the store. */
+  close(): Promise<void>;
+}
+
+/** The answer to an ack: what became of the command, and the next lease when one was asked for. */
+export interface AckReply {
+  outcome: AckOutcome;
+  next?: Lease;
+}
+
+/** What a sweep changed. */
+export interface SweepReport {
+  /** Leases that ran out and were made ready again. */
+  redelivered: number;
+  /** Attempts that passed their deadline and counted as failed (`timeout`). */
+  timedOut: number;
+  /** Packages removed because they were never enqueued within their TTL. */
+  expired: number;
+}
+
+/** A package without its commands. */
+export interface PackageSummary {
+  id: string;
+  name: string;
+  state: PackageState;
+  createdAt: number;
+  commands: number;
+  unfinished: number;
+}
