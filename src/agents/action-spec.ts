@@ -1,11 +1,13 @@
+import { pathPatterns } from './safe-path.js';
+
 /**
  * What an agent action publishes about itself before anything runs: its parameter schema (JSON
  * Schema, draft 2020-12, strict), the action that undoes it, and a line of help. The planner
  * validates every command's params against `params`; the executor later pairs each spec with
  * its implementation. Specs are plain data, so loading them costs no more than a literal.
  *
- * A string property may carry `spinPath: 'name' | 'relative'`; the planner then checks it as a
- * path a package may name (see safe-path.ts).
+ * A string property may carry the annotation `spinPath: 'name' | 'relative'` next to the pattern
+ * of that kind (see safe-path.ts); the planner then explains a mismatch in words.
  */
 export interface ActionSpec {
   resource: string;
@@ -34,14 +36,25 @@ export function defineAction(spec: {
     properties: spec.properties,
     required: spec.required,
   };
-  const base = { resource: spec.resource, action: spec.action, description: spec.description, params };
+  const base = {
+    resource: spec.resource,
+    action: spec.action,
+    description: spec.description,
+    params,
+  };
   return spec.inverse === undefined ? base : { ...base, inverse: spec.inverse };
 }
 
 /** Reusable property schemas shared by several agents. */
 export const schemaParts = {
-  name: { type: 'string', minLength: 1, maxLength: 255, spinPath: 'name' },
-  relativePath: { type: 'string', minLength: 1, maxLength: 1024, spinPath: 'relative' },
+  name: { type: 'string', minLength: 1, maxLength: 255, pattern: pathPatterns.name, spinPath: 'name' },
+  relativePath: {
+    type: 'string',
+    minLength: 1,
+    maxLength: 1024,
+    pattern: pathPatterns.relative,
+    spinPath: 'relative',
+  },
   duration: {
     type: ['string', 'integer'],
     pattern: '^[0-9]{1,9}(ms|s|m|h)$',

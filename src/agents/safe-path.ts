@@ -28,3 +28,12 @@ export function pathProblem(value: string, kind: PathKind): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The same rules as `pathProblem`, as JSON Schema patterns, so that compiled validators need no
+ * code of spin's. A property test keeps the two in agreement.
+ */
+export const pathPatterns: Record<PathKind, string> = {
+  name: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$',
+  relative: '^(?!/)(?!.*(?:^|/)\\.{0,2}(?:/|$))[^\\\\\\u0000-\\u001f\\u007f]+$',
+};

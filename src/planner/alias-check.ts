@@ -17,7 +17,13 @@ export function findAliasBomb(
   let found: { path: FieldPath; message: string } | undefined;
 
   // Iterative post-order walk: deep documents must not overflow the stack.
-  type Frame = { node: object; path: (string | number)[]; children: [string | number, unknown][]; next: number; size: number };
+  type Frame = {
+    node: object;
+    path: (string | number)[];
+    children: [string | number, unknown][];
+    next: number;
+    size: number;
+  };
   const frames: Frame[] = [];
   const enter = (node: object, path: (string | number)[]): void => {
     const children: [string | number, unknown][] = Array.isArray(node)
@@ -49,9 +55,15 @@ export function findAliasBomb(
       frame.size += added;
       expansion += added;
       if (aliases > limits.maxAliases) {
-        found = { path: [...frame.path, key], message: `more than ${String(limits.maxAliases)} aliases to collections` };
+        found = {
+          path: [...frame.path, key],
+          message: `more than ${String(limits.maxAliases)} aliases to collections`,
+        };
       } else if (expansion > limits.maxExpanded) {
-        found = { path: [...frame.path, key], message: `aliases expand the document past ${String(limits.maxExpanded)} nodes (an alias bomb)` };
+        found = {
+          path: [...frame.path, key],
+          message: `aliases expand the document past ${String(limits.maxExpanded)} nodes (an alias bomb)`,
+        };
       }
       continue;
     }

@@ -13,10 +13,12 @@ export interface GraphNode {
  */
 export function findCycles(nodes: readonly GraphNode[]): string[][] {
   const indexOf = new Map(nodes.map((n, i) => [n.id, i]));
-  const edges = nodes.map((n) => n.needs.flatMap((need) => {
-    const j = indexOf.get(need);
-    return j === undefined || need === n.id ? [] : [j];
-  }));
+  const edges = nodes.map((n) =>
+    n.needs.flatMap((need) => {
+      const j = indexOf.get(need);
+      return j === undefined || need === n.id ? [] : [j];
+    }),
+  );
 
   const order = new Array<number>(nodes.length).fill(-1);
   const low = new Array<number>(nodes.length).fill(0);
@@ -83,7 +85,12 @@ function cyclePath(component: number[], edges: number[][]): number[] {
       if (!members.has(w)) continue;
       if (w === start) {
         const path = [start];
-        for (let at: number | undefined = v; at !== undefined && at !== start; at = previous.get(at)) path.push(at);
+        for (
+          let at: number | undefined = v;
+          at !== undefined && at !== start;
+          at = previous.get(at)
+        )
+          path.push(at);
         path.push(start);
         return [path[0] ?? start, ...path.slice(1, -1).reverse(), start];
       }

@@ -24,7 +24,10 @@ export function fromJsonPointer(pointer: string, document: unknown): (string | n
       node = node[index];
     } else {
       steps.push(step);
-      node = node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[step] : undefined;
+      node =
+        node !== null && typeof node === 'object'
+          ? (node as Record<string, unknown>)[step]
+          : undefined;
     }
   }
   return steps;

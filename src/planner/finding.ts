@@ -11,4 +11,6 @@ export interface Finding {
   atKey: boolean;
   message: string;
   reason: DiagnosticReason;
+  /** Where the problem is, when the parser already knows (a duplicate key). */
+  offset?: number;
 }

@@ -9,7 +9,9 @@ export const packageSuffix = '.spin.yaml';
  * a directory for every `*.spin.yaml` below it, sorted by path so that runs are repeatable.
  * Paths that do not exist are returned in `missing`.
  */
-export async function expandInputs(paths: readonly string[]): Promise<{ files: string[]; missing: string[] }> {
+export async function expandInputs(
+  paths: readonly string[],
+): Promise<{ files: string[]; missing: string[] }> {
   const files: string[] = [];
   const missing: string[] = [];
   const seen = new Set<string>();
@@ -37,6 +39,11 @@ async function packagesBelow(dir: string): Promise<string[]> {
   return entries
     .filter((e) => e.isFile() && e.name.endsWith(packageSuffix))
     .map((e) => join(e.parentPath, e.name))
-    .filter((file) => !relative(dir, file).split('/').some((part) => part === 'node_modules' || part.startsWith('.')))
+    .filter(
+      (file) =>
+        !relative(dir, file)
+          .split('/')
+          .some((part) => part === 'node_modules' || part.startsWith('.')),
+    )
     .sort();
 }

@@ -7,7 +7,12 @@ import { LineIndex } from './line-index.js';
 import { checkPackageDocument } from './package-document.js';
 import type { PackageSpec } from '../core/package.js';
 import type { Validators } from './validators.js';
-import { collectDuplicateKeys, locate, positionRecorder, type PositionNode } from './yaml-positions.js';
+import {
+  collectDuplicateKeys,
+  locate,
+  positionRecorder,
+  type PositionNode,
+} from './yaml-positions.js';
 
 /** Limits that keep a hostile file from costing more than a fair one. */
 export interface LoadLimits {
@@ -47,24 +52,36 @@ export function loadPackageText(
     document = load(text, { filename: file });
   } catch (error) {
     if (!(error instanceof YAMLException)) throw error;
-    if (!error.reason.startsWith('duplicated mapping key')) return { diagnostics: [syntaxDiagnostic(file, error)] };
+    if (!error.reason.startsWith('duplicated mapping key'))
+      return { diagnostics: [syntaxDiagnostic(file, error)] };
     // Parse again allowing duplicates (the last one wins), to report all of them at once.
     const recorder = positionRecorder(text);
     document = load(text, { filename: file, json: true, listener: recorder.listener });
     positions = recorder.root();
+    const lines = new LineIndex(text);
     for (const dup of collectDuplicateKeys(positions)) {
       findings.push({
         path: [...dup.path, dup.key],
         atKey: true,
-        message: `duplicate key '${dup.key}' (first at line ${String(new LineIndex(text).position(dup.firstOffset).line)})`,
+        message: `duplicate key '${dup.key}' (first at line ${String(lines.position(dup.firstOffset).line)})`,
         reason: 'duplicate-key',
+        offset: dup.offset,
       });
     }
   }
 
   if (text.includes('*')) {
-    const bomb = findAliasBomb(document, { maxAliases: limits.maxAliases, maxExpanded: limits.maxAliasExpansion });
-    if (bomb !== undefined) findings.push({ path: bomb.path, atKey: false, message: bomb.message, reason: 'alias-limit' });
+    const bomb = findAliasBomb(document, {
+      maxAliases: limits.maxAliases,
+      maxExpanded: limits.maxAliasExpansion,
+    });
+    if (bomb !== undefined)
+      findings.push({
+        path: bomb.path,
+        atKey: false,
+        message: bomb.message,
+        reason: 'alias-limit',
+      });
   }
   if (findings.some((f) => f.reason === 'alias-limit')) {
     return { diagnostics: place(file, text, findings, positions) };
@@ -72,12 +89,18 @@ export function loadPackageText(
 
   const checked = checkPackageDocument(document, file, validators);
   findings.push(...checked.findings);
-  if (findings.length === 0 && checked.package !== undefined) return { package: checked.package, diagnostics: [] };
+  if (findings.length === 0 && checked.package !== undefined)
+    return { package: checked.package, diagnostics: [] };
   return { diagnostics: place(file, text, findings, positions) };
 }
 
 /** Gives findings their line and column, parsing with position events if not done yet. */
-function place(file: string, text: string, findings: Finding[], known: PositionNode | undefined): Diagnostic[] {
+function place(
+  file: string,
+  text: string,
+  findings: Finding[],
+  known: PositionNode | undefined,
+): Diagnostic[] {
   let root = known;
   if (root === undefined) {
     const recorder = positionRecorder(text);
@@ -87,7 +110,7 @@ function place(file: string, text: string, findings: Finding[], known: PositionN
   const lines = new LineIndex(text);
   return findings.map((f) => ({
     file,
-    ...lines.position(locate(root, f.path, f.atKey)),
+    ...lines.position(f.offset ?? locate(root, f.path, f.atKey)),
     path: formatFieldPath(f.path),
     message: f.message,
     reason: f.reason,
@@ -107,6 +130,10 @@ function syntaxDiagnostic(file: string, error: YAMLException): Diagnostic {
 }
 
 /** A diagnostic about the file as a whole (cannot be read, too large). */
-export function fileDiagnostic(file: string, reason: DiagnosticReason, message: string): Diagnostic {
+export function fileDiagnostic(
+  file: string,
+  reason: DiagnosticReason,
+  message: string,
+): Diagnostic {
   return { file, line: 1, column: 1, path: '', message, reason };
 }

@@ -3,7 +3,12 @@ import type { Diagnostic } from '../core/diagnostic.js';
 import { compareDiagnostics } from '../core/diagnostic.js';
 import type { PackageSpec } from '../core/package.js';
 import { expandInputs } from './input-files.js';
-import { defaultLoadLimits, fileDiagnostic, loadPackageText, type LoadLimits } from './load-package-file.js';
+import {
+  defaultLoadLimits,
+  fileDiagnostic,
+  loadPackageText,
+  type LoadLimits,
+} from './load-package-file.js';
 import { Validators } from './validators.js';
 import { LineIndex } from './line-index.js';
 
@@ -25,8 +30,10 @@ export async function loadPackages(
 ): Promise<LoadResult> {
   const effective = { ...defaultLoadLimits, ...limits };
   const { files, missing } = await expandInputs(paths);
-  const diagnostics: Diagnostic[] = missing.map((p) => fileDiagnostic(p, 'io', 'no such file or directory'));
-  const validators = new Validators();
+  const diagnostics: Diagnostic[] = missing.map((p) =>
+    fileDiagnostic(p, 'io', 'no such file or directory'),
+  );
+  const validators = Validators.load();
   const packages: PackageSpec[] = [];
   const owner = new Map<string, string>();
 
@@ -57,7 +64,11 @@ async function readCapped(file: string, maxBytes: number): Promise<string | Diag
   try {
     handle = await open(file, 'r');
   } catch (error) {
-    return fileDiagnostic(file, 'io', `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    return fileDiagnostic(
+      file,
+      'io',
+      `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
   }
   try {
     const { size } = await handle.stat();
@@ -70,7 +81,11 @@ async function readCapped(file: string, maxBytes: number): Promise<string | Diag
     }
     return await handle.readFile('utf8');
   } catch (error) {
-    return fileDiagnostic(file, 'io', `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    return fileDiagnostic(
+      file,
+      'io',
+      `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
   } finally {
     await handle.close();
   }

@@ -3,6 +3,7 @@ import { durationToMs } from '../core/duration.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
 import { packageDefaults } from '../core/package.js';
 import { findCycles } from './cycle-detection.js';
+import { topologicalOrder } from './topological-order.js';
 import type { Finding } from './finding.js';
 import { schemaFindings } from './schema-findings.js';
 import { didYouMean } from './suggest.js';
@@ -25,8 +26,10 @@ export function checkPackageDocument(
 
   const defaults = isObject(document['defaults']) ? document['defaults'] : {};
   const defaultTimeout = durationToMs(defaults['timeout']) ?? packageDefaults.timeoutMs;
-  const defaultRetries = typeof defaults['retries'] === 'number' ? defaults['retries'] : packageDefaults.retries;
-  const defaultNode = typeof defaults['node'] === 'string' ? defaults['node'] : packageDefaults.node;
+  const defaultRetries =
+    typeof defaults['retries'] === 'number' ? defaults['retries'] : packageDefaults.retries;
+  const defaultNode =
+    typeof defaults['node'] === 'string' ? defaults['node'] : packageDefaults.node;
 
   const entries = Object.entries(document['commands']);
   const ids = new Set(entries.map(([id]) => id));
@@ -36,12 +39,23 @@ export function checkPackageDocument(
     const at = ['commands', id];
     const resource = raw['resource'];
     const action = raw['action'];
-    const params = isObject(raw['params']) ? raw['params'] : raw['params'] === undefined ? {} : undefined;
-    const needs = Array.isArray(raw['needs']) ? raw['needs'].filter((n): n is string => typeof n === 'string') : [];
+    const params = isObject(raw['params'])
+      ? raw['params']
+      : raw['params'] === undefined
+        ? {}
+        : undefined;
+    const needs = Array.isArray(raw['needs'])
+      ? raw['needs'].filter((n): n is string => typeof n === 'string')
+      : [];
     findings.push(...actionFindings(resource, action, params, at, validators));
     needs.forEach((need, i) => {
       if (need === id) {
-        findings.push({ path: [...at, 'needs', i], atKey: false, message: `command '${id}' needs itself (cycle ${id} → ${id})`, reason: 'self-need' });
+        findings.push({
+          path: [...at, 'needs', i],
+          atKey: false,
+          message: `command '${id}' needs itself (cycle ${id} → ${id})`,
+          reason: 'self-need',
+        });
       } else if (!ids.has(need)) {
         findings.push({
           path: [...at, 'needs', i],
@@ -51,7 +65,8 @@ export function checkPackageDocument(
         });
       }
     });
-    if (typeof resource !== 'string' || typeof action !== 'string' || params === undefined) continue;
+    if (typeof resource !== 'string' || typeof action !== 'string' || params === undefined)
+      continue;
     commands.push({
       id,
       resource,
@@ -64,7 +79,9 @@ export function checkPackageDocument(
     });
   }
 
-  for (const cycle of findCycles(commands)) {
+  // Kahn's order places every command unless there is a cycle; only then look for the cycles.
+  const cycles = topologicalOrder(commands).length === commands.length ? [] : findCycles(commands);
+  for (const cycle of cycles) {
     const [first, second] = cycle;
     const from = commands.find((c) => c.id === first);
     const index = from?.needs.indexOf(second ?? '') ?? -1;
@@ -94,26 +111,30 @@ function actionFindings(
   const actions = actionRegistry.get(resource);
   if (actions === undefined) {
     const known = [...actionRegistry.keys()];
-    return [{
-      path: [...at, 'resource'],
-      atKey: false,
-      message: `unknown resource '${resource}'; known resources: ${known.join(', ')}${didYouMean(resource, known)}`,
-      reason: 'unknown-resource',
-    }];
+    return [
+      {
+        path: [...at, 'resource'],
+        atKey: false,
+        message: `unknown resource '${resource}'; known resources: ${known.join(', ')}${didYouMean(resource, known)}`,
+        reason: 'unknown-resource',
+      },
+    ];
   }
   const spec = actions.get(action);
   if (spec === undefined) {
     const known = [...actions.keys()];
-    return [{
-      path: [...at, 'action'],
-      atKey: false,
-      message: `unknown action '${action}' of resource ${resource}; known actions: ${known.join(', ')}${didYouMean(action, known)}`,
-      reason: 'unknown-action',
-    }];
+    return [
+      {
+        path: [...at, 'action'],
+        atKey: false,
+        message: `unknown action '${action}' of resource ${resource}; known actions: ${known.join(', ')}${didYouMean(action, known)}`,
+        reason: 'unknown-action',
+      },
+    ];
   }
   if (params === undefined) return [];
-  return schemaFindings(validators.validateParams(spec, params), params, [...at, 'params']).map((f) =>
-    f.reason === 'schema' ? { ...f, reason: 'params' } : f,
+  return schemaFindings(validators.validateParams(spec, params), params, [...at, 'params']).map(
+    (f) => (f.reason === 'schema' ? { ...f, reason: 'params' } : f),
   );
 }
 

@@ -50,7 +50,11 @@ export const packageSchema: JsonSchema = {
       additionalProperties: false,
       required: ['resource', 'action'],
       properties: {
-        resource: { type: 'string', pattern: identifier, description: 'The agent: storage, emulation, shell.' },
+        resource: {
+          type: 'string',
+          pattern: identifier,
+          description: 'The agent: storage, emulation, shell.',
+        },
         action: { type: 'string', pattern: identifier },
         description: { type: 'string', maxLength: 1024 },
         params: { type: 'object', maxProperties: 256 },
@@ -78,7 +82,10 @@ export function editorSchema(): JsonSchema {
   for (const [resource, actions] of actionRegistry) {
     for (const [action, spec] of actions) {
       variants.push({
-        if: { properties: { resource: { const: resource }, action: { const: action } }, required: ['resource', 'action'] },
+        if: {
+          properties: { resource: { const: resource }, action: { const: action } },
+          required: ['resource', 'action'],
+        },
         then: { properties: { params: stripSpinKeywords(spec.params) } },
       });
     }

@@ -3,6 +3,7 @@ import type { FieldPath } from './field-path.js';
 import { fromJsonPointer } from './field-path.js';
 import type { Finding } from './finding.js';
 import { didYouMean } from './suggest.js';
+import { pathProblem, type PathKind } from '../agents/safe-path.js';
 
 /**
  * Turns ajv's errors into findings that say what was expected, in the words of the schema:
@@ -32,11 +33,23 @@ export function schemaFindings(
 function describe(error: ErrorObject, at: FieldPath): Finding | undefined {
   const params = error.params as Record<string, unknown>;
   const schema = (error.parentSchema ?? {}) as Record<string, unknown>;
-  const value = (message: string): Finding => ({ path: at, atKey: false, message, reason: 'schema' });
+  const value = (message: string): Finding => ({
+    path: at,
+    atKey: false,
+    message,
+    reason: 'schema',
+  });
+  const pathKind = schema['spinPath'] as PathKind | undefined;
+  if (pathKind !== undefined && typeof error.data === 'string' && error.keyword !== 'type') {
+    const problem = pathProblem(error.data, pathKind) ?? `must be a safe ${pathKind === 'name' ? 'name' : 'relative path'}`;
+    return { path: at, atKey: false, message: problem, reason: 'unsafe-path' };
+  }
   switch (error.keyword) {
     case 'additionalProperties': {
       const field = String(params['additionalProperty']);
-      const known = Object.keys((schema['properties'] as Record<string, unknown> | undefined) ?? {});
+      const known = Object.keys(
+        (schema['properties'] as Record<string, unknown> | undefined) ?? {},
+      );
       const list = known.length > 0 ? `; expected one of: ${known.join(', ')}` : '';
       const hint = didYouMean(field, known);
       return {
@@ -69,7 +82,11 @@ function describe(error: ErrorObject, at: FieldPath): Finding | undefined {
     case 'pattern':
       return value(`must match ${String(params['pattern'])}`);
     case 'minLength':
-      return value(params['limit'] === 1 ? 'must not be empty' : `must be at least ${String(params['limit'])} characters`);
+      return value(
+        params['limit'] === 1
+          ? 'must not be empty'
+          : `must be at least ${String(params['limit'])} characters`,
+      );
     case 'maxLength':
       return value(`must be at most ${String(params['limit'])} characters`);
     case 'minItems':
@@ -82,8 +99,6 @@ function describe(error: ErrorObject, at: FieldPath): Finding | undefined {
       return value(`must have at most ${String(params['limit'])} entries`);
     case 'uniqueItems':
       return value('must not list the same item twice');
-    case 'spinPath':
-      return { path: at, atKey: false, message: error.message ?? 'is not a safe path', reason: 'unsafe-path' };
     case 'if':
     case 'allOf':
     case 'anyOf':
@@ -130,7 +145,8 @@ function describeType(type: string, schema: Record<string, unknown>): string {
 function range(schema: Record<string, unknown>): string {
   const min = schema['minimum'];
   const max = schema['maximum'];
-  if (typeof min === 'number' && typeof max === 'number') return ` from ${String(min)} to ${String(max)}`;
+  if (typeof min === 'number' && typeof max === 'number')
+    return ` from ${String(min)} to ${String(max)}`;
   if (typeof min === 'number') return ` >= ${String(min)}`;
   if (typeof max === 'number') return ` <= ${String(max)}`;
   return '';

@@ -15,7 +15,7 @@ export interface PositionNode {
   entries?: Map<string, { keyOffset: number; value: PositionNode }>;
   items?: PositionNode[];
   /** Keys seen again in this mapping after their first occurrence. */
-  duplicates?: { key: string; offset: number; firstOffset: number }[];
+  duplicates?: { key: string; offset: number; firstOffset: number; value: PositionNode }[];
 }
 
 /** A mapping key that appears twice in the same mapping, with the path of the mapping. */
@@ -30,9 +30,15 @@ export interface DuplicateKey {
 export function collectDuplicateKeys(root: PositionNode): DuplicateKey[] {
   const found: DuplicateKey[] = [];
   const walk = (node: PositionNode, path: (string | number)[]): void => {
-    for (const d of node.duplicates ?? []) found.push({ path, ...d });
+    for (const d of node.duplicates ?? []) {
+      found.push({ path, key: d.key, offset: d.offset, firstOffset: d.firstOffset });
+      walk(d.value, [...path, d.key]);
+    }
     if (node.entries) for (const [key, entry] of node.entries) walk(entry.value, [...path, key]);
-    if (node.items) node.items.forEach((item, i) => { walk(item, [...path, i]); });
+    if (node.items)
+      node.items.forEach((item, i) => {
+        walk(item, [...path, i]);
+      });
   };
   walk(root, []);
   return found.sort((a, b) => a.offset - b.offset);
@@ -95,9 +101,16 @@ function finish(frame: Frame, kind: string | null): PositionNode {
     const duplicates: NonNullable<PositionNode['duplicates']> = [];
     for (const { key, node } of frame.children) {
       if (key === undefined) continue;
+      // The last occurrence wins, as it does in the parsed document.
       const first = entries.get(key.name);
-      if (first === undefined) entries.set(key.name, { keyOffset: key.offset, value: node });
-      else duplicates.push({ key: key.name, offset: key.offset, firstOffset: first.keyOffset });
+      if (first !== undefined)
+        duplicates.push({
+          key: key.name,
+          offset: key.offset,
+          firstOffset: first.keyOffset,
+          value: first.value,
+        });
+      entries.set(key.name, { keyOffset: key.offset, value: node });
     }
     return duplicates.length > 0
       ? { offset: frame.offset, entries, duplicates }
@@ -155,7 +168,8 @@ function skipBlank(text: string, position: number): number {
     if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++;
     else if (c === 0x23) {
       while (i < text.length && text.charCodeAt(i) !== 0x0a) i++;
-    } else if (c === 0x2d && text.startsWith('---', i) && isBreakOrEnd(text.charCodeAt(i + 3))) i += 3;
+    } else if (c === 0x2d && text.startsWith('---', i) && isBreakOrEnd(text.charCodeAt(i + 3)))
+      i += 3;
     else if (c === 0x3a && isBreakOrEnd(text.charCodeAt(i + 1))) i++;
     else if (c === 0x2c) i++;
     else return i;
