@@ -12,7 +12,10 @@ import { loadPackages } from '../planner/load-packages.js';
 export async function loadOrThrow(paths: string[], maxBytes?: number): Promise<LoadResult> {
   const result = await loadPackages(paths, maxBytes === undefined ? {} : { maxBytes });
   if (result.diagnostics.length > 0) {
-    throw new SpinError('invalid_package', diagnosticsReport(result.diagnostics, result.files.length));
+    throw new SpinError(
+      'invalid_package',
+      diagnosticsReport(result.diagnostics, result.files.length),
+    );
   }
   if (result.packages.length === 0) {
     throw new SpinError('invalid_input', `no *.spin.yaml files found in ${paths.join(', ')}`);
@@ -24,7 +27,10 @@ export async function loadOrThrow(paths: string[], maxBytes?: number): Promise<L
 export function diagnosticsReport(diagnostics: readonly Diagnostic[], fileCount: number): string {
   const files = new Set(diagnostics.map((d) => d.file)).size;
   const lines = diagnostics.map(formatDiagnostic);
-  const problems = diagnostics.length === 1 ? '1 problem' : `${String(diagnostics.length)} problems`;
-  lines.push(`${problems} in ${String(files)} of ${String(Math.max(fileCount, files))} file${fileCount === 1 ? '' : 's'}`);
+  const problems =
+    diagnostics.length === 1 ? '1 problem' : `${String(diagnostics.length)} problems`;
+  lines.push(
+    `${problems} in ${String(files)} of ${String(Math.max(fileCount, files))} file${fileCount === 1 ? '' : 's'}`,
+  );
   return lines.join('\n');
 }

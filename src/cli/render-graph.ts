@@ -35,7 +35,11 @@ function groupByResource(order: CommandSpec[]): Map<string, CommandSpec[]> {
   return groups;
 }
 
-function renderText(pkg: PackageSpec, groups: Map<string, CommandSpec[]>, order: CommandSpec[]): string {
+function renderText(
+  pkg: PackageSpec,
+  groups: Map<string, CommandSpec[]>,
+  order: CommandSpec[],
+): string {
   const step = new Map(order.map((c, i) => [c.id, i + 1]));
   const width = String(order.length).length;
   const lines = [`package ${pkg.name} (${String(order.length)} commands, ${pkg.file})`];
@@ -54,21 +58,34 @@ function renderMermaid(groups: Map<string, CommandSpec[]>, order: CommandSpec[])
   const lines = ['flowchart TD'];
   for (const [resource, commands] of groups) {
     lines.push(`  subgraph ${resource}`);
-    for (const c of commands) lines.push(`    ${ids.get(c.id) ?? ''}["${mermaidText(c.id)}<br/><small>${c.action}</small>"]`);
+    for (const c of commands)
+      lines.push(
+        `    ${ids.get(c.id) ?? ''}["${mermaidText(c.id)}<br/><small>${c.action}</small>"]`,
+      );
     lines.push('  end');
   }
-  for (const c of order) for (const need of c.needs) lines.push(`  ${ids.get(need) ?? ''} --> ${ids.get(c.id) ?? ''}`);
+  for (const c of order)
+    for (const need of c.needs) lines.push(`  ${ids.get(need) ?? ''} --> ${ids.get(c.id) ?? ''}`);
   return lines.join('\n') + '\n';
 }
 
-function renderDot(pkg: PackageSpec, groups: Map<string, CommandSpec[]>, order: CommandSpec[]): string {
+function renderDot(
+  pkg: PackageSpec,
+  groups: Map<string, CommandSpec[]>,
+  order: CommandSpec[],
+): string {
   const lines = [`digraph ${JSON.stringify(pkg.name)} {`, '  rankdir=TB;', '  node [shape=box];'];
   for (const [resource, commands] of groups) {
-    lines.push(`  subgraph ${JSON.stringify(`cluster_${resource}`)} {`, `    label=${JSON.stringify(resource)};`);
-    for (const c of commands) lines.push(`    ${JSON.stringify(c.id)} [label=${JSON.stringify(`${c.id}\n${c.action}`)}];`);
+    lines.push(
+      `  subgraph ${JSON.stringify(`cluster_${resource}`)} {`,
+      `    label=${JSON.stringify(resource)};`,
+    );
+    for (const c of commands)
+      lines.push(`    ${JSON.stringify(c.id)} [label=${JSON.stringify(`${c.id}\n${c.action}`)}];`);
     lines.push('  }');
   }
-  for (const c of order) for (const need of c.needs) lines.push(`  ${JSON.stringify(need)} -> ${JSON.stringify(c.id)};`);
+  for (const c of order)
+    for (const need of c.needs) lines.push(`  ${JSON.stringify(need)} -> ${JSON.stringify(c.id)};`);
   lines.push('}');
   return lines.join('\n') + '\n';
 }

@@ -13,15 +13,27 @@ export default class Graph extends SpinCommand {
     '<%= config.bin %> graph examples/vm.spin.yaml --format mermaid > graph.md',
     '<%= config.bin %> graph examples/vm.spin.yaml --format dot | dot -Tsvg > graph.svg',
   ];
-  static override args = { path: Args.string({ description: 'a package file or directory', required: true }) };
+  static override args = {
+    path: Args.string({ description: 'a package file or directory', required: true }),
+  };
   static override flags = {
-    format: Flags.string({ char: 'f', options: ['text', 'mermaid', 'dot'], default: 'text', description: 'output format' }),
+    format: Flags.string({
+      char: 'f',
+      options: ['text', 'mermaid', 'dot'],
+      default: 'text',
+      description: 'output format',
+    }),
     ...packageFlags,
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Graph);
     const { packages } = await loadOrThrow([args.path], flags['max-bytes']);
-    this.log(packages.map((p) => renderGraph(p, flags.format as GraphFormat)).join('\n').trimEnd());
+    this.log(
+      packages
+        .map((p) => renderGraph(p, flags.format as GraphFormat))
+        .join('\n')
+        .trimEnd(),
+    );
   }
 }

@@ -8,14 +8,16 @@ import { loadPackages } from '../planner/load-packages.js';
 export default class Validate extends SpinCommand {
   static override summary = 'Check package files without running anything.';
   static override description =
-    'Loads each *.spin.yaml (files, or every one below a directory), checks it against the schema, the actions\' parameters and its dependency graph, and reports every problem with file:line:column. Exit 0 when valid, 2 when not.';
+    "Loads each *.spin.yaml (files, or every one below a directory), checks it against the schema, the actions' parameters and its dependency graph, and reports every problem with file:line:column. Exit 0 when valid, 2 when not.";
   static override examples = [
     '<%= config.bin %> validate vm.spin.yaml',
     '<%= config.bin %> validate packages/',
     '<%= config.bin %> validate a.spin.yaml b.spin.yaml --json',
   ];
   static override strict = false;
-  static override args = { paths: Args.string({ description: 'package files or directories', required: true }) };
+  static override args = {
+    paths: Args.string({ description: 'package files or directories', required: true }),
+  };
   static override flags = {
     json: Flags.boolean({ description: 'print the result as JSON on stdout' }),
     ...packageFlags,
@@ -27,14 +29,19 @@ export default class Validate extends SpinCommand {
     const result = await loadPackages(paths, { maxBytes: flags['max-bytes'] });
     const valid = result.diagnostics.length === 0 && result.packages.length > 0;
     if (flags.json) {
-      const packages = result.packages.map((p) => ({ name: p.name, file: p.file, commands: p.commands.length }));
+      const packages = result.packages.map((p) => ({
+        name: p.name,
+        file: p.file,
+        commands: p.commands.length,
+      }));
       this.log(JSON.stringify({ valid, packages, diagnostics: result.diagnostics }, null, 2));
     } else if (result.diagnostics.length > 0) {
       this.logToStderr(diagnosticsReport(result.diagnostics, result.files.length));
     } else if (result.packages.length === 0) {
       this.logToStderr(`error: no *.spin.yaml files found in ${paths.join(', ')}`);
     } else {
-      for (const p of result.packages) this.log(`ok  ${p.name} (${String(p.commands.length)} commands)  ${p.file}`);
+      for (const p of result.packages)
+        this.log(`ok  ${p.name} (${String(p.commands.length)} commands)  ${p.file}`);
     }
     if (!valid) this.exit(ExitCode.invalidInput);
   }
