@@ -52,6 +52,11 @@ export interface QueueStore {
    * atomic step, so a consumer needs one round trip per command.
    */
   ack(ref: AttemptRef, result: AckResult, next?: LeaseOptions): Promise<AckReply>;
+  /**
+   * Gives a lease back unfinished (a consumer shutting down or losing its connection): the command
+   * is ready again at once, in its place, and no retry is spent.
+   */
+  release(ref: AttemptRef): Promise<void>;
   /** Applies time: expired leases, timed-out attempts and expired packages. */
   sweep(): Promise<SweepReport>;
   /**

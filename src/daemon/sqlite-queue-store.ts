@@ -228,6 +228,16 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
+  release(ref: AttemptRef): Promise<void> {
+    return this.#write(() => {
+      const row = this.#currentAttempt(ref);
+      this.#setCommand(row, {
+        state: 'ready',
+        reason: 'released by its consumer; delivered again',
+      });
+    });
+  }
+
   sweep(): Promise<SweepReport> {
     return this.#write(() => {
       const report: SweepReport = { redelivered: 0, timedOut: 0, expired: 0 };

@@ -1,0 +1,154 @@
+import type { Socket } from 'node:net';
+import { SpinError, messageOf } from '../core/errors.js';
+import type { WireError } from '../core/errors.js';
+import type { QueueConsumer } from './broker.js';
+import type { AttemptRef, Lease } from './broker-types.js';
+import { parseAgentRequest } from './wire-validation.js';
+import type { AgentRequest } from './wire-validation.js';
+
+/** The longest line an agent may send (an ack with its output). */
+export const maxAgentLineBytes = 1024 * 1024;
+
+/**
+ * One agent's long-lived connection: newline-delimited JSON both ways, requests answered by id
+ * and possibly out of order (a lease may wait while a renew is answered). An ack with
+ * `next: true` is answered with the next lease, committed in the same transaction; acks of
+ * several connections arriving together share one commit (the store's group commit). Leases the
+ * connection still holds when it closes are released at once rather than left to expire.
+ */
+export class AgentSession {
+  readonly #socket: Socket;
+  readonly #consumer: QueueConsumer;
+  readonly #held = new Map<string, AttemptRef>();
+  readonly #abort = new AbortController();
+  #buffer = '';
+  #closed = false;
+
+  constructor(socket: Socket, consumer: QueueConsumer, head: Buffer) {
+    this.#socket = socket;
+    this.#consumer = consumer;
+    socket.setNoDelay(true);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.#receive(chunk);
+    });
+    socket.on('close', () => {
+      void this.#shutdown();
+    });
+    socket.on('error', () => {
+      // 'close' follows; the leases are released there.
+    });
+    if (head.length > 0) this.#receive(head.toString('utf8'));
+  }
+
+  /** Ends the connection, as on daemon shutdown. */
+  close(): Promise<void> {
+    this.#socket.end();
+    return this.#shutdown();
+  }
+
+  #receive(chunk: string): void {
+    this.#buffer += chunk;
+    let newline = this.#buffer.indexOf('\n');
+    while (newline >= 0) {
+      const line = this.#buffer.slice(0, newline);
+      this.#buffer = this.#buffer.slice(newline + 1);
+      if (line.trim() !== '') this.#handleLine(line);
+      newline = this.#buffer.indexOf('\n');
+    }
+    if (this.#buffer.length > maxAgentLineBytes) {
+      this.#send({
+        id: null,
+        ok: false,
+        error: { code: 'file_too_large', message: 'a request line is longer than 1 MiB' },
+      });
+      this.#socket.end();
+      this.#buffer = '';
+    }
+  }
+
+  #handleLine(line: string): void {
+    let request: AgentRequest;
+    let id: unknown = null;
+    try {
+      const value: unknown = JSON.parse(line);
+      id = (value as { id?: unknown } | null)?.id ?? null;
+      request = parseAgentRequest(value);
+    } catch (error) {
+      const message =
+        error instanceof SyntaxError ? `not JSON: ${error.message}` : messageOf(error);
+      const code = error instanceof SpinError ? error.code : 'invalid_input';
+      this.#send({ id, ok: false, error: { code, message } });
+      return;
+    }
+    this.#run(request).then(
+      (reply) => {
+        this.#send({ id: request.id, ok: true, ...reply });
+      },
+      (error: unknown) => {
+        this.#send({ id: request.id, ok: false, error: wireErrorOf(error) });
+      },
+    );
+  }
+
+  async #run(request: AgentRequest): Promise<Record<string, unknown>> {
+    switch (request.op) {
+      case 'lease': {
+        const lease = await this.#consumer.lease({
+          waitMs: request.waitMs,
+          signal: this.#abort.signal,
+        });
+        return { lease: this.#hold(lease) ?? null };
+      }
+      case 'renew':
+        return { leaseExpiresAt: await this.#consumer.renew(request.ref) };
+      case 'release':
+        this.#held.delete(keyOf(request.ref));
+        await this.#consumer.release(request.ref);
+        return {};
+      case 'ack': {
+        this.#held.delete(keyOf(request.ref));
+        const reply = await this.#consumer.ack(request.ref, request.result, {
+          next: request.next,
+        });
+        const next = this.#hold(reply.next);
+        return next === undefined ? { outcome: reply.outcome } : { outcome: reply.outcome, next };
+      }
+    }
+  }
+
+  #hold(lease: Lease | undefined): Lease | undefined {
+    if (lease === undefined) return undefined;
+    if (this.#closed) {
+      // The agent left while the lease was being granted: give it straight back.
+      this.#consumer.release(lease).catch(() => undefined);
+      return undefined;
+    }
+    this.#held.set(keyOf(lease), lease);
+    return lease;
+  }
+
+  #send(message: Record<string, unknown>): void {
+    if (!this.#closed && this.#socket.writable) this.#socket.write(JSON.stringify(message) + '\n');
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort();
+    const held = [...this.#held.values()];
+    this.#held.clear();
+    await Promise.all(held.map((ref) => this.#consumer.release(ref).catch(() => undefined)));
+    await this.#consumer.close();
+  }
+}
+
+function keyOf(ref: AttemptRef): string {
+  return `${ref.packageId}/${ref.commandId}/${ref.attemptId}`;
+}
+
+/** How a failure travels back to a client: its SpinError code, or `internal`. */
+export function wireErrorOf(error: unknown): WireError {
+  if (error instanceof SpinError) return error.toWire();
+  return { code: 'internal', message: `Internal error: ${messageOf(error)}` };
+}

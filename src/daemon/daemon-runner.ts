@@ -1,0 +1,96 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { brokerPaths } from './broker-paths.js';
+import type { BrokerPaths } from './broker-paths.js';
+import type { BrokerTimings } from './broker-semantics.js';
+import { DaemonServer } from './daemon-server.js';
+import { openOwnedBroker } from './embedded-broker.js';
+
+/** What the daemon reports about itself; `spin daemon run` renders these as log lines. */
+export type DaemonLogEntry =
+  | { type: 'listening'; pid: number; socket: string; tcpPort?: number }
+  | { type: 'stopping'; reason: string }
+  | { type: 'stopped' };
+
+/** Options of a daemon process. */
+export interface DaemonRunOptions {
+  home: string;
+  /** Also serve on loopback TCP (port 0: any free port), with the token of `spind.token`. */
+  tcp?: { host: string; port: number };
+  version?: string;
+  log?: (entry: DaemonLogEntry) => void;
+  timings?: Partial<BrokerTimings>;
+}
+
+/** A started daemon: `stop` ends it gracefully; `stopped` settles when it has ended. */
+export interface RunningDaemon {
+  paths: BrokerPaths;
+  server: DaemonServer;
+  stop(reason: string): Promise<void>;
+  stopped: Promise<void>;
+}
+
+/**
+ * Starts the daemon of `home` in this process: takes the broker lock (a second daemon fails
+ * with `daemon_running`, exit 3, naming the holder's pid), recovers the store, and serves the
+ * API on the socket (and TCP when asked). Signals are the caller's business: call `stop`.
+ */
+export async function startDaemon(options: DaemonRunOptions): Promise<RunningDaemon> {
+  const paths = brokerPaths(options.home);
+  const broker = await openOwnedBroker(
+    { home: options.home, ...(options.timings ? { timings: options.timings } : {}) },
+    'daemon',
+  );
+  let stopping: Promise<void> | undefined;
+  let resolveStopped: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    resolveStopped = resolve;
+  });
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      options.log?.({ type: 'stopping', reason });
+      await server.close();
+      await broker.close();
+      options.log?.({ type: 'stopped' });
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  const server = new DaemonServer({
+    broker,
+    paths,
+    ...(options.tcp ? { tcp: { ...options.tcp, token: daemonToken(paths) } } : {}),
+    ...(options.version ? { version: options.version } : {}),
+    onShutdownRequest: () => {
+      void stop('asked over the API');
+    },
+  });
+  try {
+    await server.listen();
+  } catch (error) {
+    await server.close();
+    await broker.close();
+    throw error;
+  }
+  const port = server.tcpPort;
+  options.log?.({
+    type: 'listening',
+    pid: process.pid,
+    socket: paths.socket,
+    ...(port === undefined ? {} : { tcpPort: port }),
+  });
+  return { paths, server, stop, stopped };
+}
+
+/** The bearer token of the TCP listener: `spind.token` (0600), created on first use. */
+export function daemonToken(paths: BrokerPaths): string {
+  try {
+    const token = readFileSync(paths.tokenFile, 'utf8').trim();
+    if (token.length >= 32) return token;
+  } catch {
+    // Not created yet.
+  }
+  const token = randomBytes(32).toString('base64url');
+  writeFileSync(paths.tokenFile, token + '\n', { mode: 0o600 });
+  return token;
+}

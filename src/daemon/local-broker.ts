@@ -1,0 +1,142 @@
+import type { Broker, ConsumerOptions, QueueConsumer } from './broker.js';
+import type {
+  AckResult,
+  AttemptRef,
+  BrokerListener,
+  CommandInput,
+  Lease,
+  NewPackageOptions,
+  PackageState,
+  PackageStatus,
+} from './broker-types.js';
+import type { AckReply, PackageSummary, QueueStore } from './queue-store.js';
+import { QueueWaiter } from './queue-waiter.js';
+
+/** Options of a broker running on a store in this process. */
+export interface LocalBrokerOptions {
+  store: QueueStore;
+  /** How often leases, deadlines and TTLs are applied; 0 turns the timer off (tests sweep). */
+  sweepIntervalMs?: number;
+  /** How often a waiting consumer looks again for a retry whose backoff ended. */
+  pollMs?: number;
+  /** Runs after the store is closed: releases the lock, closes the audit log. */
+  onClose?: () => Promise<void>;
+}
+
+/**
+ * The broker in this process, on a queue store: what the daemon serves over its socket and what
+ * the CLI runs embedded when no daemon answers. It adds to the store what only a running process
+ * can do: a sweep timer, consumers that wait for work, and event fan-out.
+ */
+export class LocalBroker implements Broker {
+  readonly kind = 'embedded' as const;
+  readonly store: QueueStore;
+  readonly #waiter: QueueWaiter;
+  readonly #timer: NodeJS.Timeout | undefined;
+  readonly #onClose: (() => Promise<void>) | undefined;
+  readonly #unsubscribe: () => void;
+  #closed = false;
+
+  constructor(options: LocalBrokerOptions) {
+    this.store = options.store;
+    this.#waiter = new QueueWaiter(options.pollMs);
+    this.#onClose = options.onClose;
+    this.#unsubscribe = this.store.subscribe((event) => {
+      this.#waiter.notify(event);
+    });
+    const every = options.sweepIntervalMs ?? 1_000;
+    this.#timer =
+      every > 0
+        ? setInterval(() => {
+            this.store.sweep().catch(() => undefined);
+          }, every).unref()
+        : undefined;
+  }
+
+  createPackage(options?: NewPackageOptions): Promise<string> {
+    return this.store.createPackage(options);
+  }
+  addCommands(packageId: string, commands: readonly CommandInput[]): Promise<string[]> {
+    return this.store.addCommands(packageId, commands);
+  }
+  enqueue(packageId: string): Promise<PackageState> {
+    return this.store.enqueue(packageId);
+  }
+  cancel(packageId: string): Promise<PackageState> {
+    return this.store.cancel(packageId);
+  }
+  status(packageId: string): Promise<PackageStatus> {
+    return this.store.status(packageId);
+  }
+  listPackages(limit?: number): Promise<PackageSummary[]> {
+    return this.store.listPackages(limit);
+  }
+
+  subscribe(listener: BrokerListener, filter: { packageId?: string } = {}): Promise<() => void> {
+    const { packageId } = filter;
+    return Promise.resolve(
+      this.store.subscribe(
+        packageId === undefined
+          ? listener
+          : (event) => {
+              if (event.packageId === packageId) listener(event);
+            },
+      ),
+    );
+  }
+
+  consumer(options: ConsumerOptions): Promise<QueueConsumer> {
+    return Promise.resolve(new LocalConsumer(this.store, this.#waiter, options));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#waiter.wakeAll();
+    this.#unsubscribe();
+    await this.store.close();
+    await this.#onClose?.();
+  }
+}
+
+/** A consumer in the broker's own process: direct calls, woken by store events. */
+class LocalConsumer implements QueueConsumer {
+  readonly #store: QueueStore;
+  readonly #waiter: QueueWaiter;
+  readonly #options: ConsumerOptions;
+
+  constructor(store: QueueStore, waiter: QueueWaiter, options: ConsumerOptions) {
+    this.#store = store;
+    this.#waiter = waiter;
+    this.#options = options;
+  }
+
+  async lease(options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<Lease | undefined> {
+    const until = Date.now() + (options.waitMs ?? 0);
+    for (;;) {
+      const generation = this.#waiter.generation(this.#options);
+      const lease = await this.#store.lease(this.#options);
+      if (lease !== undefined) return lease;
+      const left = until - Date.now();
+      if (left <= 0 || options.signal?.aborted === true) return undefined;
+      await this.#waiter.wait(this.#options, generation, left, options.signal);
+    }
+  }
+
+  renew(ref: AttemptRef): Promise<number> {
+    return this.#store.renew(ref, this.#options.leaseMs);
+  }
+
+  ack(ref: AttemptRef, result: AckResult, options: { next?: boolean } = {}): Promise<AckReply> {
+    return this.#store.ack(ref, result, options.next === true ? this.#options : undefined);
+  }
+
+  release(ref: AttemptRef): Promise<void> {
+    return this.#store.release(ref);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
