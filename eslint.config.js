@@ -1,5 +1,6 @@
 // @ts-check
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 const restrict = (patterns) => ({
@@ -17,7 +18,10 @@ export default tseslint.config(
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'bin/*.js', 'scripts/*.js', 'bench/*.js'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        projectService: { allowDefaultProject: ['*.js', 'bin/*.js', 'scripts/*.js', 'bench/*.js'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
     rules: {
       '@typescript-eslint/consistent-type-imports': 'error',
@@ -35,7 +39,10 @@ export default tseslint.config(
     rules: {
       ...restrict([
         ...cliOnly,
-        { group: ['**/planner/**', '**/daemon/**', '**/executor/**'], message: 'Agents sit below the planner, broker and executor.' },
+        {
+          group: ['**/planner/**', '**/daemon/**', '**/executor/**'],
+          message: 'Agents sit below the planner, broker and executor.',
+        },
       ]),
     },
   },
@@ -44,14 +51,23 @@ export default tseslint.config(
     rules: {
       ...restrict([
         ...cliOnly,
-        { group: ['**/planner/**', '**/daemon/**', '**/executor/**', '**/agents/**'], message: 'core sits below everything.' },
+        {
+          group: ['**/planner/**', '**/daemon/**', '**/executor/**', '**/agents/**'],
+          message: 'core sits below everything.',
+        },
       ]),
     },
   },
   {
     files: ['src/planner/**/*.ts'],
     rules: {
-      ...restrict([...cliOnly, { group: ['**/daemon/**', '**/executor/**'], message: 'The planner does not depend on the broker or executor.' }]),
+      ...restrict([
+        ...cliOnly,
+        {
+          group: ['**/daemon/**', '**/executor/**'],
+          message: 'The planner does not depend on the broker or executor.',
+        },
+      ]),
     },
   },
   {
@@ -72,5 +88,6 @@ export default tseslint.config(
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: { globals: globals.node },
   },
 );

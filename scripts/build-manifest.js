@@ -4,7 +4,15 @@ import { writeFileSync } from 'node:fs';
 import { Plugin } from '@oclif/core';
 
 const root = new URL('..', import.meta.url).pathname;
-const plugin = new Plugin({ root, type: 'core', ignoreManifest: true, errorOnManifestCreate: true });
+const plugin = new Plugin({
+  root,
+  type: 'core',
+  ignoreManifest: true,
+  errorOnManifestCreate: true,
+});
 await plugin.load();
-writeFileSync(new URL('../oclif.manifest.json', import.meta.url), JSON.stringify(plugin.manifest, null, 2) + '\n');
+writeFileSync(
+  new URL('../oclif.manifest.json', import.meta.url),
+  JSON.stringify(plugin.manifest, null, 2) + '\n',
+);
 console.log(`wrote oclif.manifest.json (${Object.keys(plugin.manifest.commands).length} commands)`);

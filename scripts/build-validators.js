@@ -18,6 +18,12 @@ for (const actions of actionRegistry.values()) {
     exports[key] = key;
   }
 }
-writeFileSync(new URL('../dist/planner/compiled-validators.cjs', import.meta.url), standaloneCode.default(ajv, exports));
-writeFileSync(new URL('../schemas/package.schema.json', import.meta.url), JSON.stringify(editorSchema(), null, 2) + '\n');
+writeFileSync(
+  new URL('../dist/planner/compiled-validators.cjs', import.meta.url),
+  standaloneCode.default(ajv, exports),
+);
+writeFileSync(
+  new URL('../schemas/package.schema.json', import.meta.url),
+  JSON.stringify(editorSchema(), null, 2) + '\n',
+);
 console.log(`compiled ${Object.keys(exports).length} validators`);

@@ -19,9 +19,9 @@ export function pathProblem(value: string, kind: PathKind): string | undefined {
   if (value.startsWith('/')) return 'must be relative, not an absolute path';
   if (value.length > maxPath) return `must be at most ${String(maxPath)} characters`;
   const parts = value.split('/');
+  if (parts.includes('..')) return "must not contain '..'";
   if (kind === 'name' && parts.length > 1) return "must be a single name, without '/'";
   for (const part of parts) {
-    if (part === '..') return "must not contain '..'";
     if (part === '.' || part === '') return "must not contain empty or '.' components";
     if (part.length > maxComponent)
       return `must have components of at most ${String(maxComponent)} characters`;

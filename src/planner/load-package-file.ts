@@ -5,6 +5,7 @@ import { formatFieldPath } from './field-path.js';
 import type { Finding } from './finding.js';
 import { LineIndex } from './line-index.js';
 import { checkPackageDocument } from './package-document.js';
+import { betterSyntaxPosition } from './syntax-error-position.js';
 import type { PackageSpec } from '../core/package.js';
 import type { Validators } from './validators.js';
 import {
@@ -53,10 +54,16 @@ export function loadPackageText(
   } catch (error) {
     if (!(error instanceof YAMLException)) throw error;
     if (!error.reason.startsWith('duplicated mapping key'))
-      return { diagnostics: [syntaxDiagnostic(file, error)] };
+      return { diagnostics: [syntaxDiagnostic(file, text, error)] };
     // Parse again allowing duplicates (the last one wins), to report all of them at once.
+    // A syntax error further on stops that parse too; it is then the one problem reported.
     const recorder = positionRecorder(text);
-    document = load(text, { filename: file, json: true, listener: recorder.listener });
+    try {
+      document = load(text, { filename: file, json: true, listener: recorder.listener });
+    } catch (later) {
+      if (!(later instanceof YAMLException)) throw later;
+      return { diagnostics: [syntaxDiagnostic(file, text, later)] };
+    }
     positions = recorder.root();
     const lines = new LineIndex(text);
     for (const dup of collectDuplicateKeys(positions)) {
@@ -117,14 +124,16 @@ function place(
   }));
 }
 
-function syntaxDiagnostic(file: string, error: YAMLException): Diagnostic {
+function syntaxDiagnostic(file: string, text: string, error: YAMLException): Diagnostic {
   const mark = error.mark as { line?: number; column?: number } | undefined;
+  const better = betterSyntaxPosition(text, error);
   return {
     file,
-    line: (mark?.line ?? 0) + 1,
-    column: (mark?.column ?? 0) + 1,
+    ...(better === undefined
+      ? { line: (mark?.line ?? 0) + 1, column: (mark?.column ?? 0) + 1 }
+      : new LineIndex(text).position(better.offset)),
     path: '',
-    message: `YAML syntax error: ${error.reason}`,
+    message: `YAML syntax error: ${better?.message ?? error.reason}`,
     reason: 'syntax',
   };
 }

@@ -41,7 +41,9 @@ function describe(error: ErrorObject, at: FieldPath): Finding | undefined {
   });
   const pathKind = schema['spinPath'] as PathKind | undefined;
   if (pathKind !== undefined && typeof error.data === 'string' && error.keyword !== 'type') {
-    const problem = pathProblem(error.data, pathKind) ?? `must be a safe ${pathKind === 'name' ? 'name' : 'relative path'}`;
+    const problem =
+      pathProblem(error.data, pathKind) ??
+      `must be a safe ${pathKind === 'name' ? 'name' : 'relative path'}`;
     return { path: at, atKey: false, message: problem, reason: 'unsafe-path' };
   }
   switch (error.keyword) {
@@ -90,11 +92,19 @@ function describe(error: ErrorObject, at: FieldPath): Finding | undefined {
     case 'maxLength':
       return value(`must be at most ${String(params['limit'])} characters`);
     case 'minItems':
-      return value(`must have at least ${String(params['limit'])} items`);
+      return value(
+        params['limit'] === 1
+          ? 'must not be empty'
+          : `must have at least ${String(params['limit'])} items`,
+      );
     case 'maxItems':
       return value(`must have at most ${String(params['limit'])} items`);
     case 'minProperties':
-      return value(`must have at least ${String(params['limit'])} entries`);
+      return value(
+        params['limit'] === 1
+          ? 'must not be empty'
+          : `must have at least ${String(params['limit'])} entries`,
+      );
     case 'maxProperties':
       return value(`must have at most ${String(params['limit'])} entries`);
     case 'uniqueItems':

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ActionSpec, JsonSchema } from '../agents/action-spec.js';
 import { packageSchema } from './package-schema.js';
 
@@ -29,7 +30,9 @@ export class Validators {
 
   static load(): Validators {
     try {
-      return new Validators(createRequire(import.meta.url)('./compiled-validators.cjs') as Compiled);
+      return new Validators(
+        createRequire(import.meta.url)('./compiled-validators.cjs') as Compiled,
+      );
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;
       return new Validators({});
@@ -60,10 +63,11 @@ export class Validators {
  * The one ajv configuration of spin, shared by the build's ahead-of-time compile and the
  * fallback: all errors at once, the failing schema and data kept for messages, strict schemas.
  */
-export function createAjv(options: { source?: boolean } = {}): import('ajv/dist/2020.js').Ajv2020 {
+export function createAjv(options: { source?: boolean } = {}): Ajv2020 {
+  // Loaded only when needed: the compiled validators make ajv's compiler unnecessary.
   const require = createRequire(import.meta.url);
-  const { Ajv2020 } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
-  const ajv = new Ajv2020({
+  const { Ajv2020: Ajv } = require('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 };
+  const ajv = new Ajv({
     allErrors: true,
     strict: true,
     verbose: true,

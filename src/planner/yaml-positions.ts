@@ -67,13 +67,16 @@ export function positionRecorder(text: string): {
     const frame = stack.pop();
     const parent = stack[stack.length - 1];
     if (frame === undefined || parent === undefined) return;
-    const node = finish(frame, state.kind);
+    const kind = state.kind as string | null; // null when no node was composed
+    const node = finish(frame, kind);
     const key = parent.pendingKey;
     if (key !== undefined) {
-      // An empty value (`key:` and nothing) is reported where its key is.
-      parent.children.push({ node: state.kind === null ? { offset: key.offset } : node, key });
+      // An empty value (`key:` and nothing) is reported where its key is. An alias has no kind
+      // either, but it is there to point at.
+      const empty = kind === null && text.charCodeAt(frame.offset) !== 0x2a;
+      parent.children.push({ node: empty ? { offset: key.offset } : node, key });
       parent.pendingKey = undefined;
-    } else if (state.kind === 'scalar' && isFollowedByColon(text, state.position)) {
+    } else if (kind === 'scalar' && isFollowedByColon(text, state.position)) {
       parent.pendingKey = { name: String(state.result), offset: frame.offset };
     } else {
       parent.children.push({ node });
