@@ -1,0 +1,40 @@
+import { Flags } from '@oclif/core';
+import { SpinCommand } from '../../cli/spin-command.js';
+import { spinHome } from '../../core/spin-home.js';
+import { connectDaemon } from '../../daemon/open-broker.js';
+
+/** `spin daemon status`: whether the daemon runs, and what it holds. */
+export default class DaemonStatus extends SpinCommand {
+  static override description =
+    'Show whether the broker daemon runs (pid, socket, uptime) and its unfinished packages. Exits 0 when it runs, 4 when it does not answer.';
+  static override examples = [
+    '<%= config.bin %> daemon status',
+    '<%= config.bin %> daemon status --json',
+  ];
+  static override flags = { json: Flags.boolean({ description: 'print the status as JSON' }) };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(DaemonStatus);
+    const client = await connectDaemon(spinHome());
+    try {
+      const health = await client.health();
+      const packages = (await client.listPackages(1000)).filter((p) => p.unfinished > 0);
+      if (flags.json) {
+        this.log(
+          JSON.stringify({ running: true, ...health, unfinishedPackages: packages }, null, 2),
+        );
+        return;
+      }
+      const uptime = Math.round((Date.now() - health.startedAt) / 1000);
+      this.log(
+        `spin daemon running: pid ${String(health.pid)}, up ${String(uptime)}s, home ${health.home}`,
+      );
+      for (const p of packages)
+        this.log(
+          `  ${p.id} (${p.name}) ${p.state}: ${String(p.unfinished)}/${String(p.commands)} unfinished`,
+        );
+    } finally {
+      await client.close();
+    }
+  }
+}
