@@ -42,10 +42,13 @@ export interface FileResult {
  */
 export function loadPackageText(
   file: string,
-  text: string,
+  source: string,
   validators: Validators,
   limits: LoadLimits = defaultLoadLimits,
 ): FileResult {
+  // js-yaml drops a byte-order mark before parsing; drop it here too, or every offset it
+  // reports would be one short of the text's and no position could be found.
+  const text = source.charCodeAt(0) === 0xfeff ? source.slice(1) : source;
   let document: unknown;
   let positions: PositionNode | undefined;
   const findings: Finding[] = [];
@@ -77,6 +80,13 @@ export function loadPackageText(
     }
   }
 
+  if (document === undefined || document === null)
+    return {
+      diagnostics: [
+        fileDiagnostic(file, 'schema', "no package here: the file has no 'package' or 'commands'"),
+      ],
+    };
+
   if (text.includes('*')) {
     const bomb = findAliasBomb(document, {
       maxAliases: limits.maxAliases,
@@ -91,6 +101,15 @@ export function loadPackageText(
       });
   }
   if (findings.some((f) => f.reason === 'alias-limit')) {
+    return { diagnostics: place(file, text, findings, positions) };
+  }
+  if (typeof document !== 'object' || Array.isArray(document)) {
+    findings.push({
+      path: [],
+      atKey: false,
+      message: `must be a package: a mapping with 'package' and 'commands', not ${Array.isArray(document) ? 'a list' : 'a single value'}`,
+      reason: 'schema',
+    });
     return { diagnostics: place(file, text, findings, positions) };
   }
 

@@ -7,17 +7,15 @@ import { LineIndex } from './line-index.js';
  * tag after its name, a second document at 1:1, a missing `}` wherever the parser gave up. This
  * runs only for a file that failed to parse: it parses once more, tracking the nodes that were
  * open when the error was thrown, and points at the one the error is about. Returns undefined
- * when js-yaml's mark is the best there is.
+ * when js-yaml's mark is the best there is. `text` must not start with a byte-order mark.
  */
 export function betterSyntaxPosition(
   text: string,
   error: YAMLException,
 ): { offset: number; message?: string } | undefined {
   const reason = error.reason;
-  // js-yaml drops a byte-order mark before parsing; its offsets are one short of the text's.
-  const shift = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   if (reason.startsWith('expected a single document')) {
-    const second = secondDocumentOffset(text, shift);
+    const second = secondDocumentOffset(text);
     return second === undefined
       ? undefined
       : { offset: second, message: 'a package is one YAML document, but a second one starts here' };
@@ -25,7 +23,7 @@ export function betterSyntaxPosition(
   const open = openNodesAtError(text);
   const innermost = (accept: (c: string) => boolean, skipTag = true): number | undefined => {
     for (let i = open.length - 1; i >= 0; i--) {
-      const at = skipProperties(text, (open[i] ?? 0) + shift, skipTag);
+      const at = skipProperties(text, open[i] ?? 0, skipTag);
       if (accept(text.charAt(at))) return at;
     }
     return undefined;
@@ -53,7 +51,7 @@ export function betterSyntaxPosition(
     if (at === undefined) return undefined;
     const { line, column } = new LineIndex(text).position(at);
     return {
-      offset: offsetOf(text, error) + shift,
+      offset: offsetOf(text, error),
       message: `${reason} (in the '${text.charAt(at)}' at line ${String(line)}, column ${String(column)}; is a '${text.charAt(at) === '{' ? '}' : ']'}' missing?)`,
     };
   }
@@ -78,7 +76,7 @@ function openNodesAtError(text: string): number[] {
 }
 
 /** The offset of the `---` that starts the second document, or of its first node. */
-function secondDocumentOffset(text: string, shift: number): number | undefined {
+function secondDocumentOffset(text: string): number | undefined {
   let depth = 0;
   const starts: number[] = [];
   try {
@@ -94,9 +92,8 @@ function secondDocumentOffset(text: string, shift: number): number | undefined {
   } catch {
     return undefined;
   }
-  const start = starts[1];
-  if (start === undefined) return undefined;
-  const second = start + shift;
+  const second = starts[1];
+  if (second === undefined) return undefined;
   const marker = text.lastIndexOf('\n---', second);
   return marker === -1 ? skipSpace(text, second) : marker + 1;
 }
