@@ -47,9 +47,9 @@ export interface ActionResult {
  */
 export interface AgentAction {
   spec: ActionSpec;
-  run(params: Record<string, unknown>, ctx: ActionContext): Promise<ActionResult>;
-  observe?(params: Record<string, unknown>, ctx: ActionContext): Promise<Observation>;
-  inverseParams?(params: Record<string, unknown>): Record<string, unknown>;
+  run: (params: Record<string, unknown>, ctx: ActionContext) => Promise<ActionResult>;
+  observe?: (params: Record<string, unknown>, ctx: ActionContext) => Promise<Observation>;
+  inverseParams?: (params: Record<string, unknown>) => Record<string, unknown>;
 }
 
 /** An agent: the one resource it owns and its actions, keyed by action name. */

@@ -1,0 +1,26 @@
+import type { Agent } from './agent.js';
+import type { AccelChoice } from './emulation/accel.js';
+import { emulationAgent } from './emulation/emulation-agent.js';
+import { shellAgent } from './shell/shell-agent.js';
+import { storageAgent } from './storage/storage-agent.js';
+
+/** What the host allows the built-in agents to do. */
+export interface BuiltinAgentOptions {
+  /** Whether shell commands may run (`spin daemon start --allow-shell`). */
+  allowShell: boolean;
+  /** qemu accelerator: `auto` (default) uses KVM only where it really works. */
+  accel?: AccelChoice;
+}
+
+/**
+ * Every built-in agent, keyed by resource. Kept apart from registry.ts: loading specs for the
+ * planner must not import execa or qemu code, and only the executor calls this.
+ */
+export function builtinAgents(options: BuiltinAgentOptions): ReadonlyMap<string, Agent> {
+  const agents = [
+    storageAgent(),
+    emulationAgent(options.accel === undefined ? {} : { accel: options.accel }),
+    shellAgent({ allowShell: options.allowShell }),
+  ];
+  return new Map(agents.map((agent) => [agent.resource, agent]));
+}

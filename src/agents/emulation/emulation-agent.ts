@@ -1,0 +1,219 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { durationToMs, formatDuration } from '../../core/duration.js';
+import { SpinError } from '../../core/errors.js';
+import type { ActionContext, Agent, AgentAction, Observation } from '../agent.js';
+import type { ActionSpec } from '../action-spec.js';
+import { confinePath } from '../confined-path.js';
+import { writeFileAtomic } from '../fs-util.js';
+import { objectParam, optionalStringParam, type Params } from '../params.js';
+import type { AccelChoice } from './accel.js';
+import { emulationSpecs } from './specs.js';
+import {
+  parseVmConfig,
+  readVmConfig,
+  serializeVmConfig,
+  vmIdOf,
+  vmPaths,
+  type VmConfig,
+  type VmPaths,
+} from './vm-config.js';
+import { inspectVm, launchVm, stopVm, type StopStep } from './vm-lifecycle.js';
+import { consoleTail, isOurQemu, readPid, waitForConsole } from './vm-process.js';
+
+/** How the emulation agent runs qemu. */
+export interface EmulationAgentOptions {
+  /** `auto` (default) probes whether KVM really works; `tcg` or `kvm` force one. */
+  accel?: AccelChoice;
+}
+
+const defaultStopMs = 30_000;
+const defaultReadyMs = 120_000;
+
+function specOf(action: string): ActionSpec {
+  const spec = emulationSpecs.find((s) => s.action === action);
+  if (spec === undefined) throw new Error(`Internal error: no emulation spec '${action}'`);
+  return spec;
+}
+
+function durationParam(params: Params, field: string, fallback: number): number {
+  if (params[field] === undefined) return fallback;
+  const ms = durationToMs(params[field]);
+  if (ms === undefined)
+    throw new SpinError('invalid_input', `Parameter '${field}' must be a duration.`);
+  return ms;
+}
+
+async function pathsOf(params: Params, ctx: ActionContext): Promise<VmPaths> {
+  return vmPaths(ctx, vmIdOf(params));
+}
+
+async function requireConfig(paths: VmPaths): Promise<VmConfig> {
+  const config = await readVmConfig(paths);
+  if (config === undefined) {
+    throw new SpinError('not_found', `VM ${paths.id} has no config.`, {
+      suggestions: ['Write it first with emulation write_config.'],
+    });
+  }
+  return config;
+}
+
+async function observeRun(params: Params, ctx: ActionContext): Promise<Observation> {
+  const status = await inspectVm(await pathsOf(params, ctx), ctx.signal);
+  return { present: status.state === 'running', details: { ...status } };
+}
+
+async function observeConfig(params: Params, ctx: ActionContext): Promise<Observation> {
+  const paths = await pathsOf(params, ctx);
+  const stored = await readVmConfig(paths);
+  if (stored === undefined) return { present: false, details: {} };
+  const details: Record<string, unknown> = { name: stored.name };
+  if (params['vm'] !== undefined) {
+    details['matches'] =
+      serializeVmConfig(stored) === serializeVmConfig(parseVmConfig(params['vm']));
+  }
+  return { present: true, details };
+}
+
+/** Confines every file the config names, so a bad path fails at write time, not at start. */
+async function checkConfigPaths(ctx: ActionContext, config: VmConfig): Promise<void> {
+  for (const image of config.images)
+    await confinePath(ctx.roots.images, `${image.volume}/${image.path}`, 'relative');
+  if (config.kernel !== undefined) await confinePath(ctx.roots.images, config.kernel, 'relative');
+  if (config.initrd !== undefined) await confinePath(ctx.roots.images, config.initrd, 'relative');
+}
+
+async function running(paths: VmPaths): Promise<boolean> {
+  const pid = await readPid(paths.pid);
+  return pid !== undefined && (await isOurQemu(pid, paths.pid));
+}
+
+const writeConfig: AgentAction = {
+  spec: specOf('write_config'),
+  async run(params, ctx) {
+    const paths = await pathsOf(params, ctx);
+    const config = parseVmConfig(objectParam(params, 'vm'));
+    await checkConfigPaths(ctx, config);
+    const text = serializeVmConfig(config);
+    const stored = await readVmConfig(paths).catch(() => undefined);
+    if (stored !== undefined && serializeVmConfig(stored) === text) {
+      return { output: `config of vm ${paths.id} unchanged` };
+    }
+    await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(paths.config, text);
+    const note = (await running(paths)) ? '; takes effect at the next start' : '';
+    return {
+      output: `config of vm ${paths.id} ${stored === undefined ? 'written' : 'updated'}${note}`,
+    };
+  },
+  observe: observeConfig,
+  inverseParams: (params) => ({ id: params['id'] }),
+};
+
+const removeConfig: AgentAction = {
+  spec: specOf('remove_config'),
+  async run(params, ctx) {
+    const paths = await pathsOf(params, ctx);
+    if (await running(paths)) {
+      throw new SpinError('action_failed', `VM ${paths.id} is running; its config is kept.`, {
+        details: { reason: 'running' },
+        suggestions: ['Stop it first with emulation stop.'],
+      });
+    }
+    const dir = await confinePath(ctx.roots.vms, paths.id, 'name');
+    if (dir.kind === 'missing') return { output: `config of vm ${paths.id} absent` };
+    await rm(paths.dir, { recursive: true });
+    return { output: `config of vm ${paths.id} removed` };
+  },
+  observe: observeConfig,
+};
+
+function readyPattern(params: Params): RegExp | undefined {
+  const source = optionalStringParam(params, 'ready_when');
+  if (source === undefined) return undefined;
+  try {
+    return new RegExp(source, 'm');
+  } catch (error) {
+    throw new SpinError(
+      'invalid_input',
+      `ready_when is not a valid regular expression: ${source}`,
+      { cause: error },
+    );
+  }
+}
+
+function startAction(options: EmulationAgentOptions): AgentAction {
+  return {
+    spec: specOf('start'),
+    async run(params, ctx) {
+      const paths = await pathsOf(params, ctx);
+      const config = await requireConfig(paths);
+      const pattern = readyPattern(params);
+      const started = Date.now();
+      let output: string;
+      if (await running(paths)) {
+        output = `vm ${paths.id} already running`;
+      } else {
+        const { pid, accel } = await launchVm(ctx, paths, config, options.accel ?? 'auto');
+        output = `vm ${paths.id} started (pid ${String(pid)}, ${accel})`;
+      }
+      if (pattern !== undefined) {
+        const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
+        ctx.progress(`waiting for the console to match /${pattern.source}/`);
+        const outcome = await waitForConsole(paths.console, pattern, {
+          timeoutMs,
+          signal: ctx.signal,
+          alive: () => running(paths),
+        });
+        if (outcome !== 'matched') {
+          const tail = await consoleTail(paths.console);
+          throw new SpinError(
+            outcome === 'timeout' ? 'timeout' : 'action_failed',
+            outcome === 'timeout'
+              ? `VM ${paths.id} is running, but its console did not match ready_when within ${formatDuration(timeoutMs)}.`
+              : `VM ${paths.id} exited before its console matched ready_when.`,
+            { retryable: outcome === 'timeout', details: { console: tail } },
+          );
+        }
+        output += `; ready after ${formatDuration(Date.now() - started)}`;
+      }
+      return { output, observed: await observeRun(params, ctx) };
+    },
+    observe: observeRun,
+    inverseParams: (params) => ({ id: params['id'] }),
+  };
+}
+
+const stopOutput: Record<StopStep, string> = {
+  'already-stopped': 'already stopped',
+  powerdown: 'stopped by ACPI powerdown',
+  quit: 'stopped by QMP quit after the powerdown timed out',
+  sigkill: 'stopped by SIGKILL after powerdown and quit failed',
+};
+
+const stop: AgentAction = {
+  spec: specOf('stop'),
+  async run(params, ctx) {
+    const paths = await pathsOf(params, ctx);
+    const timeoutMs = durationParam(params, 'timeout', defaultStopMs);
+    const started = Date.now();
+    const step = await stopVm(paths, timeoutMs, ctx);
+    await rm(paths.pid, { force: true });
+    await rm(paths.qmp, { force: true });
+    const took = step === 'already-stopped' ? '' : ` in ${formatDuration(Date.now() - started)}`;
+    return {
+      output: `vm ${paths.id} ${stopOutput[step]}${took}`,
+      observed: { present: false, details: { step } },
+    };
+  },
+  observe: observeRun,
+};
+
+/**
+ * The emulation agent (qemu): write_config and remove_config keep `$SPIN_HOME/vms/<id>/config.json`;
+ * start runs a detached qemu with a QMP socket, pid file and serial console log in that directory;
+ * stop escalates from ACPI powerdown to QMP quit to SIGKILL. All four are idempotent.
+ */
+export function emulationAgent(options: EmulationAgentOptions = {}): Agent {
+  const actions = [writeConfig, removeConfig, startAction(options), stop];
+  return { resource: 'emulation', actions: new Map(actions.map((a) => [a.spec.action, a])) };
+}

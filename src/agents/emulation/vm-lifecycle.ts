@@ -1,0 +1,192 @@
+import { rm } from 'node:fs/promises';
+import { execa } from 'execa';
+import { SpinError } from '../../core/errors.js';
+import { abortedError } from '../abort.js';
+import type { ActionContext } from '../agent.js';
+import { confinePath } from '../confined-path.js';
+import { detectFormat } from '../storage/image-file.js';
+import { resolveAccel, type AccelChoice } from './accel.js';
+import { buildQemuArgv, type Accel, type QemuLaunch, type ResolvedDrive } from './qemu-argv.js';
+import { QmpClient } from './qmp-client.js';
+import type { VmConfig, VmPaths } from './vm-config.js';
+import { consoleTail, isOurQemu, readPid, waitForExit } from './vm-process.js';
+
+/**
+ * The run state of a VM as spin sees it:
+ *
+ *   stopped ──start──▶ running ──stop (powerdown │ quit │ SIGKILL)──▶ stopped
+ *
+ * `running` needs all three: the pid file names a live process, that process is our qemu (its
+ * command line holds our pid file), and QMP answers `query-status`.
+ */
+export type VmRunState = 'stopped' | 'running';
+
+/** What `inspectVm` saw. */
+export interface VmStatus {
+  state: VmRunState;
+  pid?: number;
+  /** QMP's `query-status` status (`running`, `paused`, `shutdown`, …). */
+  status?: string;
+}
+
+/** The step of `stopVm` that ended the VM. */
+export type StopStep = 'already-stopped' | 'powerdown' | 'quit' | 'sigkill';
+
+const qmpTimeoutMs = 10_000;
+const quitWaitMs = 5000;
+
+/** Looks at a VM: pid alive and ours, and QMP's status. */
+export async function inspectVm(paths: VmPaths, signal: AbortSignal): Promise<VmStatus> {
+  const pid = await readPid(paths.pid);
+  if (pid === undefined || !(await isOurQemu(pid, paths.pid))) return { state: 'stopped' };
+  try {
+    const qmp = await QmpClient.connect(paths.qmp, { timeoutMs: 3000, signal });
+    try {
+      const reply = (await qmp.execute('query-status')) as { status?: unknown };
+      return {
+        state: 'running',
+        pid,
+        status: typeof reply.status === 'string' ? reply.status : 'unknown',
+      };
+    } finally {
+      qmp.close();
+    }
+  } catch {
+    return { state: 'stopped', pid, status: 'qmp-unreachable' };
+  }
+}
+
+async function resolveFile(ctx: ActionContext, relative: string, what: string): Promise<string> {
+  const file = await confinePath(ctx.roots.images, relative, 'relative');
+  if (file.kind !== 'file') {
+    throw new SpinError(
+      'not_found',
+      `The ${what} '${relative}' does not exist under the images root.`,
+    );
+  }
+  return file.path;
+}
+
+/** Confines and checks every file a config names; resolved drives carry their detected format. */
+export async function resolveLaunchFiles(
+  ctx: ActionContext,
+  config: VmConfig,
+): Promise<Pick<QemuLaunch, 'drives' | 'kernel' | 'initrd'>> {
+  const drives: ResolvedDrive[] = [];
+  for (const image of config.images) {
+    const file = await resolveFile(ctx, `${image.volume}/${image.path}`, 'image');
+    drives.push({ file, format: await detectFormat(file), cdrom: image.cdrom });
+  }
+  const kernel =
+    config.kernel === undefined ? undefined : await resolveFile(ctx, config.kernel, 'kernel');
+  const initrd =
+    config.initrd === undefined ? undefined : await resolveFile(ctx, config.initrd, 'initrd');
+  return {
+    drives,
+    ...(kernel === undefined ? {} : { kernel }),
+    ...(initrd === undefined ? {} : { initrd }),
+  };
+}
+
+/**
+ * Starts qemu detached (`-daemonize`: qemu returns once the VM is set up, and the VM outlives this
+ * process), then checks that QMP answers. Returns the pid and accelerator.
+ */
+export async function launchVm(
+  ctx: ActionContext,
+  paths: VmPaths,
+  config: VmConfig,
+  accelChoice: AccelChoice,
+): Promise<{ pid: number; accel: Accel }> {
+  const files = await resolveLaunchFiles(ctx, config);
+  const accel = await resolveAccel(accelChoice, ctx.roots.vms);
+  await rm(paths.qmp, { force: true });
+  await rm(paths.pid, { force: true });
+  const argv = buildQemuArgv({ config, paths, accel, ...files });
+  ctx.progress(`starting qemu (${accel})`);
+  const result = await execa('qemu-system-x86_64', argv, {
+    cwd: paths.dir,
+    stdin: 'ignore',
+    reject: false,
+    cancelSignal: ctx.signal,
+    timeout: 60_000,
+  });
+  if (result.isCanceled) throw abortedError(ctx.signal, 'Starting qemu');
+  if (result.failed) {
+    throw new SpinError(
+      'action_failed',
+      `qemu did not start: ${result.stderr.trim() || result.shortMessage || ''}`,
+      {
+        details: { exitCode: result.exitCode ?? null },
+      },
+    );
+  }
+  const pid = await readPid(paths.pid);
+  if (pid === undefined || !(await isOurQemu(pid, paths.pid))) {
+    throw new SpinError('action_failed', 'qemu started but is not running.', {
+      details: { console: await consoleTail(paths.console) },
+    });
+  }
+  try {
+    const qmp = await QmpClient.connect(paths.qmp, { timeoutMs: qmpTimeoutMs, signal: ctx.signal });
+    try {
+      await qmp.execute('query-status');
+    } finally {
+      qmp.close();
+    }
+  } catch (error) {
+    process.kill(pid, 'SIGKILL');
+    throw new SpinError(
+      'action_failed',
+      'qemu started but its QMP monitor did not answer; it was killed.',
+      {
+        cause: error,
+        retryable: true,
+      },
+    );
+  }
+  return { pid, accel };
+}
+
+/**
+ * Stops a VM in escalating steps: QMP `system_powerdown` and a wait of `timeoutMs` for the guest
+ * to power off, then QMP `quit`, then SIGKILL. Returns the step that stopped it.
+ */
+export async function stopVm(
+  paths: VmPaths,
+  timeoutMs: number,
+  ctx: ActionContext,
+): Promise<StopStep> {
+  const pid = await readPid(paths.pid);
+  if (pid === undefined || !(await isOurQemu(pid, paths.pid))) return 'already-stopped';
+  let qmp: QmpClient | undefined;
+  try {
+    qmp = await QmpClient.connect(paths.qmp, { timeoutMs: 3000, signal: ctx.signal });
+  } catch {
+    qmp = undefined; // a VM whose monitor is gone is still stopped, by force
+  }
+  try {
+    if (qmp !== undefined) {
+      ctx.progress('sending ACPI powerdown');
+      await qmp.execute('system_powerdown').catch(() => undefined);
+      if (await waitForExit(pid, timeoutMs, ctx.signal, qmp.closed)) return 'powerdown';
+      ctx.progress('powerdown timed out; sending QMP quit');
+      await qmp.execute('quit').catch(() => undefined); // the reply may be lost as qemu exits
+      if (await waitForExit(pid, quitWaitMs, ctx.signal, qmp.closed)) return 'quit';
+    }
+    ctx.progress('killing qemu');
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+    if (!(await waitForExit(pid, quitWaitMs, ctx.signal))) {
+      throw new SpinError('action_failed', `qemu (pid ${String(pid)}) survived SIGKILL.`, {
+        retryable: true,
+      });
+    }
+    return 'sigkill';
+  } finally {
+    qmp?.close();
+  }
+}

@@ -1,0 +1,139 @@
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SpinError } from '../../src/core/errors.js';
+import { emulationAgent } from '../../src/agents/emulation/emulation-agent.js';
+import { storageAgent } from '../../src/agents/storage/storage-agent.js';
+import { makeTempHome, type TempHome } from '../support/temp-home.js';
+import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
+
+const emulation = emulationAgent();
+let t: TempHome;
+let tiny: TinyVm;
+
+async function failure(promise: Promise<unknown>): Promise<SpinError> {
+  const error: unknown = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(SpinError);
+  return error as SpinError;
+}
+
+function vm(initrd: 'graceful' | 'stubborn'): Record<string, unknown> {
+  return {
+    name: `tiny-${initrd}`,
+    cpus: 1,
+    memory: 128,
+    images: [{ volume: 'test', path: 'disk.raw' }],
+    kernel: 'boot/vmlinuz',
+    initrd: `boot/${initrd}.cpio.gz`,
+    append: tiny.append,
+    ports: [{ host: 38_022, guest: 22 }],
+  };
+}
+
+beforeAll(async () => {
+  tiny = await tinyVm();
+  t = await makeTempHome('spin-emu-');
+  const boot = join(t.home, 'images', 'boot');
+  await mkdir(boot, { recursive: true });
+  await copyFile(tiny.kernel, join(boot, 'vmlinuz'));
+  await copyFile(tiny.graceful, join(boot, 'graceful.cpio.gz'));
+  await copyFile(tiny.stubborn, join(boot, 'stubborn.cpio.gz'));
+  const storage = storageAgent();
+  await t.run(storage, 'add_volume', { path: 'test' });
+  await t.run(storage, 'create_image', { volume: 'test', image: 'disk.raw', image_size: 1 });
+});
+
+afterAll(async () => {
+  // Never leave a qemu behind, whatever failed above.
+  for (const id of [1, 2])
+    await t.run(emulation, 'stop', { id, timeout: 0 }).catch(() => undefined);
+  await t.cleanup();
+});
+
+describe('emulation write_config', () => {
+  it('stores the config atomically and idempotently; refuses paths outside the root', async () => {
+    expect((await t.run(emulation, 'write_config', { id: 1, vm: vm('graceful') })).output).toBe(
+      'config of vm 1 written',
+    );
+    expect((await t.run(emulation, 'write_config', { id: 1, vm: vm('graceful') })).output).toBe(
+      'config of vm 1 unchanged',
+    );
+    const stored = JSON.parse(
+      await readFile(join(t.home, 'vms', '1', 'config.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    expect(stored['kernel']).toBe('boot/vmlinuz');
+    const observed = await emulation.actions.get('write_config')!.observe!(
+      { id: 1, vm: vm('graceful') },
+      t.ctx(),
+    );
+    expect(observed).toEqual({ present: true, details: { name: 'tiny-graceful', matches: true } });
+    for (const kernel of ['../../../etc/passwd', '/boot/vmlinuz']) {
+      const error = await failure(
+        t.run(emulation, 'write_config', { id: 9, vm: { ...vm('graceful'), kernel } }),
+      );
+      expect(error.code).toBe('path_outside_root');
+    }
+    expect(
+      (await failure(t.run(emulation, 'write_config', { id: '../x', vm: vm('graceful') }))).code,
+    ).toBe('invalid_input');
+  });
+
+  it('fails start of an unknown VM with not_found', async () => {
+    expect((await failure(t.run(emulation, 'start', { id: 77 }))).code).toBe('not_found');
+  });
+});
+
+describe('emulation with a real qemu VM', () => {
+  it('starts, waits for the marker, observes, and stops by ACPI powerdown', async () => {
+    const start = await t.run(emulation, 'start', {
+      id: 1,
+      ready_when: tiny.marker,
+      ready_timeout: '60s',
+    });
+    expect(start.output).toMatch(/^vm 1 started \(pid \d+, (tcg|kvm)\); ready after/);
+    expect(start.observed?.present).toBe(true);
+    const observe = emulation.actions.get('start')!.observe!;
+    const seen = await observe({ id: 1 }, t.ctx());
+    expect(seen.present).toBe(true);
+    expect(seen.details['status']).toBe('running');
+    const pid = seen.details['pid'] as number;
+    const cmdline = await readFile(`/proc/${String(pid)}/cmdline`, 'utf8');
+    expect(cmdline).toContain(join(t.home, 'vms', '1', 'qemu.pid'));
+    expect(cmdline).toContain('hostfwd=tcp:127.0.0.1:38022-:22');
+
+    expect((await t.run(emulation, 'start', { id: 1, ready_when: tiny.marker })).output).toMatch(
+      /already running/,
+    );
+    const refused = await failure(t.run(emulation, 'remove_config', { id: 1 }));
+    expect(refused.code).toBe('action_failed');
+    expect(refused.details['reason']).toBe('running');
+
+    const stop = await t.run(emulation, 'stop', { id: 1, timeout: '30s' });
+    expect(stop.output).toMatch(/^vm 1 stopped by ACPI powerdown in/);
+    expect((await observe({ id: 1 }, t.ctx())).present).toBe(false);
+    expect((await t.run(emulation, 'stop', { id: 1 })).output).toBe('vm 1 already stopped');
+    expect((await t.run(emulation, 'remove_config', { id: 1 })).output).toBe(
+      'config of vm 1 removed',
+    );
+    expect((await t.run(emulation, 'remove_config', { id: 1 })).output).toBe(
+      'config of vm 1 absent',
+    );
+  });
+
+  it('forces a guest that ignores powerdown: quit (or SIGKILL) after the timeout', async () => {
+    await t.run(emulation, 'write_config', {
+      id: 2,
+      vm: { ...vm('stubborn'), images: [], ports: [] },
+    });
+    await t.run(emulation, 'start', { id: 2, ready_when: tiny.marker, ready_timeout: '60s' });
+    const console = await readFile(join(t.home, 'vms', '2', 'console.log'), 'utf8');
+    expect(console).toContain('ignoring powerdown');
+    const stop = await t.run(emulation, 'stop', { id: 2, timeout: '1s' });
+    expect(stop.output).toMatch(/^vm 2 stopped by (QMP quit|SIGKILL)/);
+    expect(t.lines).toContain('powerdown timed out; sending QMP quit');
+    expect((await emulation.actions.get('stop')!.observe!({ id: 2 }, t.ctx())).present).toBe(false);
+  });
+});
