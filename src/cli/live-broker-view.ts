@@ -1,0 +1,19 @@
+import { existsSync } from 'node:fs';
+import { brokerPaths } from '../daemon/broker-paths.js';
+import { connectDaemon } from '../daemon/open-broker.js';
+import type { PackageSummary } from '../daemon/queue-store.js';
+
+/** The daemon's recent packages when a daemon answers for `home`; undefined otherwise. */
+export async function liveBrokerView(home: string): Promise<PackageSummary[] | undefined> {
+  if (!existsSync(brokerPaths(home).socket)) return undefined;
+  try {
+    const client = await connectDaemon(home);
+    try {
+      return await client.listPackages(20);
+    } finally {
+      await client.close();
+    }
+  } catch {
+    return undefined;
+  }
+}

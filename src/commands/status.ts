@@ -1,0 +1,56 @@
+import { Args, Flags } from '@oclif/core';
+import { resolveHome, stateFlags } from '../cli/reconcile-flags.js';
+import { SpinCommand } from '../cli/spin-command.js';
+import { liveBrokerView } from '../cli/live-broker-view.js';
+import { stateStatus } from '../reconcile/status.js';
+
+export default class Status extends SpinCommand {
+  static override summary = 'Show applied packages, their commands and VMs.';
+  static override description =
+    "Reads the state file: every package with each command's last result, and whether each VM runs now. Where a daemon runs, also its packages in flight.";
+  static override examples = [
+    '<%= config.bin %> status',
+    '<%= config.bin %> status vm-demo',
+    '<%= config.bin %> status --json',
+  ];
+  static override args = { package: Args.string({ description: 'only this package' }) };
+  static override flags = {
+    json: Flags.boolean({ description: 'print as JSON' }),
+    state: stateFlags.state,
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Status);
+    const where = resolveHome(flags);
+    const status = await stateStatus({
+      ...where,
+      ...(args.package === undefined ? {} : { name: args.package }),
+    });
+    const live = await liveBrokerView(where.home);
+    if (flags.json) {
+      this.log(JSON.stringify({ ...status, daemon: live }, null, 2));
+      return;
+    }
+    if (status.packages.length === 0) this.log('No packages applied yet.');
+    for (const pkg of status.packages) {
+      this.log(`${pkg.name}  (${pkg.file}, applied ${pkg.appliedAt})`);
+      const width = Math.max(...pkg.commands.map((c) => c.id.length));
+      for (const c of pkg.commands) {
+        const vm = c.vm === undefined ? '' : `  vm ${c.vm}`;
+        const error = c.error === undefined ? '' : `  ${c.error}`;
+        this.log(
+          `  ${c.id.padEnd(width)}  ${c.status.padEnd(9)}  ${c.resource}.${c.action}${vm}${error}`,
+        );
+      }
+    }
+    if (live !== undefined) {
+      this.log(
+        `\ndaemon: ${String(live.length)} package${live.length === 1 ? '' : 's'} in its store`,
+      );
+      for (const p of live.slice(0, 10))
+        this.log(
+          `  ${p.id}  ${p.name}  ${p.state}  ${String(p.unfinished)}/${String(p.commands)} unfinished`,
+        );
+    }
+  }
+}

@@ -1,0 +1,75 @@
+import { SpinError } from '../core/errors.js';
+import { AgentHost } from './agent-host.js';
+import { runThroughBroker } from './apply.js';
+import type { ReconcileListener, ReconcileSummary } from './events.js';
+import { emptySummary } from './events.js';
+import { inverseRequest } from './inverse-request.js';
+import { openLockedState } from './locked-state.js';
+import type { RunRequest } from './run-packages.js';
+import type { CommandRecord } from './state-types.js';
+
+/** What `spin destroy` is asked to undo. */
+export interface DestroyOptions {
+  home: string;
+  statePath: string;
+  /** Names of packages in the state. */
+  packages: readonly string[];
+  lockTimeoutMs?: number;
+  signal?: AbortSignal;
+  emit?: ReconcileListener;
+}
+
+/**
+ * Undoes everything the named packages made, through each action's inverse, in reverse
+ * dependency order; a package leaves the state once all of its commands are undone. Commands
+ * that never succeeded, or that leave nothing behind, are simply forgotten. A name that is not
+ * in the state is an error (`not_found`, exit 2) and nothing runs.
+ */
+export async function destroy(options: DestroyOptions): Promise<ReconcileSummary> {
+  const emit = options.emit ?? (() => undefined);
+  const locked = await openLockedState(options.statePath, {
+    timeoutMs: options.lockTimeoutMs ?? 0,
+    command: 'spin destroy',
+  });
+  try {
+    const data = locked.state.data;
+    const missing = options.packages.filter((name) => !Object.hasOwn(data.packages, name));
+    if (missing.length > 0) {
+      const known = Object.keys(data.packages);
+      throw new SpinError(
+        'not_found',
+        `no package ${missing.map((m) => `'${m}'`).join(', ')} in the state`,
+        {
+          suggestions: [
+            known.length > 0
+              ? `packages in the state: ${known.join(', ')}`
+              : 'the state holds no packages',
+          ],
+        },
+      );
+    }
+    const host = new AgentHost(options.home, { allowShell: false });
+    const requests: RunRequest[] = [];
+    for (const name of options.packages) {
+      const pkg = data.packages[name];
+      if (pkg === undefined) continue;
+      const records = Object.entries(pkg.commands).filter(([, r]) => r.status === 'succeeded') as [
+        string,
+        CommandRecord,
+      ][];
+      const { request } = inverseRequest(name, pkg.file, 'destroy', records, host);
+      const undone = new Set(request.commands.map((c) => c.id));
+      for (const id of Object.keys(pkg.commands))
+        if (!undone.has(id)) Reflect.deleteProperty(pkg.commands, id);
+      if (Object.keys(pkg.commands).length === 0) Reflect.deleteProperty(data.packages, name);
+      requests.push(request);
+    }
+    const summary = emptySummary();
+    await runThroughBroker({ ...options, host, locked, groups: [requests], summary });
+    await locked.state.save();
+    emit({ type: 'done', summary });
+    return summary;
+  } finally {
+    await locked.release();
+  }
+}

@@ -1,0 +1,62 @@
+import type { AgentHost } from './agent-host.js';
+import { inverseOf } from './plan.js';
+import type { RunRequest } from './run-packages.js';
+import type { CommandRecord } from './state-types.js';
+
+/**
+ * The commands that undo `records` (prune, destroy): each record's inverse action, ordered so
+ * that a command is undone before the commands it needed (a VM stopped before its disk is
+ * deleted, the disk before its volume). Records whose action has no inverse are left out, and
+ * the order passes through them: if A needs B needs C and B leaves nothing to undo, A is still
+ * undone before C.
+ */
+export function inverseRequest(
+  name: string,
+  file: string,
+  phase: 'prune' | 'destroy',
+  records: readonly [string, CommandRecord][],
+  host: AgentHost,
+): { request: RunRequest; nothingToUndo: string[] } {
+  const byId = new Map(records);
+  const inverses = new Map(
+    records.flatMap(([id, record]) => {
+      const inverse = inverseOf(record, (p) =>
+        host.inverseParams(record.resource, record.action, p),
+      );
+      return inverse === undefined ? [] : [[id, inverse] as const];
+    }),
+  );
+  // dependents.get(x): the records that needed x.
+  const dependents = new Map<string, string[]>();
+  for (const [id, record] of records) {
+    for (const need of record.needs)
+      if (byId.has(need)) dependents.set(need, [...(dependents.get(need) ?? []), id]);
+  }
+  const undoFirst = (id: string): string[] => {
+    const found = new Set<string>();
+    const stack = [...(dependents.get(id) ?? [])];
+    const seen = new Set<string>();
+    for (let d = stack.pop(); d !== undefined; d = stack.pop()) {
+      if (seen.has(d)) continue;
+      seen.add(d);
+      if (inverses.has(d)) found.add(d);
+      else stack.push(...(dependents.get(d) ?? []));
+    }
+    return [...found];
+  };
+  const commands = [...inverses].map(([id, inverse]) => {
+    const record = byId.get(id) as CommandRecord;
+    return {
+      id,
+      resource: record.resource,
+      action: inverse.action,
+      params: inverse.params,
+      needs: undoFirst(id),
+      node: record.node,
+      timeoutMs: 5 * 60_000,
+      retries: 0,
+    };
+  });
+  const nothingToUndo = records.filter(([id]) => !inverses.has(id)).map(([id]) => id);
+  return { request: { name, file, phase, commands }, nothingToUndo };
+}

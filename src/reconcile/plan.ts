@@ -1,0 +1,140 @@
+import type { Observation } from '../agents/agent.js';
+import { findAction } from '../agents/registry.js';
+import type { CommandSpec, PackageSpec } from '../core/package.js';
+import { changedFields, specHash } from './spec-hash.js';
+import type { CommandRecord, StateData } from './state-types.js';
+
+/**
+ * What apply will do with a command.
+ * - create: not in the state, or its last run did not succeed;
+ * - update: it ran, but the file changed what it does;
+ * - drifted: it ran and is unchanged, but `observe` finds its result gone;
+ * - unchanged: nothing to do;
+ * - prune: it left the file but is still in the state (undone only with `--prune`).
+ */
+export type PlanAction = 'create' | 'update' | 'drifted' | 'unchanged' | 'prune';
+
+/** One command's line of the plan. */
+export interface PlanItem {
+  id: string;
+  action: PlanAction;
+  reason: string;
+  /** The command as the file has it (absent for prune). */
+  command?: CommandSpec;
+  /** The command as the state has it (absent for create of a new command). */
+  record?: CommandRecord;
+}
+
+/** A package's plan: its commands in file order, then the ones to prune. */
+export interface PackagePlan {
+  name: string;
+  file: string;
+  items: PlanItem[];
+}
+
+/** Asks the agent that owns a command what is there now; undefined where it cannot tell. */
+export type Observer = (
+  command: Pick<CommandSpec, 'resource' | 'action' | 'params'>,
+) => Promise<Observation | undefined>;
+
+/** The actions that make apply run a command. */
+export const runsCommand: ReadonlySet<PlanAction> = new Set(['create', 'update', 'drifted']);
+
+/**
+ * Compares the packages in the files with the state and, through `observe`, with the machine.
+ * Observes only what the state says succeeded and the file did not change: everything else runs
+ * anyway. Observations run a few at a time.
+ */
+export async function computePlan(
+  packages: readonly PackageSpec[],
+  state: StateData,
+  observe: Observer,
+): Promise<PackagePlan[]> {
+  const plans: PackagePlan[] = [];
+  const toObserve: { item: PlanItem; command: CommandSpec }[] = [];
+  for (const pkg of packages) {
+    const records = state.packages[pkg.name]?.commands ?? {};
+    const items: PlanItem[] = pkg.commands.map((command) => {
+      const record = Object.hasOwn(records, command.id) ? records[command.id] : undefined;
+      const item = diffCommand(command, record);
+      if (item.action === 'unchanged') toObserve.push({ item, command });
+      return item;
+    });
+    const inFile = new Set(pkg.commands.map((c) => c.id));
+    for (const [id, record] of Object.entries(records)) {
+      if (!inFile.has(id) && record.status === 'succeeded') {
+        items.push({ id, action: 'prune', reason: 'no longer in the file', record });
+      }
+    }
+    plans.push({ name: pkg.name, file: pkg.file, items });
+  }
+  await forEachLimited(toObserve, 8, async ({ item, command }) => {
+    const seen = await observe(command);
+    if (seen !== undefined && !seen.present) {
+      item.action = 'drifted';
+      item.reason = `observed missing: ${describeObservation(seen)}`;
+    }
+  });
+  return plans;
+}
+
+function diffCommand(command: CommandSpec, record: CommandRecord | undefined): PlanItem {
+  if (record === undefined)
+    return { id: command.id, action: 'create', reason: 'new command', command };
+  const base = { id: command.id, command, record };
+  if (record.resource !== command.resource || record.action !== command.action) {
+    return {
+      ...base,
+      action: 'update',
+      reason: `action changed from ${record.resource}.${record.action}`,
+    };
+  }
+  if (record.specHash !== specHash(command)) {
+    const fields = changedFields(record.params, command.params);
+    if (record.node !== command.node) fields.unshift('node');
+    return { ...base, action: 'update', reason: `changed: ${fields.join(', ') || 'params'}` };
+  }
+  if (record.status !== 'succeeded') {
+    return { ...base, action: 'create', reason: `last run ${record.status}` };
+  }
+  return { ...base, action: 'unchanged', reason: 'up to date' };
+}
+
+function describeObservation(seen: Observation): string {
+  const parts = Object.entries(seen.details).map(
+    ([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`,
+  );
+  return parts.length > 0 ? parts.join(', ') : 'not present';
+}
+
+/**
+ * The inverse of a recorded command, for prune and destroy: the action that undoes it and its
+ * params, or undefined when nothing needs undoing (a stop, a delete).
+ */
+export function inverseOf(
+  record: Pick<CommandRecord, 'resource' | 'action' | 'params'>,
+  inverseParams?: (params: Record<string, unknown>) => Record<string, unknown>,
+): { action: string; params: Record<string, unknown> } | undefined {
+  const spec = findAction(record.resource, record.action);
+  if (spec?.inverse === undefined) return undefined;
+  return {
+    action: spec.inverse,
+    params: inverseParams ? inverseParams(record.params) : record.params,
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++];
+      if (item !== undefined) await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

@@ -1,0 +1,51 @@
+import type { CommandInput } from '../daemon/broker-types.js';
+import type { CommandOutcome } from './run-packages.js';
+import { specHash } from './spec-hash.js';
+import type { StateData } from './state-types.js';
+
+/**
+ * Writes one command's outcome into the state data. An applied command gets its record (what
+ * it is, how it ended, its output tail); a command undone by prune or destroy loses its record
+ * when the undo succeeded, and its package goes when no command is left.
+ */
+export function recordOutcome(
+  state: StateData,
+  outcome: CommandOutcome,
+  spec: CommandInput & { fileNeeds?: string[] },
+  phase: 'apply' | 'prune' | 'destroy',
+  file?: string,
+): void {
+  const pkg = (state.packages[outcome.package] ??= {
+    file: file ?? '',
+    appliedAt: new Date(outcome.finishedAt).toISOString(),
+    commands: {},
+  });
+  if (phase !== 'apply') {
+    if (outcome.state === 'succeeded') {
+      Reflect.deleteProperty(pkg.commands, outcome.id);
+      if (Object.keys(pkg.commands).length === 0)
+        Reflect.deleteProperty(state.packages, outcome.package);
+    }
+    return;
+  }
+  if (file !== undefined) pkg.file = file;
+  pkg.appliedAt = new Date(outcome.finishedAt).toISOString();
+  pkg.commands[outcome.id] = {
+    resource: spec.resource,
+    action: spec.action,
+    node: spec.node,
+    params: spec.params,
+    needs: spec.fileNeeds ?? spec.needs,
+    specHash: specHash(spec),
+    status: outcome.state,
+    attempts: outcome.attempts,
+    output: outcome.output,
+    ...(outcome.error === undefined ? {} : { error: outcome.error }),
+    ...(outcome.observed === undefined ? {} : { observed: outcome.observed }),
+    serial: state.serial,
+    ...(outcome.startedAt === undefined
+      ? {}
+      : { startedAt: new Date(outcome.startedAt).toISOString() }),
+    finishedAt: new Date(outcome.finishedAt).toISOString(),
+  };
+}

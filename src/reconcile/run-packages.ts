@@ -1,0 +1,176 @@
+import type { Broker } from '../daemon/broker.js';
+import type { BrokerEvent, CommandInput, CommandState } from '../daemon/broker-types.js';
+import { terminalPackageStates } from '../daemon/broker-types.js';
+import type { WireError } from '../core/errors.js';
+import type { ActionOutput } from '../executor/run-action.js';
+import type { CommandPhase, ReconcileListener } from './events.js';
+
+/**
+ * A package to run through the broker: its name, the file it came from, and the commands that
+ * should run (`fileNeeds`: the needs as the file has them, before the ones that do not run this
+ * time were dropped).
+ */
+export interface RunRequest {
+  name: string;
+  file: string;
+  phase: 'apply' | 'prune' | 'destroy';
+  commands: (CommandInput & { fileNeeds?: string[] })[];
+}
+
+/** How one command ended, as recorded in the state file. */
+export interface CommandOutcome {
+  package: string;
+  id: string;
+  state: 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+  attempts: number;
+  startedAt?: number;
+  finishedAt: number;
+  output: string;
+  observed?: Record<string, unknown>;
+  error?: WireError;
+  reason?: string;
+}
+
+/**
+ * Submits packages to the broker and follows them to their end, calling `onOutcome` as each
+ * command settles (so the state is written after every result) and `emit` on every transition.
+ * Subscribes before enqueueing, so no event is missed. When `signal` fires the packages are
+ * cancelled through the broker and this still resolves once everything has settled.
+ */
+export async function runPackages(options: {
+  broker: Broker;
+  requests: readonly RunRequest[];
+  emit: ReconcileListener;
+  onOutcome: (outcome: CommandOutcome) => void;
+  signal: AbortSignal;
+}): Promise<void> {
+  const { broker, emit, onOutcome, signal } = options;
+  const requests = options.requests.filter((r) => r.commands.length > 0);
+  if (requests.length === 0) return;
+  const names = new Map<string, string>();
+  const started = new Map<string, number>();
+  const lastPhase = new Map<string, CommandPhase>();
+  const open = new Set<string>();
+  let settle: () => void = () => undefined;
+  const allDone = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+
+  const onEvent = (event: BrokerEvent): void => {
+    const name = names.get(event.packageId);
+    if (name === undefined) return;
+    if (event.type === 'package') {
+      if (terminalPackageStates.has(event.to)) {
+        open.delete(event.packageId);
+        if (open.size === 0) settle();
+      }
+      return;
+    }
+    const phase = phaseOf(event.to);
+    if (phase === undefined) return;
+    const key = `${event.packageId}/${event.commandId}`;
+    if (lastPhase.get(key) === phase) return; // waiting → ready is still waiting to a person
+    lastPhase.set(key, phase);
+    if (phase === 'running') started.set(key, event.at);
+    const output = outputOf(event.output);
+    emit({
+      type: 'command',
+      package: name,
+      id: event.commandId,
+      phase,
+      at: event.at,
+      attempt: event.attempt,
+      ...(event.reason === undefined ? {} : { reason: event.reason }),
+      ...(event.error === undefined ? {} : { error: event.error }),
+      ...(output === undefined ? {} : { output: output.text }),
+    });
+    if (
+      phase === 'succeeded' ||
+      phase === 'failed' ||
+      phase === 'skipped' ||
+      phase === 'cancelled'
+    ) {
+      const startedAt = started.get(key);
+      onOutcome({
+        package: name,
+        id: event.commandId,
+        state: phase,
+        attempts: event.attempt,
+        ...(startedAt === undefined ? {} : { startedAt }),
+        finishedAt: event.at,
+        output: output?.text ?? '',
+        ...(output?.observed === undefined ? {} : { observed: output.observed }),
+        ...(event.error === undefined ? {} : { error: event.error }),
+        ...(event.reason === undefined ? {} : { reason: event.reason }),
+      });
+    }
+  };
+
+  const unsubscribe = await broker.subscribe(onEvent);
+  const cancelAll = (): void => {
+    for (const id of open) void broker.cancel(id).catch(() => undefined);
+  };
+  signal.addEventListener('abort', cancelAll, { once: true });
+  try {
+    const ids: string[] = [];
+    for (const request of requests) {
+      const id = await broker.createPackage({ name: request.name });
+      names.set(id, request.name);
+      open.add(id);
+      ids.push(id);
+      await broker.addCommands(
+        id,
+        request.commands.map(({ fileNeeds: _unused, ...command }) => command),
+      );
+      emit({
+        type: 'start',
+        package: request.name,
+        phase: request.phase,
+        commands: request.commands.map((c) => ({
+          id: c.id ?? '',
+          action: c.action,
+          resource: c.resource,
+          needs: c.needs,
+        })),
+      });
+    }
+    for (const id of ids) {
+      if (signal.aborted) await broker.cancel(id);
+      else await broker.enqueue(id);
+    }
+    // A package may have finished before its events could be matched (all of its commands
+    // skipped at once): ask for the state of any still open.
+    for (const id of ids) {
+      if (!open.has(id)) continue;
+      const status = await broker.status(id);
+      if (terminalPackageStates.has(status.state)) open.delete(id);
+    }
+    if (open.size > 0) await allDone;
+  } finally {
+    signal.removeEventListener('abort', cancelAll);
+    unsubscribe();
+  }
+}
+
+function phaseOf(state: CommandState): CommandPhase | undefined {
+  switch (state) {
+    case 'waiting':
+    case 'ready':
+      return 'waiting';
+    case 'running':
+    case 'succeeded':
+    case 'failed':
+    case 'skipped':
+    case 'cancelled':
+      return state;
+    case 'staged':
+      return undefined;
+  }
+}
+
+function outputOf(output: unknown): ActionOutput | undefined {
+  if (output === null || typeof output !== 'object') return undefined;
+  const o = output as Partial<ActionOutput>;
+  if (typeof o.text !== 'string') return undefined;
+  return o.observed === undefined ? { text: o.text } : { text: o.text, observed: o.observed };
+}
