@@ -100,7 +100,7 @@ export function expiryKind(now: number, deadlineAt: number): 'redeliver' | 'time
 
 /** The reason a skipped command shows: always the command whose failure started the skip. */
 export function skipReason(failedId: string): string {
-  return `skipped: needs '${failedId}', which failed`;
+  return `needs '${failedId}', which failed`;
 }
 
 /** The state a command enters on enqueue: ready without needs, waiting otherwise. */
