@@ -43,3 +43,74 @@ export function spin(
 export function tempDir(prefix = 'spin-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
+
+/** A CLI run still going: its output so far, a way to wait for a line, and its end. */
+export interface RunningSpin {
+  pid: number;
+  output(): string;
+  /** Resolves when a line of stdout or stderr matches; rejects if the process ends first. */
+  waitFor(pattern: RegExp): Promise<string>;
+  signal(name: NodeJS.Signals): void;
+  done: Promise<CliRun>;
+}
+
+/** Starts the CLI and returns at once, for tests that act while it runs (Ctrl-C, locks). */
+export function startSpin(
+  args: string[],
+  options: { env?: Record<string, string> } = {},
+): RunningSpin {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin/run.js'), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const waiters: {
+    pattern: RegExp;
+    resolve: (line: string) => void;
+    reject: (e: Error) => void;
+  }[] = [];
+  const check = (): void => {
+    const lines = `${stdout}\n${stderr}`.split('\n');
+    for (const waiter of [...waiters]) {
+      const line = lines.find((l) => waiter.pattern.test(l));
+      if (line !== undefined) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    }
+  };
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    check();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    check();
+  });
+  const done = new Promise<CliRun>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      for (const waiter of waiters.splice(0)) {
+        waiter.reject(
+          new Error(
+            `spin ${args.join(' ')} ended (${String(code)}) before ${String(waiter.pattern)}:\n${stdout}\n${stderr}`,
+          ),
+        );
+      }
+      resolve({ code, stdout, stderr });
+    });
+  });
+  return {
+    pid: child.pid ?? 0,
+    output: () => stdout + stderr,
+    waitFor: (pattern) =>
+      new Promise((resolve, reject) => {
+        waiters.push({ pattern, resolve, reject });
+        check();
+      }),
+    signal: (name) => child.kill(name),
+    done,
+  };
+}
