@@ -128,7 +128,17 @@ describe('emulation with a real qemu VM', () => {
       id: 2,
       vm: { ...vm('stubborn'), images: [], ports: [] },
     });
-    await t.run(emulation, 'start', { id: 2, ready_when: tiny.marker, ready_timeout: '60s' });
+    const notReady = await failure(
+      t.run(emulation, 'start', { id: 2, ready_when: 'never printed', ready_timeout: '1s' }),
+    );
+    expect(notReady.code).toBe('timeout');
+    expect(notReady.retryable).toBe(true);
+    const again = await t.run(emulation, 'start', {
+      id: 2,
+      ready_when: tiny.marker,
+      ready_timeout: '60s',
+    });
+    expect(again.output).toMatch(/^vm 2 already running; ready after/);
     const console = await readFile(join(t.home, 'vms', '2', 'console.log'), 'utf8');
     expect(console).toContain('ignoring powerdown');
     const stop = await t.run(emulation, 'stop', { id: 2, timeout: '1s' });

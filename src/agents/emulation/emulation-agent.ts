@@ -156,6 +156,8 @@ function startAction(options: EmulationAgentOptions): AgentAction {
         const { pid, accel } = await launchVm(ctx, paths, config, options.accel ?? 'auto');
         output = `vm ${paths.id} started (pid ${String(pid)}, ${accel})`;
       }
+      // A start stopped by its signal or ready_timeout after qemu launched leaves the VM running:
+      // a retry finds it running and only waits for the console again.
       if (pattern !== undefined) {
         const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
         ctx.progress(`waiting for the console to match /${pattern.source}/`);

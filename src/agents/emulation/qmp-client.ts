@@ -1,5 +1,6 @@
 import { createConnection, type Socket } from 'node:net';
 import { SpinError } from '../../core/errors.js';
+import { abortedError } from '../abort.js';
 
 /** An asynchronous event qemu sent on the monitor (`SHUTDOWN`, `POWERDOWN`, …). */
 export interface QmpEvent {
@@ -74,7 +75,7 @@ export class QmpClient {
   static async connect(path: string, options: QmpConnectOptions): Promise<QmpClient> {
     const deadline = Date.now() + options.timeoutMs;
     for (;;) {
-      options.signal?.throwIfAborted();
+      if (options.signal?.aborted === true) throw abortedError(options.signal, 'Connecting to QMP');
       try {
         const socket = await openSocket(path, Math.max(1, deadline - Date.now()));
         const client = new QmpClient(socket);

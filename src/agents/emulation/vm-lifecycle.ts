@@ -135,7 +135,11 @@ export async function launchVm(
       qmp.close();
     }
   } catch (error) {
-    process.kill(pid, 'SIGKILL');
+    try {
+      process.kill(pid, 'SIGKILL'); // a qemu without a monitor cannot be managed: do not leave it
+    } catch {
+      // it exited by itself
+    }
     throw new SpinError(
       'action_failed',
       'qemu started but its QMP monitor did not answer; it was killed.',
