@@ -116,8 +116,23 @@ export function loadPackageText(
   const checked = checkPackageDocument(document, file, validators);
   findings.push(...checked.findings);
   if (findings.length === 0 && checked.package !== undefined)
-    return { package: checked.package, diagnostics: [] };
+    return { package: inFileOrder(checked.package, file, text), diagnostics: [] };
   return { diagnostics: place(file, text, findings, positions) };
+}
+
+/**
+ * JavaScript lists an object's integer-like keys (`2`, `10`) first and in numeric order, whatever
+ * the file says, and a command id may be such a key. For a package that has one, this puts the
+ * commands back in file order, read from a positions parse; other packages pay nothing.
+ */
+function inFileOrder(pkg: PackageSpec, file: string, text: string): PackageSpec {
+  if (!pkg.commands.some((c) => /^(?:0|[1-9][0-9]{0,9})$/.test(c.id))) return pkg;
+  const recorder = positionRecorder(text);
+  load(text, { filename: file, json: true, listener: recorder.listener });
+  const ids = recorder.root().entries?.get('commands')?.value.entries?.keys() ?? [];
+  const byId = new Map(pkg.commands.map((c) => [c.id, c]));
+  const commands = [...ids].flatMap((id) => byId.get(id) ?? []);
+  return commands.length === pkg.commands.length ? { ...pkg, commands } : pkg;
 }
 
 /** Gives findings their line and column, parsing with position events if not done yet. */
@@ -144,13 +159,16 @@ function place(
 }
 
 function syntaxDiagnostic(file: string, text: string, error: YAMLException): Diagnostic {
-  const mark = error.mark as { line?: number; column?: number } | undefined;
+  const mark = error.mark as { position?: number; line?: number; column?: number } | undefined;
   const better = betterSyntaxPosition(text, error);
+  // js-yaml's offset is right where its line and column are not (a NUL byte is reported on
+  // line 1 whatever its line), so the offset is turned into a position here.
+  const offset = better?.offset ?? mark?.position;
   return {
     file,
-    ...(better === undefined
+    ...(offset === undefined
       ? { line: (mark?.line ?? 0) + 1, column: (mark?.column ?? 0) + 1 }
-      : new LineIndex(text).position(better.offset)),
+      : new LineIndex(text).position(Math.min(offset, text.length))),
     path: '',
     message: `YAML syntax error: ${better?.message ?? error.reason}`,
     reason: 'syntax',
