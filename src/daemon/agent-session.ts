@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import { SpinError, messageOf } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
 import type { QueueConsumer } from './broker.js';
@@ -28,9 +29,15 @@ export class AgentSession {
     this.#socket = socket;
     this.#consumer = consumer;
     socket.setNoDelay(true);
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.#receive(chunk);
+    // An upgraded HTTP socket refuses setEncoding; decode here, safe across split characters.
+    const decoder = new StringDecoder('utf8');
+    socket.on('data', (chunk: Buffer) => {
+      this.#receive(decoder.write(chunk));
+    });
+    // The HTTP server leaves sockets half-open; an agent that ends its side is gone.
+    socket.on('end', () => {
+      socket.end();
+      void this.#shutdown();
     });
     socket.on('close', () => {
       void this.#shutdown();

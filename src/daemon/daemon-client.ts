@@ -1,6 +1,7 @@
 import { Agent, request } from 'node:http';
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import type { Socket } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import { SpinError, messageOf } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
 import type { Broker, ConsumerOptions, QueueConsumer } from './broker.js';
@@ -206,8 +207,8 @@ class RemoteConsumer implements QueueConsumer {
     this.#socket = socket;
     this.#onClose = onClose;
     socket.setNoDelay(true);
-    let buffer = head.toString('utf8');
-    socket.setEncoding('utf8');
+    const decoder = new StringDecoder('utf8');
+    let buffer = decoder.write(head);
     const drain = (): void => {
       let newline = buffer.indexOf('\n');
       while (newline >= 0) {
@@ -216,8 +217,8 @@ class RemoteConsumer implements QueueConsumer {
         newline = buffer.indexOf('\n');
       }
     };
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
+    socket.on('data', (chunk: Buffer) => {
+      buffer += decoder.write(chunk);
       drain();
     });
     socket.on('close', () => {

@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SpinError } from '../../src/core/errors.js';
+import type { Broker } from '../../src/daemon/broker.js';
+import { brokerPaths } from '../../src/daemon/broker-paths.js';
+import type { BrokerEvent } from '../../src/daemon/broker-types.js';
+import { openOwnedBroker } from '../../src/daemon/embedded-broker.js';
+import { openBroker } from '../../src/daemon/open-broker.js';
+import { cmd, tempHome } from './helpers.js';
+
+describe('embedded broker', () => {
+  let home: ReturnType<typeof tempHome>;
+  let broker: Broker;
+
+  beforeEach(async () => {
+    home = tempHome();
+    broker = await openBroker({ home: home.dir, synchronous: 'normal', sweepIntervalMs: 0 });
+  });
+  afterEach(async () => {
+    await broker.close();
+    home.remove();
+  });
+
+  it('is what openBroker gives when no daemon answers, and owns the home', async () => {
+    expect(broker.kind).toBe('embedded');
+    const error = await openOwnedBroker({ home: home.dir }).catch((e: unknown) => e as SpinError);
+    expect(error).toMatchObject({ code: 'daemon_running', exitCode: 3 });
+    expect((error as SpinError).message).toContain(`pid ${String(process.pid)}`);
+  });
+
+  it('serves a test consumer: a waiting lease wakes on enqueue; ack hands over the next', async () => {
+    const consumer = await broker.consumer({ node: 'local', resource: 'storage', holder: 'test' });
+    const waiting = consumer.lease({ waitMs: 10_000 });
+    const pkg = await broker.createPackage({ name: 'demo' });
+    await broker.addCommands(pkg, [cmd('storage', { id: 'a' }), cmd('storage', { id: 'b' })]);
+    await broker.enqueue(pkg);
+    const a = await waiting;
+    expect(a?.commandId).toBe('a');
+    const reply = await consumer.ack(a!, { ok: true, output: { made: 'a' } }, { next: true });
+    expect(reply.outcome.state).toBe('succeeded');
+    expect(reply.next?.commandId).toBe('b');
+    expect(await consumer.renew(reply.next!)).toBeGreaterThan(Date.now());
+    await consumer.ack(reply.next!, {
+      ok: false,
+      error: { code: 'invalid_input', message: 'bad image_size', details: { field: 'image_size' } },
+      retryable: false,
+    });
+    const status = await broker.status(pkg);
+    expect(status.state).toBe('failed');
+    expect(status.failures).toEqual([
+      {
+        commandId: 'b',
+        error: {
+          code: 'invalid_input',
+          message: 'bad image_size',
+          details: { field: 'image_size' },
+        },
+      },
+    ]);
+    expect(await consumer.lease()).toBeUndefined();
+  });
+
+  it('wakes a waiting consumer when a need succeeds in another queue', async () => {
+    const storage = await broker.consumer({ node: 'local', resource: 'storage' });
+    const emulation = await broker.consumer({ node: 'local', resource: 'emulation' });
+    const pkg = await broker.createPackage();
+    await broker.addCommands(pkg, [
+      cmd('storage', { id: 'image' }),
+      cmd('emulation', { id: 'start', needs: ['image'] }),
+    ]);
+    await broker.enqueue(pkg);
+    expect(await emulation.lease()).toBeUndefined();
+    const waiting = emulation.lease({ waitMs: 10_000 });
+    await storage.ack((await storage.lease())!, { ok: true });
+    expect((await waiting)?.commandId).toBe('start');
+  });
+
+  it('gives a released lease back at once, and stops waiting on abort', async () => {
+    const consumer = await broker.consumer({ node: 'local', resource: 'storage' });
+    const pkg = await broker.createPackage();
+    await broker.addCommands(pkg, [cmd('storage', { id: 'a' })]);
+    await broker.enqueue(pkg);
+    const first = (await consumer.lease())!;
+    await consumer.release(first);
+    const again = (await consumer.lease())!;
+    expect([again.commandId, again.attempt]).toEqual(['a', 2]);
+    const controller = new AbortController();
+    const waiting = consumer.lease({ waitMs: 60_000, signal: controller.signal });
+    controller.abort();
+    expect(await waiting).toBeUndefined();
+  });
+
+  it('streams events to subscribers and appends every transition to the audit log', async () => {
+    const events: BrokerEvent[] = [];
+    const stop = await broker.subscribe((e) => events.push(e));
+    const pkg = await broker.createPackage();
+    await broker.addCommands(pkg, [cmd('storage', { id: 'a', params: { path: 'x' } })]);
+    await broker.enqueue(pkg);
+    await broker.cancel(pkg);
+    stop();
+    expect(events.map((e) => e.to)).toEqual([
+      'staged',
+      'staged',
+      'ready',
+      'enqueued',
+      'cancelled',
+      'cancelled',
+    ]);
+    await broker.close();
+    const lines = readFileSync(brokerPaths(home.dir).auditLog, 'utf8').trim().split('\n');
+    const audit = lines.map((l) => JSON.parse(l) as BrokerEvent);
+    expect(audit).toEqual(events);
+    expect(audit[1]).toMatchObject({ spec: { id: 'a', params: { path: 'x' } } });
+    broker = await openBroker({ home: home.dir, sweepIntervalMs: 0 });
+  });
+});
