@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { findCycles, type GraphNode } from '../../src/planner/cycle-detection.js';
+import { loadPackageText } from '../../src/planner/load-package-file.js';
 import { topologicalOrder } from '../../src/planner/topological-order.js';
+import { Validators } from '../../src/planner/validators.js';
 
 /** A graph from `id: needs` pairs, in the order given (the file order). */
 function graph(spec: Record<string, string[]>): GraphNode[] {
@@ -113,5 +115,23 @@ describe('topologicalOrder', () => {
   it('leaves out the commands of a cycle (the loader reports those)', () => {
     const nodes = graph({ a: [], b: ['c'], c: ['b'], d: ['a'] });
     expect(ids(topologicalOrder(nodes))).toEqual(['a', 'd']);
+  });
+});
+
+describe('file order of a loaded package', () => {
+  it('is kept for ids JavaScript would reorder (integer-like keys come first in an object)', () => {
+    const text = `package: numbered
+commands:
+  b: { resource: storage, action: add_volume, params: { path: b } }
+  10: { resource: storage, action: add_volume, params: { path: c } }
+  "2": { resource: storage, action: add_volume, params: { path: d } }
+  __proto__: { resource: storage, action: add_volume, params: { path: e }, needs: [b] }
+  a: { resource: storage, action: add_volume, params: { path: f }, needs: ["2"] }
+`;
+    const result = loadPackageText('numbered.spin.yaml', text, Validators.load());
+    expect(result.diagnostics).toEqual([]);
+    const commands = result.package!.commands;
+    expect(ids(commands)).toEqual(['b', '10', '2', '__proto__', 'a']);
+    expect(ids(topologicalOrder(commands))).toEqual(['b', '10', '2', '__proto__', 'a']);
   });
 });
