@@ -1,0 +1,64 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+
+/** The built CLI entry; tests run it as a user would (`npm run build` first). */
+export const binPath = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
+
+/** Fails with a clear message when the CLI has not been built. */
+export function requireBuild(): void {
+  const manifest = fileURLToPath(new URL('../../oclif.manifest.json', import.meta.url));
+  const built = fileURLToPath(new URL('../../dist/commands/daemon/run.js', import.meta.url));
+  if (!existsSync(manifest) || !existsSync(built)) {
+    throw new Error('these tests run the built CLI: run `npm run build` first');
+  }
+}
+
+/** Runs `spin <args>` with `SPIN_HOME=home`; never rejects on a non-zero exit. */
+export async function spin(
+  home: string,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const result = await execa(process.execPath, [binPath, ...args], {
+    env: { SPIN_HOME: home },
+    reject: false,
+    timeout: 30_000,
+  });
+  return { code: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Starts `spin daemon run` and resolves once it logs that it listens. */
+export function runDaemonProcess(home: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [binPath, 'daemon', 'run'], {
+    env: { ...process.env, SPIN_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      if (out.includes('"type":"listening"')) resolve(child);
+    });
+    child.once('exit', (code) => {
+      reject(new Error(`the daemon exited with ${String(code)}: ${err}`));
+    });
+  });
+}
+
+/** Kills a process with SIGKILL and resolves once it is gone. */
+export function killHard(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve();
+      return;
+    }
+    child.once('exit', () => {
+      resolve();
+    });
+    child.kill('SIGKILL');
+  });
+}
