@@ -47,7 +47,13 @@ export function defineAction(spec: {
 
 /** Reusable property schemas shared by several agents. */
 export const schemaParts = {
-  name: { type: 'string', minLength: 1, maxLength: 255, pattern: pathPatterns.name, spinPath: 'name' },
+  name: {
+    type: 'string',
+    minLength: 1,
+    maxLength: 255,
+    pattern: pathPatterns.name,
+    spinPath: 'name',
+  },
   relativePath: {
     type: 'string',
     minLength: 1,

@@ -25,8 +25,10 @@ export interface ActionContext {
 }
 
 /**
- * What is there now for one command's params, for drift detection: `present` says whether the
- * thing the action makes exists (a volume, a running VM), `details` what was seen.
+ * What is there now for one command's params, for drift detection: `present` says whether what
+ * the action brings about holds now (a volume exists, a VM runs; for a removal or a stop, the
+ * thing is gone), `details` what was seen. A command whose observation is not present has
+ * drifted, and apply runs it again.
  */
 export interface Observation {
   present: boolean;
@@ -56,4 +58,17 @@ export interface AgentAction {
 export interface Agent {
   resource: string;
   actions: ReadonlyMap<string, AgentAction>;
+}
+
+/**
+ * The observation of an undoing action (remove, delete, stop) from the one of the action it
+ * undoes: what it brings about holds when the other's does not.
+ */
+export function absenceOf(
+  observe: (params: Record<string, unknown>, ctx: ActionContext) => Promise<Observation>,
+): (params: Record<string, unknown>, ctx: ActionContext) => Promise<Observation> {
+  return async (params, ctx) => {
+    const seen = await observe(params, ctx);
+    return { present: !seen.present, details: seen.details };
+  };
 }

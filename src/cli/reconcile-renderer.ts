@@ -240,7 +240,7 @@ export function summaryLine(s: ReconcileSummary, verb: string): string {
   if (ran === 0) {
     return `Nothing to do: ${String(s.unchanged)} command${s.unchanged === 1 ? '' : 's'} up to date.`;
   }
-  const parts = [`${String(s.succeeded)} succeeded`];
+  const parts = s.succeeded > 0 || s.pruned === 0 ? [`${String(s.succeeded)} succeeded`] : [];
   if (s.failed > 0) parts.push(`${String(s.failed)} failed`);
   if (s.skipped > 0) parts.push(`${String(s.skipped)} skipped`);
   if (s.cancelled > 0) parts.push(`${String(s.cancelled)} cancelled`);

@@ -69,7 +69,14 @@ export async function computePlan(
     plans.push({ name: pkg.name, file: pkg.file, items });
   }
   await forEachLimited(toObserve, 8, async ({ item, command }) => {
-    const seen = await observe(command);
+    let seen: Observation | undefined;
+    try {
+      seen = await observe(command);
+    } catch (error) {
+      // What cannot be looked at is not called drift; the plan says so and moves on.
+      item.reason = `up to date (could not observe: ${error instanceof Error ? error.message : String(error)})`;
+      return;
+    }
     if (seen !== undefined && !seen.present) {
       item.action = 'drifted';
       item.reason = `observed missing: ${describeObservation(seen)}`;

@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { durationToMs, formatDuration } from '../../core/duration.js';
 import { SpinError } from '../../core/errors.js';
+import { absenceOf } from '../agent.js';
 import type { ActionContext, Agent, AgentAction, Observation } from '../agent.js';
 import type { ActionSpec } from '../action-spec.js';
 import { confinePath } from '../confined-path.js';
@@ -71,7 +72,8 @@ async function observeConfig(params: Params, ctx: ActionContext): Promise<Observ
     details['matches'] =
       serializeVmConfig(stored) === serializeVmConfig(parseVmConfig(params['vm']));
   }
-  return { present: true, details };
+  // A config changed by hand no longer says what the package said: that is drift too.
+  return { present: details['matches'] !== false, details };
 }
 
 /** Confines every file the config names, so a bad path fails at write time, not at start. */
@@ -124,7 +126,7 @@ const removeConfig: AgentAction = {
     await rm(paths.dir, { recursive: true });
     return { output: `config of vm ${paths.id} removed` };
   },
-  observe: observeConfig,
+  observe: absenceOf(observeConfig),
 };
 
 function readyPattern(params: Params): RegExp | undefined {
@@ -204,10 +206,10 @@ const stop: AgentAction = {
     const took = step === 'already-stopped' ? '' : ` in ${formatDuration(Date.now() - started)}`;
     return {
       output: `vm ${paths.id} ${stopOutput[step]}${took}`,
-      observed: { present: false, details: { step } },
+      observed: { present: true, details: { step } },
     };
   },
-  observe: observeRun,
+  observe: absenceOf(observeRun),
 };
 
 /**

@@ -71,7 +71,8 @@ export async function imageInfo(path: string, signal: AbortSignal): Promise<Imag
   const stats = await stat(path);
   if (format === 'raw') return { format, virtualSize: stats.size, allocated: stats.blocks * 512 };
   const json: unknown = JSON.parse(
-    await qemuImg(['info', '-f', 'qcow2', '--output=json', path], signal),
+    // -U: read the header even while a running VM holds the image's write lock.
+    await qemuImg(['info', '-U', '-f', 'qcow2', '--output=json', path], signal),
   );
   const info = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
   if (info['backing-filename'] !== undefined) {

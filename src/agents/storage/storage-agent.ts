@@ -1,5 +1,6 @@
 import { mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { SpinError } from '../../core/errors.js';
+import { absenceOf } from '../agent.js';
 import type { ActionContext, Agent, AgentAction, Observation } from '../agent.js';
 import type { ActionSpec } from '../action-spec.js';
 import { confinePath, type ConfinedPath } from '../confined-path.js';
@@ -114,7 +115,7 @@ const removeVolume: AgentAction = {
       output: `volume ${name} removed${entries.length > 0 ? ` with ${entries.length} entries` : ''}`,
     };
   },
-  observe: observeVolume,
+  observe: absenceOf(observeVolume),
 };
 
 function imageFormatParam(params: Params): ImageFormat {
@@ -187,7 +188,7 @@ const deleteImage: AgentAction = {
     await rm(file.path);
     return { output: `image ${volume}/${image} deleted` };
   },
-  observe: observeImageParams,
+  observe: absenceOf(observeImageParams),
 };
 
 const copyImage: AgentAction = {

@@ -1,0 +1,82 @@
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { spin, tempDir } from '../support/spin-cli.js';
+import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
+
+let guest: TinyVm;
+beforeAll(async () => {
+  guest = await tinyVm();
+});
+
+/** A package that boots the tiny guest from the boot volume and waits for its marker. */
+function vmPackage(marker: string, append: string, memory = 128): string {
+  return `package: tiny
+defaults: { timeout: 2m }
+commands:
+  disks: { resource: storage, action: add_volume, params: { path: disks } }
+  disk:
+    resource: storage
+    action: create_image
+    needs: [disks]
+    params: { volume: disks, image: root.qcow2, image_size: 1, format: qcow2 }
+  config:
+    resource: emulation
+    action: write_config
+    needs: [disk]
+    params:
+      id: tiny
+      vm:
+        name: tiny
+        cpus: 1
+        memory: ${String(memory)}
+        images: [{ volume: disks, path: root.qcow2 }]
+        kernel: boot/vmlinuz
+        initrd: boot/initrd.gz
+        append: ${JSON.stringify(append)}
+  start:
+    resource: emulation
+    action: start
+    needs: [config]
+    params: { id: tiny, ready_when: ${JSON.stringify(marker)}, ready_timeout: 90s }
+`;
+}
+
+describe('spin apply with a real VM', () => {
+  it('boots it, sees it running, restarts it when it died, and destroy powers it off', async () => {
+    const home = await tempDir('spin-vm-');
+    await mkdir(join(home, 'images/boot'), { recursive: true });
+    await copyFile(guest.kernel, join(home, 'images/boot/vmlinuz'));
+    await copyFile(guest.graceful, join(home, 'images/boot/initrd.gz'));
+    const file = join(home, 'tiny.spin.yaml');
+    await writeFile(file, vmPackage(guest.marker, guest.append));
+    const run = (...args: string[]) => spin(args, { env: { SPIN_HOME: home } });
+
+    const applied = await run('apply', file);
+    expect(applied.stderr).toBe('');
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toMatch(/tiny\/start succeeded in \S+: vm tiny started/);
+    expect(await readFile(join(home, 'vms/tiny/console.log'), 'utf8')).toContain(guest.marker);
+
+    const status = await run('status', 'tiny');
+    expect(status.stdout).toMatch(/start\s+succeeded\s+emulation\.start\s+vm running/);
+    expect((await run('apply', file)).stdout).toContain('Nothing to do: 4 commands up to date.');
+
+    // The VM dies behind spin's back: plan calls it drift, apply starts it again.
+    const pid = Number((await readFile(join(home, 'vms/tiny/qemu.pid'), 'utf8')).trim());
+    process.kill(pid, 'SIGKILL');
+    const planned = await run('plan', file);
+    expect(planned.stdout).toMatch(/! start\s+drifted/);
+    const repaired = await run('apply', file);
+    expect(repaired.code).toBe(0);
+    expect(repaired.stdout).toMatch(/tiny\/start succeeded/);
+    expect(repaired.stdout).not.toMatch(/tiny\/disk running/);
+
+    const destroyed = await run('destroy', 'tiny');
+    expect(destroyed.code).toBe(0);
+    expect(destroyed.stdout).toMatch(
+      /tiny\/start succeeded in \S+: vm tiny stopped by ACPI powerdown/,
+    );
+    expect((await run('status')).stdout).toContain('No packages applied yet.');
+  });
+});
