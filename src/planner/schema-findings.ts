@@ -1,4 +1,5 @@
 import type { ErrorObject } from 'ajv';
+import { durationPattern } from '../core/duration.js';
 import type { FieldPath } from './field-path.js';
 import { fromJsonPointer } from './field-path.js';
 import type { Finding } from './finding.js';
@@ -81,8 +82,12 @@ function describe(error: ErrorObject, at: FieldPath): Finding | undefined {
     case 'enum':
     case 'const':
       return value(`must be ${expected(schema)}`);
-    case 'pattern':
-      return value(`must match ${String(params['pattern'])}`);
+    case 'pattern': {
+      const words = patternWords[String(params['pattern'])];
+      return value(
+        words === undefined ? `must match ${String(params['pattern'])}` : `must be ${words}`,
+      );
+    }
     case 'minLength':
       return value(
         params['limit'] === 1
@@ -119,6 +124,20 @@ function describe(error: ErrorObject, at: FieldPath): Finding | undefined {
   }
 }
 
+/** Patterns that read better in words than as a regex. */
+const patternWords: Record<string, string> = {
+  [durationPattern]: 'a duration such as 500ms, 30s, 5m or 1h (or whole seconds)',
+  '^[^\\u0000]*$': 'a string without NUL bytes',
+  '^[^\\u0000-\\u001f]*$': 'a string without control characters',
+};
+
+/** A string type with a pattern, in words: guards against NUL and control bytes go unsaid. */
+function typeWords(pattern: string): string {
+  const words = patternWords[pattern];
+  if (words === undefined) return `a string matching ${pattern}`;
+  return words.startsWith('a string without') ? 'a string' : words;
+}
+
 /** Describes what a schema accepts: `an integer >= 1`, `one of raw, qcow2`, `a mapping`. */
 export function expected(schema: Record<string, unknown>): string {
   if (Array.isArray(schema['enum'])) return `one of ${schema['enum'].map(String).join(', ')}`;
@@ -137,7 +156,7 @@ function describeType(type: string, schema: Record<string, unknown>): string {
       return `a number${range(schema)}`;
     case 'string':
       return typeof schema['pattern'] === 'string' && schema['spinPath'] === undefined
-        ? `a string matching ${schema['pattern']}`
+        ? typeWords(schema['pattern'])
         : 'a string';
     case 'boolean':
       return 'true or false';
