@@ -12,7 +12,7 @@ import type { LocalBroker } from './local-broker.js';
 import { parseCommandInputs, parseNewPackage } from './wire-validation.js';
 
 /** The largest request body the API reads; larger ones get 413 and change nothing. */
-export const maxBodyBytes = 1024 * 1024;
+export const maxBodyBytes = 4 * 1024 * 1024;
 
 /** The upgrade token of the agent protocol (`Upgrade: spin-agent`). */
 export const agentUpgradeToken = 'spin-agent';

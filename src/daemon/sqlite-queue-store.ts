@@ -64,6 +64,8 @@ export class SqliteQueueStore implements QueueStore {
   readonly #clock: Clock;
   readonly #timings: BrokerTimings;
   readonly #commits: GroupCommit;
+  /** Runs one operation inside the batch's transaction, in a savepoint of its own. */
+  readonly #savepoint: (op: () => unknown) => unknown;
   readonly #listeners = new Set<BrokerListener>();
   /** Events of the transaction in progress, emitted once it commits. */
   #events: BrokerEvent[] = [];
@@ -86,6 +88,7 @@ export class SqliteQueueStore implements QueueStore {
       })
       .immediate();
     this.#sql = prepareStatements(this.#db);
+    this.#savepoint = this.#db.transaction((op: () => unknown) => op());
     const batch = this.#db.transaction((ops: (() => void)[]) => {
       for (const op of ops) op();
     });
@@ -323,14 +326,11 @@ export class SqliteQueueStore implements QueueStore {
 
   /** Runs `op` in the next group commit, in its own savepoint, at one instant of the clock. */
   #write<T>(op: () => T): Promise<T> {
-    const savepoint = this.#db.transaction(() => {
-      this.#now = this.#clock.now();
-      return op();
-    });
     return this.#commits.run(() => {
       const mark = this.#events.length;
       try {
-        return savepoint();
+        this.#now = this.#clock.now();
+        return this.#savepoint(op) as T;
       } catch (error) {
         this.#events.length = mark;
         this.#packages.clear();

@@ -84,7 +84,7 @@ describe('daemon over its real socket', () => {
         400,
         'retries',
       ],
-      ['POST', commands, Buffer.alloc(2 * 1024 * 1024, 32), 413, 'over'],
+      ['POST', commands, Buffer.alloc(5 * 1024 * 1024, 32), 413, 'over'],
       ['POST', '/v1/packages', '{"ttlMs": "soon"}', 400, 'ttlMs'],
       ['GET', '/v1/packages/p-nope', undefined, 404, 'no package'],
       ['GET', '/v2/anything', undefined, 404, 'no route'],
@@ -111,7 +111,7 @@ describe('daemon over its real socket', () => {
       });
       req.on('error', reject);
       const chunk = Buffer.alloc(64 * 1024, 32);
-      for (let i = 0; i < 24; i++) req.write(chunk);
+      for (let i = 0; i < 80; i++) req.write(chunk);
       req.end();
     });
     expect(reply).toBe(413);

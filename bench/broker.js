@@ -1,0 +1,139 @@
+// Broker benchmark: no-op commands end to end (enqueue → lease → ack, durable acks) through the
+// embedded broker and through the daemon's socket, with 1 and 4 queues; beside them, from the
+// same run, the disk's fsync rate (the bound for one durable ack at a time) and p-queue in memory
+// (the bound without any durability). Run: npm run bench:broker [-- --commands 5000]
+import { spawn } from 'node:child_process';
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import PQueue from 'p-queue';
+import { brokerPaths } from '../dist/daemon/broker-paths.js';
+import { DaemonClient } from '../dist/daemon/daemon-client.js';
+import { openOwnedBroker } from '../dist/daemon/embedded-broker.js';
+
+const perQueue = Number(process.argv[process.argv.indexOf('--commands') + 1]) || 4000;
+const root = mkdtempSync(join(process.env['BENCH_DIR'] ?? tmpdir(), 'spin-bench-broker-'));
+const bin = fileURLToPath(new URL('../bin/run.js', import.meta.url));
+
+function fsyncRate(dir, ms = 1500) {
+  const fd = openSync(join(dir, 'fsync-probe'), 'w');
+  const block = Buffer.alloc(512, 1);
+  let n = 0;
+  const start = performance.now();
+  while (performance.now() - start < ms) {
+    writeSync(fd, block, 0, block.length, 0);
+    fsyncSync(fd);
+    n++;
+  }
+  closeSync(fd);
+  return (n / (performance.now() - start)) * 1000;
+}
+
+async function pQueueRate(queues) {
+  const lanes = Array.from({ length: queues }, () => new PQueue({ concurrency: 1 }));
+  const start = performance.now();
+  await Promise.all(
+    lanes.map((lane) => {
+      for (let i = 0; i < perQueue; i++) void lane.add(async () => {});
+      return lane.onIdle();
+    }),
+  );
+  return ((perQueue * queues) / (performance.now() - start)) * 1000;
+}
+
+/** Submits perQueue commands on each of `queues` queues, then drains them with one consumer each. */
+async function brokerRate(broker, queues) {
+  const resources = Array.from({ length: queues }, (_, i) => `bench${i}`);
+  const commands = [];
+  for (let i = 0; i < perQueue; i++) {
+    for (const resource of resources) {
+      commands.push({
+        resource,
+        action: 'noop',
+        params: {},
+        needs: [],
+        node: 'local',
+        timeoutMs: 60_000,
+        retries: 0,
+      });
+    }
+  }
+  const consumers = await Promise.all(
+    resources.map((resource) => broker.consumer({ node: 'local', resource })),
+  );
+  const start = performance.now();
+  const pkg = await broker.createPackage({ name: 'bench' });
+  for (let i = 0; i < commands.length; i += 5_000)
+    await broker.addCommands(pkg, commands.slice(i, i + 5_000));
+  await broker.enqueue(pkg);
+  await Promise.all(
+    consumers.map(async (consumer) => {
+      let done = 0;
+      let lease = await consumer.lease({ waitMs: 1000 });
+      while (lease) {
+        lease = (await consumer.ack(lease, { ok: true }, { next: true })).next;
+        done++;
+      }
+      if (done !== perQueue) throw new Error(`a consumer got ${done} of ${perQueue} commands`);
+    }),
+  );
+  const rate = (commands.length / (performance.now() - start)) * 1000;
+  await Promise.all(consumers.map((c) => c.close()));
+  return rate;
+}
+
+async function embedded(queues) {
+  const home = join(root, `embedded-${queues}`);
+  const broker = await openOwnedBroker({ home, sweepIntervalMs: 0 });
+  try {
+    return await brokerRate(broker, queues);
+  } finally {
+    await broker.close();
+  }
+}
+
+async function overSocket(queues) {
+  const home = join(root, `daemon-${queues}`);
+  const child = spawn(process.execPath, [bin, 'daemon', 'run'], {
+    env: { ...process.env, SPIN_HOME: home },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      if (out.includes('"listening"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`daemon exited ${code}`)));
+  });
+  const client = await DaemonClient.connect({ socketPath: brokerPaths(home).socket });
+  try {
+    return await brokerRate(client, queues);
+  } finally {
+    await client.shutdown();
+    await client.close();
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+}
+
+const fmt = (n) => Math.round(n).toLocaleString('en-US').padStart(9);
+const fsync = fsyncRate(root);
+const rows = [
+  ['fsync loop (same disk)', fsync],
+  ['p-queue in memory, 1 queue', await pQueueRate(1)],
+  ['p-queue in memory, 4 queues', await pQueueRate(4)],
+  ['embedded broker, 1 queue', await embedded(1)],
+  ['embedded broker, 4 queues', await embedded(4)],
+  ['daemon socket, 1 queue', await overSocket(1)],
+  ['daemon socket, 4 queues', await overSocket(4)],
+];
+console.log(
+  `spin broker benchmark: ${perQueue} no-op commands per queue, durable acks (synchronous=FULL)`,
+);
+console.log(`${'what'.padEnd(30)} ${'per second'.padStart(10)}  vs fsync`);
+for (const [name, rate] of rows) {
+  console.log(`${name.padEnd(30)} ${fmt(rate)}   ${(rate / fsync).toFixed(2)}x`);
+}
+console.log('goals: 1 queue >= 0.50x fsync; 4 queues >= 3x fsync (group commit)');
+rmSync(root, { recursive: true, force: true });
