@@ -44,8 +44,7 @@ export async function confinePath(
 ): Promise<ConfinedPath> {
   const problem = pathProblem(value, kind);
   if (problem !== undefined) throw refuse(value, problem);
-  await mkdir(root, { recursive: true });
-  const realRoot = await realpath(root);
+  const realRoot = await realRootOf(root);
   const parts = value.split('/');
   let current = realRoot;
   for (const [index, part] of parts.entries()) {
@@ -64,8 +63,8 @@ export async function confinePath(
     const last = index === parts.length - 1;
     if (!last && !stats.isDirectory()) throw refuse(value, 'a component is not a directory');
     if (last) {
-      const real = await realpath(current);
-      if (!inside(realRoot, real)) throw refuse(value, 'it resolves outside the root');
+      // Every component was lstat'ed and none is a link, '.' or '..': the path is what it says.
+      if (!inside(realRoot, current)) throw refuse(value, 'it resolves outside the root');
       const kindNow: ConfinedKind = stats.isFile()
         ? 'file'
         : stats.isDirectory()
@@ -75,4 +74,19 @@ export async function confinePath(
     }
   }
   throw refuse(value, 'it is empty');
+}
+
+const realRoots = new Map<string, string>();
+
+/**
+ * The real path of a root, created when missing. Kept for the life of the process: plans observe
+ * thousands of paths under the same few roots.
+ */
+async function realRootOf(root: string): Promise<string> {
+  const known = realRoots.get(root);
+  if (known !== undefined) return known;
+  await mkdir(root, { recursive: true });
+  const real = await realpath(root);
+  realRoots.set(root, real);
+  return real;
 }

@@ -12,6 +12,8 @@ import type { Observer } from './plan.js';
 export class AgentHost {
   readonly agents: ReadonlyMap<string, Agent>;
   readonly roots: AgentRoots;
+  /** Observations only read; nothing cancels them but the end of the process. */
+  readonly #observing = new AbortController().signal;
 
   constructor(home: string, options: { allowShell: boolean }) {
     this.agents = builtinAgents({ allowShell: options.allowShell });
@@ -23,7 +25,7 @@ export class AgentHost {
     const action = this.agents.get(command.resource)?.actions.get(command.action);
     if (action?.observe === undefined) return undefined;
     const observation: Observation = await action.observe(command.params, {
-      signal: AbortSignal.timeout(30_000),
+      signal: this.#observing,
       roots: this.roots,
       progress: () => undefined,
     });
