@@ -1,6 +1,7 @@
 import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { SqliteQueueStore } from '../../src/daemon/sqlite-queue-store.js';
-import { tempHome } from './helpers.js';
+import { cmd, tempHome } from './helpers.js';
 import { queueStoreConformance } from './queue-store-conformance.js';
 
 queueStoreConformance('SQLite', ({ clock, timings }) => {
@@ -16,4 +17,51 @@ queueStoreConformance('SQLite', ({ clock, timings }) => {
       }),
     dispose: home.remove,
   };
+});
+
+describe('SQLite store shared by two processes', () => {
+  it('keeps one command in flight per queue across two connections to one file', async () => {
+    const home = tempHome();
+    const path = join(home.dir, 'broker.db');
+    const stores = [0, 1].map(() => new SqliteQueueStore({ path, synchronous: 'normal' }));
+    const [a, b] = stores as [SqliteQueueStore, SqliteQueueStore];
+    const pkg = await a.createPackage();
+    await a.addCommands(
+      pkg,
+      Array.from({ length: 100 }, (_, i) => cmd(`r${String(i % 2)}`)),
+    );
+    await b.enqueue(pkg);
+    const inFlight = new Map([
+      ['r0', 0],
+      ['r1', 0],
+    ]);
+    let max = 0;
+    const order = new Map<string, number[]>([
+      ['r0', []],
+      ['r1', []],
+    ]);
+    const consume = async (store: SqliteQueueStore, resource: string): Promise<void> => {
+      while (order.get(resource)!.length < 50) {
+        const lease = await store.lease({ node: 'local', resource });
+        if (!lease) {
+          await new Promise((resolve) => setImmediate(resolve));
+          continue;
+        }
+        const now = inFlight.get(resource)! + 1;
+        inFlight.set(resource, now);
+        max = Math.max(max, now);
+        order.get(resource)!.push(Number(lease.commandId.slice(1)));
+        await new Promise((resolve) => setImmediate(resolve));
+        inFlight.set(resource, inFlight.get(resource)! - 1);
+        await store.ack(lease, { ok: true });
+      }
+    };
+    // Each queue has a consumer on each connection, competing.
+    await Promise.all([consume(a, 'r0'), consume(b, 'r0'), consume(a, 'r1'), consume(b, 'r1')]);
+    expect(max).toBe(1);
+    for (const seqs of order.values()) expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    expect((await b.status(pkg)).state).toBe('succeeded');
+    await Promise.all(stores.map((s) => s.close()));
+    home.remove();
+  });
 });
