@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { loadExeca } from '../load-execa.js';
 import { writeFileAtomic } from '../fs-util.js';
 import type { Accel } from './qemu-argv.js';
 
@@ -26,7 +26,7 @@ async function bootId(): Promise<string> {
  * firmware; the probe sees no boot message within a few seconds and answers false.
  */
 async function kvmBootsFirmware(): Promise<boolean> {
-  const child = execa(
+  const child = (await loadExeca())(
     'qemu-system-x86_64',
     ['-accel', 'kvm', '-machine', 'pc', '-nodefaults', '-no-user-config', '-display', 'none', '-m', '32',
      '-chardev', 'stdio,id=dbg', '-device', 'isa-debugcon,iobase=0x402,chardev=dbg', '-no-reboot'],

@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { execa } from 'execa';
+import { loadExeca } from '../load-execa.js';
 import { SpinError } from '../../core/errors.js';
 import { abortedError } from '../abort.js';
 import type { ActionContext } from '../agent.js';
@@ -104,7 +104,9 @@ export async function launchVm(
   await rm(paths.pid, { force: true });
   const argv = buildQemuArgv({ config, paths, accel, ...files });
   ctx.progress(`starting qemu (${accel})`);
-  const result = await execa('qemu-system-x86_64', argv, {
+  const result = await (
+    await loadExeca()
+  )('qemu-system-x86_64', argv, {
     cwd: paths.dir,
     stdin: 'ignore',
     reject: false,

@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { execa } from 'execa';
+import { loadExeca } from '../load-execa.js';
 import { SpinError } from '../../core/errors.js';
 import type { ActionContext, Agent, AgentAction } from '../agent.js';
 import { abortedError, throwIfAborted } from '../abort.js';
@@ -82,7 +82,7 @@ export function shellAgent(options: ShellAgentOptions): Agent {
       const cwd = await workDir(params, ctx);
       throwIfAborted(ctx.signal, `'${file}'`);
       const tail = new OutputTail(tailBytes);
-      const child = execa(file, args, {
+      const child = (await loadExeca())(file, args, {
         cwd,
         env: envOf(params),
         stdin: 'ignore',

@@ -1,6 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { execa } from 'execa';
+import { loadExeca } from '../load-execa.js';
 import { SpinError } from '../../core/errors.js';
 import { abortedError, throwIfAborted } from '../abort.js';
 import { asSpinError } from '../fs-util.js';
@@ -34,7 +34,9 @@ export async function detectFormat(path: string): Promise<ImageFormat> {
  * SpinError `no_space`, any other failure `action_failed` with qemu-img's message.
  */
 export async function qemuImg(args: string[], signal: AbortSignal): Promise<string> {
-  const result = await execa('qemu-img', args, {
+  const result = await (
+    await loadExeca()
+  )('qemu-img', args, {
     cancelSignal: signal,
     reject: false,
     stdin: 'ignore',
