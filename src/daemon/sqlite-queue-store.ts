@@ -474,6 +474,7 @@ export class SqliteQueueStore implements QueueStore {
       ...(leaving ? { attempt_id: null, holder: null, lease_expires_at: null } : {}),
       ...(leaving ? { deadline_at: null } : {}),
       ...change,
+      active: terminalCommandStates.has(change.state) ? null : row.active,
       updated_at: this.#now,
     };
     this.#sql.updateCommand.run(next);
