@@ -1,15 +1,13 @@
 import type { CommandSpec, PackageSpec } from '../core/package.js';
-import { openBroker } from '../daemon/open-broker.js';
-import { AgentHost } from './agent-host.js';
 import type { ReconcileListener, ReconcileSummary } from './events.js';
 import { emptySummary } from './events.js';
-import { openLockedState, type LockedState } from './locked-state.js';
+import { inverseRequest } from './inverse-request.js';
 import { computePlan, type PackagePlan } from './plan.js';
 import { recordOutcome } from './record-outcome.js';
-import { inverseRequest } from './inverse-request.js';
 import type { CommandOutcome, RunRequest } from './run-packages.js';
 import { runPackages } from './run-packages.js';
 import { selectCommands } from './selection.js';
+import { ReconcileSession } from './session.js';
 import type { CommandRecord } from './state-types.js';
 
 /** What `spin apply` and `spin plan` are asked to do. */
@@ -26,20 +24,22 @@ export interface ReconcileOptions {
   emit?: ReconcileListener;
 }
 
+/** The options of one apply inside an open session. */
+export type ApplyRun = Pick<
+  ReconcileOptions,
+  'packages' | 'targets' | 'excludes' | 'prune' | 'signal' | 'emit'
+>;
+
 /**
  * Computes the plan of `packages` against the state and the machine, without changing anything.
  * Takes the state lock while it reads, so a plan never sees a half-applied state.
  */
 export async function plan(options: ReconcileOptions): Promise<PackagePlan[]> {
-  const locked = await openLockedState(options.statePath, {
-    timeoutMs: options.lockTimeoutMs ?? 0,
-    command: 'spin plan',
-  });
+  const session = await ReconcileSession.open({ ...options, command: 'spin plan' });
   try {
-    const host = new AgentHost(options.home, { allowShell: options.allowShell ?? false });
-    return await computePlan(options.packages, locked.state.data, host.observe);
+    return await computePlan(options.packages, session.state.data, session.host.observe);
   } finally {
-    await locked.release();
+    await session.close();
   }
 }
 
@@ -51,69 +51,71 @@ export async function plan(options: ReconcileOptions): Promise<PackagePlan[]> {
  * waits for everything to settle, and leaves a consistent state for the next apply.
  */
 export async function apply(options: ReconcileOptions): Promise<ReconcileSummary> {
-  const emit = options.emit ?? (() => undefined);
-  const locked = await openLockedState(options.statePath, {
-    timeoutMs: options.lockTimeoutMs ?? 0,
-    command: 'spin apply',
-  });
+  const session = await ReconcileSession.open({ ...options, command: 'spin apply' });
   try {
-    const host = new AgentHost(options.home, { allowShell: options.allowShell ?? false });
-    const plans = await computePlan(options.packages, locked.state.data, host.observe);
-    emit({ type: 'plan', plans });
-    const selected = selectCommands(plans, options.targets ?? [], options.excludes ?? []);
-    const summary = emptySummary();
-    summary.unchanged = plans
-      .flatMap((p) => p.items)
-      .filter((i) => i.action === 'unchanged').length;
-    const requests = plans.map((p) => applyRequest(p, selected.get(p.name) ?? new Set()));
-    const prunes = options.prune === true ? plans.map((p) => pruneRequest(p, host, locked)) : [];
-    await runThroughBroker({ ...options, host, locked, groups: [requests, prunes], summary });
-    emit({ type: 'done', summary });
-    return summary;
+    return await applyIn(session, options);
   } finally {
-    await locked.release();
+    await session.close();
   }
 }
 
+/** One apply in an open session (see `apply`); several may run at once on different packages. */
+export async function applyIn(
+  session: ReconcileSession,
+  options: ApplyRun,
+): Promise<ReconcileSummary> {
+  const emit = options.emit ?? (() => undefined);
+  const plans = await computePlan(options.packages, session.state.data, session.host.observe);
+  emit({ type: 'plan', plans });
+  const selected = selectCommands(plans, options.targets ?? [], options.excludes ?? []);
+  const summary = emptySummary();
+  summary.unchanged = plans.flatMap((p) => p.items).filter((i) => i.action === 'unchanged').length;
+  const requests = plans.map((p) => applyRequest(p, selected.get(p.name) ?? new Set()));
+  const prunes = options.prune === true ? plans.map((p) => pruneRequest(p, session)) : [];
+  await runThroughBroker(session, [requests, prunes], summary, options);
+  emit({ type: 'done', summary });
+  return summary;
+}
+
 /**
- * Runs groups of requests through the broker, one group after the other (apply, then prune),
- * writing every outcome to the state as it arrives. Does nothing, and opens no broker, when no
- * request has commands.
+ * Runs groups of requests through the session's broker, one group after the other (apply, then
+ * prune), writing every outcome to the state as it arrives. Does nothing, and opens no broker,
+ * when no request has commands.
  */
-export async function runThroughBroker(options: {
-  home: string;
-  host: AgentHost;
-  locked: LockedState;
-  groups: RunRequest[][];
-  summary: ReconcileSummary;
-  signal?: AbortSignal;
-  emit?: ReconcileListener;
-}): Promise<void> {
-  const { host, locked, summary } = options;
+export async function runThroughBroker(
+  session: ReconcileSession,
+  groups: RunRequest[][],
+  summary: ReconcileSummary,
+  options: Pick<ReconcileOptions, 'signal' | 'emit'>,
+): Promise<void> {
   const emit = options.emit ?? (() => undefined);
   const signal = options.signal ?? new AbortController().signal;
-  if (options.groups.every((g) => g.every((r) => r.commands.length === 0))) return;
-  const state = locked.state;
+  if (groups.every((g) => g.every((r) => r.commands.length === 0))) return;
+  const state = session.state;
   state.data.serial += 1;
-  const broker = await openBroker({ home: options.home });
+  const broker = await session.broker();
   emit({ type: 'broker', kind: broker.kind });
-  const stopAgents = broker.kind === 'embedded' ? host.serve(broker) : undefined;
   const saves: Promise<void>[] = [];
   try {
-    for (const group of options.groups) {
+    for (const group of groups) {
       if (signal.aborted) break;
-      const byName = new Map(group.map((r) => [r.name, r]));
+      const byName = new Map(
+        group.map((r) => [
+          r.name,
+          { request: r, specs: new Map(r.commands.map((c) => [c.id, c])) },
+        ]),
+      );
       await runPackages({
         broker,
         requests: group,
         emit,
         signal,
         onOutcome: (outcome) => {
-          const request = byName.get(outcome.package);
-          const spec = request?.commands.find((c) => c.id === outcome.id);
-          if (request === undefined || spec === undefined) return;
-          count(summary, outcome, request.phase);
-          recordOutcome(state.data, outcome, spec, request.phase, request.file);
+          const entry = byName.get(outcome.package);
+          const spec = entry?.specs.get(outcome.id);
+          if (entry === undefined || spec === undefined) return;
+          count(summary, outcome, entry.request.phase);
+          recordOutcome(state.data, outcome, spec, entry.request.phase, entry.request.file);
           saves.push(state.save());
         },
       });
@@ -123,10 +125,7 @@ export async function runThroughBroker(options: {
       summary.interrupted = true;
       emit({ type: 'interrupted', signal: String(signal.reason) });
     }
-    await stopAgents?.();
-    await broker.close();
     await Promise.all(saves);
-    await state.save();
   }
 }
 
@@ -151,13 +150,22 @@ function applyRequest(plan: PackagePlan, run: ReadonlySet<string>): RunRequest {
   return { name: plan.name, file: plan.file, phase: 'apply', commands };
 }
 
-function pruneRequest(plan: PackagePlan, host: AgentHost, locked: LockedState): RunRequest {
+function pruneRequest(plan: PackagePlan, session: ReconcileSession): RunRequest {
   const records = plan.items.flatMap((i) =>
     i.action === 'prune' && i.record ? [[i.id, i.record] as [string, CommandRecord]] : [],
   );
-  const { request, nothingToUndo } = inverseRequest(plan.name, plan.file, 'prune', records, host);
+  const { request, nothingToUndo } = inverseRequest(
+    plan.name,
+    plan.file,
+    'prune',
+    records,
+    session.host,
+  );
   // Records whose action leaves nothing behind (a stop) are simply forgotten.
-  const pkg = locked.state.data.packages[plan.name];
-  if (pkg) for (const id of nothingToUndo) Reflect.deleteProperty(pkg.commands, id);
+  const pkg = session.state.data.packages[plan.name];
+  if (pkg && nothingToUndo.length > 0) {
+    for (const id of nothingToUndo) Reflect.deleteProperty(pkg.commands, id);
+    session.changed();
+  }
   return request;
 }

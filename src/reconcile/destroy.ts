@@ -1,11 +1,10 @@
 import { SpinError } from '../core/errors.js';
-import { AgentHost } from './agent-host.js';
 import { runThroughBroker } from './apply.js';
 import type { ReconcileListener, ReconcileSummary } from './events.js';
 import { emptySummary } from './events.js';
 import { inverseRequest } from './inverse-request.js';
-import { openLockedState } from './locked-state.js';
 import type { RunRequest } from './run-packages.js';
+import { ReconcileSession } from './session.js';
 import type { CommandRecord } from './state-types.js';
 
 /** What `spin destroy` is asked to undo. */
@@ -26,50 +25,53 @@ export interface DestroyOptions {
  * in the state is an error (`not_found`, exit 2) and nothing runs.
  */
 export async function destroy(options: DestroyOptions): Promise<ReconcileSummary> {
-  const emit = options.emit ?? (() => undefined);
-  const locked = await openLockedState(options.statePath, {
-    timeoutMs: options.lockTimeoutMs ?? 0,
-    command: 'spin destroy',
-  });
+  const session = await ReconcileSession.open({ ...options, command: 'spin destroy' });
   try {
-    const data = locked.state.data;
-    const missing = options.packages.filter((name) => !Object.hasOwn(data.packages, name));
-    if (missing.length > 0) {
-      const known = Object.keys(data.packages);
-      throw new SpinError(
-        'not_found',
-        `no package ${missing.map((m) => `'${m}'`).join(', ')} in the state`,
-        {
-          suggestions: [
-            known.length > 0
-              ? `packages in the state: ${known.join(', ')}`
-              : 'the state holds no packages',
-          ],
-        },
-      );
-    }
-    const host = new AgentHost(options.home, { allowShell: false });
-    const requests: RunRequest[] = [];
-    for (const name of options.packages) {
-      const pkg = data.packages[name];
-      if (pkg === undefined) continue;
-      const records = Object.entries(pkg.commands).filter(([, r]) => r.status === 'succeeded') as [
-        string,
-        CommandRecord,
-      ][];
-      const { request } = inverseRequest(name, pkg.file, 'destroy', records, host);
-      const undone = new Set(request.commands.map((c) => c.id));
-      for (const id of Object.keys(pkg.commands))
-        if (!undone.has(id)) Reflect.deleteProperty(pkg.commands, id);
-      if (Object.keys(pkg.commands).length === 0) Reflect.deleteProperty(data.packages, name);
-      requests.push(request);
-    }
-    const summary = emptySummary();
-    await runThroughBroker({ ...options, host, locked, groups: [requests], summary });
-    await locked.state.save();
-    emit({ type: 'done', summary });
-    return summary;
+    return await destroyIn(session, options);
   } finally {
-    await locked.release();
+    await session.close();
   }
+}
+
+/** One destroy in an open session (see `destroy`). */
+export async function destroyIn(
+  session: ReconcileSession,
+  options: Pick<DestroyOptions, 'packages' | 'signal' | 'emit'>,
+): Promise<ReconcileSummary> {
+  const data = session.state.data;
+  const missing = options.packages.filter((name) => !Object.hasOwn(data.packages, name));
+  if (missing.length > 0) {
+    const known = Object.keys(data.packages);
+    throw new SpinError(
+      'not_found',
+      `no package ${missing.map((m) => `'${m}'`).join(', ')} in the state`,
+      {
+        suggestions: [
+          known.length > 0
+            ? `packages in the state: ${known.join(', ')}`
+            : 'the state holds no packages',
+        ],
+      },
+    );
+  }
+  const requests: RunRequest[] = [];
+  for (const name of options.packages) {
+    const pkg = data.packages[name];
+    if (pkg === undefined) continue;
+    const records = Object.entries(pkg.commands).filter(([, r]) => r.status === 'succeeded') as [
+      string,
+      CommandRecord,
+    ][];
+    const { request } = inverseRequest(name, pkg.file, 'destroy', records, session.host);
+    const undone = new Set(request.commands.map((c) => c.id));
+    for (const id of Object.keys(pkg.commands))
+      if (!undone.has(id)) Reflect.deleteProperty(pkg.commands, id);
+    if (Object.keys(pkg.commands).length === 0) Reflect.deleteProperty(data.packages, name);
+    requests.push(request);
+  }
+  const summary = emptySummary();
+  session.changed();
+  await runThroughBroker(session, [requests], summary, options);
+  options.emit?.({ type: 'done', summary });
+  return summary;
 }

@@ -1,0 +1,79 @@
+import type { Broker } from '../daemon/broker.js';
+import { openBroker } from '../daemon/open-broker.js';
+import { AgentHost } from './agent-host.js';
+import { openLockedState, type LockedState } from './locked-state.js';
+import type { StateFile } from './state-file.js';
+
+/** What a session needs: where spin lives, which state, and how long to wait for its lock. */
+export interface SessionOptions {
+  home: string;
+  statePath: string;
+  lockTimeoutMs?: number;
+  command: string;
+  allowShell?: boolean;
+}
+
+/**
+ * Everything one process needs to reconcile: the state file with its lock held, the built-in
+ * agents (for observing, and for carrying out commands when the broker is embedded), and the
+ * broker, opened on first use. `spin apply` opens one for a single apply; `spin watch` keeps one
+ * for its lifetime and runs applies of independent packages in it side by side.
+ */
+export class ReconcileSession {
+  readonly home: string;
+  readonly host: AgentHost;
+  readonly #locked: LockedState;
+  #broker: Promise<Broker> | undefined;
+  #stopAgents: (() => Promise<void>) | undefined;
+  #changed = false;
+
+  private constructor(home: string, locked: LockedState, host: AgentHost) {
+    this.home = home;
+    this.#locked = locked;
+    this.host = host;
+  }
+
+  static async open(options: SessionOptions): Promise<ReconcileSession> {
+    const locked = await openLockedState(options.statePath, {
+      timeoutMs: options.lockTimeoutMs ?? 0,
+      command: options.command,
+    });
+    return new ReconcileSession(
+      options.home,
+      locked,
+      new AgentHost(options.home, { allowShell: options.allowShell ?? false }),
+    );
+  }
+
+  get state(): StateFile {
+    return this.#locked.state;
+  }
+
+  /** The broker: the daemon when it answers, else an embedded one served by the built-in agents. */
+  broker(): Promise<Broker> {
+    this.#broker ??= openBroker({ home: this.home }).then((broker) => {
+      if (broker.kind === 'embedded') this.#stopAgents = this.host.serve(broker);
+      return broker;
+    });
+    return this.#broker;
+  }
+
+  /** Notes that the state data was changed outside a run, so `close` writes it. */
+  changed(): void {
+    this.#changed = true;
+  }
+
+  /**
+   * Stops the agents, closes the broker, writes the state a last time if anything ran or changed
+   * (a plan writes nothing), and releases the lock.
+   */
+  async close(): Promise<void> {
+    try {
+      await this.#stopAgents?.();
+      if (this.#broker !== undefined) await (await this.#broker).close();
+      if (this.#broker !== undefined || this.#changed) await this.state.save();
+    } finally {
+      await this.#locked.release();
+    }
+  }
+}
