@@ -169,6 +169,10 @@ export class SqliteQueueStore implements QueueStore {
       const specs = rows.map(specOf);
       checkPackageGraph(specs);
       let seq = this.#sql.maxSeq.get()?.seq ?? 0;
+      const dependents = new Map<string, number>();
+      for (const spec of specs) {
+        for (const need of spec.needs) dependents.set(need, (dependents.get(need) ?? 0) + 1);
+      }
       specs.forEach((spec, i) => {
         const state = enqueuedState(spec.needs);
         this.#sql.enqueueCommand.run({
@@ -177,6 +181,7 @@ export class SqliteQueueStore implements QueueStore {
           seq: ++seq,
           state,
           pending_needs: spec.needs.length,
+          dependents: dependents.get(spec.id) ?? 0,
           updated_at: this.#now,
         });
         for (const need of spec.needs) this.#sql.insertDep.run(packageId, need, spec.id);
@@ -226,7 +231,8 @@ export class SqliteQueueStore implements QueueStore {
         after.state === 'ready'
           ? { state: after.state, availableAt: after.available_at }
           : { state: after.state };
-      const lease = next === undefined ? undefined : this.#lease(next);
+      const sameQueue = next?.node === row.node && next.resource === row.resource;
+      const lease = next === undefined ? undefined : this.#lease(next, sameQueue);
       return lease === undefined ? { outcome } : { outcome, next: lease };
     });
   }
@@ -339,8 +345,14 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  #lease(options: LeaseOptions): Lease | undefined {
-    const running = this.#sql.runningInQueue.get(options.node, options.resource);
+  /**
+   * Leases the head of a queue. `slotFree` says the caller just settled this queue's running
+   * command, so no other can be running (one in flight per queue) and the lookup is skipped.
+   */
+  #lease(options: LeaseOptions, slotFree = false): Lease | undefined {
+    const running = slotFree
+      ? undefined
+      : this.#sql.runningInQueue.get(options.node, options.resource);
     if (running !== undefined) {
       if ((running.lease_expires_at ?? 0) > this.#now) return undefined;
       this.#expireLease(running);
@@ -372,7 +384,8 @@ export class SqliteQueueStore implements QueueStore {
       error: null,
       reason: null,
     });
-    for (const { command_id } of this.#sql.dependents.all(row.package_id, row.id)) {
+    const dependents = row.dependents === 0 ? [] : this.#sql.dependents.all(row.package_id, row.id);
+    for (const { command_id } of dependents) {
       const dependent = this.#command(row.package_id, command_id);
       const pending = dependent.pending_needs - 1;
       if (dependent.state === 'waiting' && pending === 0) {

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS commands (
   state TEXT NOT NULL,
   active INTEGER,
   pending_needs INTEGER NOT NULL DEFAULT 0,
+  dependents INTEGER NOT NULL DEFAULT 0,
   attempt INTEGER NOT NULL DEFAULT 0,
   failures INTEGER NOT NULL DEFAULT 0,
   attempt_id TEXT,
@@ -98,6 +99,8 @@ export interface CommandRow {
   /** 1 from enqueue until the command finishes, else null: membership of the queue index. */
   active: number | null;
   pending_needs: number;
+  /** How many commands need this one; 0 spares the lookup of dependents on every ack. */
+  dependents: number;
   attempt: number;
   failures: number;
   attempt_id: string | null;
@@ -184,10 +187,17 @@ export function prepareStatements(db: Database.Database) {
     ),
     maxSeq: db.prepare<[], { seq: number | null }>(`SELECT max(seq) AS seq FROM commands`),
     enqueueCommand: db.prepare<
-      Key & { seq: number; state: CommandState; pending_needs: number; updated_at: number }
+      Key & {
+        seq: number;
+        state: CommandState;
+        pending_needs: number;
+        dependents: number;
+        updated_at: number;
+      }
     >(
       `UPDATE commands SET seq = @seq, state = @state, active = 1, pending_needs = @pending_needs,
-         updated_at = @updated_at WHERE package_id = @package_id AND id = @id`,
+         dependents = @dependents, updated_at = @updated_at
+       WHERE package_id = @package_id AND id = @id`,
     ),
     insertDep: db.prepare<[string, string, string]>(
       `INSERT OR IGNORE INTO deps (package_id, needs_id, command_id) VALUES (?, ?, ?)`,
