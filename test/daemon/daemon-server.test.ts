@@ -215,6 +215,36 @@ describe('daemon over its real socket', () => {
     expect(events.map((e) => e.to)).toContain('running');
   });
 
+  it('streams transitions as server-sent events when asked for text/event-stream', async () => {
+    const frames: string[] = [];
+    let seen: () => void = () => undefined;
+    const staged = new Promise<void>((resolve) => (seen = resolve));
+    const req = request({
+      ...socket,
+      method: 'GET',
+      path: '/v1/events',
+      headers: { accept: 'text/event-stream' },
+    });
+    const type = new Promise<string | undefined>((resolve) => {
+      req.on('response', (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          frames.push(...chunk.split('\n\n').filter((f) => f !== ''));
+          if (frames[0] !== undefined) resolve(res.headers['content-type']);
+          if (frames.some((f) => f.includes('"staged"'))) seen();
+        });
+      });
+    });
+    req.on('error', () => undefined);
+    req.end();
+    expect(await type).toBe('text/event-stream');
+    await client.createPackage({ name: 'sse' });
+    await staged;
+    req.destroy();
+    expect(frames[0]).toBe('data: {"type":"subscribed"}');
+    expect(frames[1]).toMatch(/^data: \{"type":"package",.*"name":"sse","to":"staged"\}$/);
+  });
+
   it('shares commits between agents acking together (group commit)', async () => {
     const resources = ['q0', 'q1', 'q2', 'q3'];
     const pkg = await client.createPackage();
