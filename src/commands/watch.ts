@@ -1,0 +1,91 @@
+import { Args, Flags } from '@oclif/core';
+import { durationToMs } from '../core/duration.js';
+import { SpinError } from '../core/errors.js';
+import { ExitCode } from '../core/exit-codes.js';
+import { packageFlags } from '../cli/flags.js';
+import {
+  interruptSignal,
+  lockTimeoutMs,
+  outputFlags,
+  outputMode,
+  resolveHome,
+  stateFlags,
+} from '../cli/reconcile-flags.js';
+import { SpinCommand } from '../cli/spin-command.js';
+import { createWatchRenderer } from '../cli/watch-renderer.js';
+import { watchPackages } from '../watch/watch-packages.js';
+
+export default class Watch extends SpinCommand {
+  static override summary = 'Keep a directory of packages applied.';
+  static override description =
+    'Applies every *.spin.yaml below the directory, then re-applies a package whenever its file is saved (once the file has settled), and every package at each --interval to repair drift. An invalid file is reported until fixed, and its package keeps its last good content. A removed file leaves its package as it is, or with --prune destroys it. Ctrl-C or SIGTERM stops cleanly. With --once, reconciles everything once and exits with the codes of spin apply: 0 ok, 1 a command failed, 2 invalid input (nothing runs), 3 the state is locked or corrupt.';
+  static override examples = [
+    '<%= config.bin %> watch packages/',
+    '<%= config.bin %> watch packages/ --prune --interval 1m',
+    '<%= config.bin %> watch packages/ --once --output json',
+  ];
+  static override args = {
+    dir: Args.string({ description: 'directory of *.spin.yaml files', required: true }),
+  };
+  static override flags = {
+    interval: Flags.string({
+      description: 'plan every package against the machine and repair drift this often',
+      default: '5m',
+    }),
+    settle: Flags.string({
+      description: 'read a file once it has not changed for this long',
+      default: '200ms',
+    }),
+    prune: Flags.boolean({
+      description: 'destroy the package of a removed file, and undo commands removed from a file',
+    }),
+    once: Flags.boolean({ description: 'reconcile everything once and exit' }),
+    'allow-shell': Flags.boolean({
+      description: 'let shell commands run (embedded broker only; the daemon decides for itself)',
+    }),
+    ...stateFlags,
+    ...outputFlags,
+    ...packageFlags,
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Watch);
+    const renderer = createWatchRenderer(outputMode(flags.output), {
+      out: (l) => {
+        this.log(l);
+      },
+      err: (l) => {
+        this.logToStderr(l);
+      },
+      write: (text) => process.stdout.write(text),
+    });
+    const interrupt = interruptSignal();
+    try {
+      const outcome = await watchPackages({
+        ...resolveHome(flags),
+        dir: args.dir,
+        intervalMs: duration('--interval', flags.interval, 1),
+        settleMs: duration('--settle', flags.settle, 0),
+        prune: flags.prune,
+        once: flags.once,
+        allowShell: flags['allow-shell'],
+        lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
+        maxBytes: flags['max-bytes'],
+        signal: interrupt.signal,
+        emit: renderer.listener,
+      });
+      renderer.finish();
+      if (flags.once && outcome.exitCode !== ExitCode.ok) this.exit(outcome.exitCode);
+    } finally {
+      interrupt.dispose();
+    }
+  }
+}
+
+function duration(flag: string, value: string, min: number): number {
+  const ms = durationToMs(value);
+  if (ms === undefined || ms < min) {
+    throw new SpinError('usage', `${flag}: '${value}' is not a duration like 200ms, 30s or 5m`);
+  }
+  return ms;
+}

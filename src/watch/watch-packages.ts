@@ -1,0 +1,187 @@
+import { stat } from 'node:fs/promises';
+import { SpinError } from '../core/errors.js';
+import { expandInputs } from '../planner/input-files.js';
+import { ReconcileSession } from '../reconcile/session.js';
+import { DirectoryWatcher } from './directory-watcher.js';
+import { PathSettler } from './path-settler.js';
+import type { WatchListener } from './watch-events.js';
+import { WatchReconciler, type WatchOutcome } from './watch-reconciler.js';
+import { watchScope } from './watch-scope.js';
+
+/** What `spin watch` is asked to do. */
+export interface WatchOptions {
+  /** The directory whose `*.spin.yaml` files are kept applied. */
+  dir: string;
+  home: string;
+  statePath: string;
+  lockTimeoutMs?: number;
+  allowShell?: boolean;
+  /** Destroy the package of a removed file, and undo commands removed from a file. */
+  prune?: boolean;
+  /** How often every package is planned against the machine and drift repaired (default 5m). */
+  intervalMs?: number;
+  /** How long a file must stay unchanged before it is read (default 200 ms). */
+  settleMs?: number;
+  /** Reconcile everything once and return, instead of watching. */
+  once?: boolean;
+  /** Packages reconciled at the same time, at most (default 8). */
+  concurrency?: number;
+  maxBytes?: number;
+  /** Stops the watch: running applies are cancelled, then everything is closed. */
+  signal?: AbortSignal;
+  emit?: WatchListener;
+}
+
+export const defaultIntervalMs = 5 * 60_000;
+export const defaultSettleMs = 200;
+
+/**
+ * Keeps the packages below `dir` applied until `signal` fires: holds one ReconcileSession (the
+ * state lock, the agents, the broker) for its whole life, applies every package once, then
+ * re-applies a package when its file settles after a change, and every package at each
+ * `intervalMs` to repair drift. With `once`, reconciles everything a single time (nothing runs
+ * when any file is invalid, as with `spin apply`) and returns. Throws before watching when the
+ * directory does not exist or the state is locked; after that, problems are events. Resolves
+ * with the outcome once everything has stopped and the lock is released.
+ */
+export async function watchPackages(options: WatchOptions): Promise<WatchOutcome> {
+  const settleMs = options.settleMs ?? defaultSettleMs;
+  const intervalMs = options.intervalMs ?? defaultIntervalMs;
+  const prune = options.prune ?? false;
+  const emitTo = options.emit ?? (() => undefined);
+  const scope = watchScope(options.dir, options.home, options.statePath);
+  const info = await stat(scope.dir).catch(() => undefined);
+  if (info?.isDirectory() !== true) {
+    throw new SpinError('invalid_input', `${options.dir} is not a directory`, {
+      suggestions: ['spin watch takes a directory of *.spin.yaml files'],
+    });
+  }
+  const session = await ReconcileSession.open({
+    home: options.home,
+    statePath: options.statePath,
+    command: options.once === true ? 'spin watch --once' : 'spin watch',
+    ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
+    ...(options.allowShell === undefined ? {} : { allowShell: options.allowShell }),
+  });
+  const stopping = new AbortController();
+  const onAbort = (): void => {
+    stopping.abort(options.signal?.reason);
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted === true) onAbort();
+  const reconciler = new WatchReconciler({
+    session,
+    scope,
+    prune,
+    concurrency: options.concurrency ?? 8,
+    signal: stopping.signal,
+    emit: emitTo,
+    ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
+  });
+  const listFiles = async (): Promise<string[]> =>
+    (await expandInputs([scope.dir])).files.filter((f) => scope.includes(f));
+  const watching = (again: boolean): void => {
+    reconciler.emit({ type: 'watching', dir: scope.dir, settleMs, intervalMs, prune, again });
+  };
+
+  let outcome: WatchOutcome;
+  try {
+    if (options.once === true) {
+      watching(false);
+      const act = await reconciler.readAll(await listFiles(), 'initial');
+      if (reconciler.invalidFiles.length === 0) {
+        act();
+        reconciler.releaseOrphans();
+        await reconciler.idle();
+      }
+      outcome = await reconciler.stop();
+    } else {
+      outcome = await watchUntilStopped({
+        reconciler,
+        scope,
+        settleMs,
+        intervalMs,
+        stopping: stopping.signal,
+        listFiles,
+        watching,
+      });
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    await session.close();
+  }
+  reconciler.emit({
+    type: 'stopped',
+    reason: stopping.signal.aborted ? String(stopping.signal.reason) : 'done',
+  });
+  return outcome;
+}
+
+async function watchUntilStopped(context: {
+  reconciler: WatchReconciler;
+  scope: ReturnType<typeof watchScope>;
+  settleMs: number;
+  intervalMs: number;
+  stopping: AbortSignal;
+  listFiles: () => Promise<string[]>;
+  watching: (again: boolean) => void;
+}): Promise<WatchOutcome> {
+  const { reconciler, scope, stopping } = context;
+  const settler = new PathSettler({
+    settleMs: context.settleMs,
+    onSettled: (file) => void reconciler.read(file),
+  });
+  let armed = 0;
+  const onPresence = async (present: boolean): Promise<void> => {
+    if (!present) {
+      reconciler.emit({ type: 'missing', dir: scope.dir });
+      // Its files are gone too, unless the directory is back before they settle.
+      for (const file of reconciler.files) settler.touch(file);
+      return;
+    }
+    const first = armed === 0;
+    armed += 1;
+    context.watching(!first);
+    const listed = await context.listFiles();
+    const seen = new Set(listed);
+    await Promise.all(listed.map((file) => reconciler.read(file, first ? 'initial' : 'changed')));
+    for (const file of reconciler.files) if (!seen.has(file)) settler.touch(file);
+    if (first) reconciler.releaseOrphans();
+  };
+  const directory = new DirectoryWatcher({
+    scope,
+    onChange: (file) => {
+      settler.touch(file);
+    },
+    onPresence: (present) => {
+      void onPresence(present).catch(report);
+    },
+    onError: report,
+  });
+  function report(error: Error): void {
+    reconciler.emit({ type: 'error', code: 'watch', message: error.message });
+  }
+  const resync = setInterval(() => {
+    reconciler.resync();
+    void directory.check();
+  }, context.intervalMs);
+  try {
+    if (!stopping.aborted) await directory.start();
+    if (!stopping.aborted) {
+      await new Promise<void>((resolve) => {
+        stopping.addEventListener(
+          'abort',
+          () => {
+            resolve();
+          },
+          { once: true },
+        );
+      });
+    }
+  } finally {
+    clearInterval(resync);
+    settler.close();
+    await directory.close();
+  }
+  return reconciler.stop();
+}
