@@ -5,6 +5,7 @@ import type { BrokerPaths } from './broker-paths.js';
 import type { BrokerTimings } from './broker-semantics.js';
 import { DaemonServer } from './daemon-server.js';
 import { openOwnedBroker } from './embedded-broker.js';
+import type { Broker } from './broker.js';
 
 /** What the daemon reports about itself; `spin daemon run` renders these as log lines. */
 export type DaemonLogEntry =
@@ -20,6 +21,11 @@ export interface DaemonRunOptions {
   version?: string;
   log?: (entry: DaemonLogEntry) => void;
   timings?: Partial<BrokerTimings>;
+  /**
+   * Consumers to run in the daemon's own process (the built-in agents), started once it listens;
+   * the function returned stops them, before the broker closes.
+   */
+  host?: (broker: Broker) => () => Promise<void>;
 }
 
 /** A started daemon: `stop` ends it gracefully; `stopped` settles when it has ended. */
@@ -42,6 +48,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     'daemon',
   );
   let stopping: Promise<void> | undefined;
+  let stopHosted: (() => Promise<void>) | undefined;
   let resolveStopped: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
     resolveStopped = resolve;
@@ -49,6 +56,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       options.log?.({ type: 'stopping', reason });
+      await stopHosted?.();
       await server.close();
       await broker.close();
       options.log?.({ type: 'stopped' });
@@ -72,6 +80,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     await broker.close();
     throw error;
   }
+  stopHosted = options.host?.(broker);
   const port = server.tcpPort;
   options.log?.({
     type: 'listening',

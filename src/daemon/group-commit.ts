@@ -1,7 +1,8 @@
 /**
  * Runs operations that arrive close together in one transaction, so that they share one durable
- * commit (one fsync): the group commit of DESIGN.md. Each operation runs in its own savepoint,
- * so one that throws is undone alone and rejects alone; the others commit together.
+ * commit (one fsync): the group commit of DESIGN.md. In a batch of several, each operation runs in
+ * its own savepoint (see `isolating`), so one that throws is undone alone and rejects alone; the
+ * others commit together. A batch of one needs no savepoint: its failure undoes the transaction.
  *
  * Operations queued in the same turn of the event loop are flushed together on `setImmediate`;
  * while a flush runs (it is synchronous), new arrivals wait for the next one.
@@ -11,6 +12,7 @@ export class GroupCommit {
   readonly #runBatch: (ops: (() => void)[]) => void;
   #scheduled = false;
   #closed = false;
+  #isolating = false;
 
   /**
    * @param runBatch runs every function inside one transaction and commits it durably; each
@@ -34,11 +36,33 @@ export class GroupCommit {
     });
   }
 
+  /**
+   * Whether the batch being run holds several operations, so each must isolate its own failure
+   * in a savepoint. False for a batch of one: a throw then rolls the whole transaction back.
+   */
+  get isolating(): boolean {
+    return this.#isolating;
+  }
+
   /** Commits everything queued now, synchronously. */
   flush(): void {
     this.#scheduled = false;
     const batch = this.#pending.splice(0);
-    if (batch.length === 0) return;
+    const [single] = batch;
+    if (single === undefined) return;
+    if (batch.length === 1) {
+      this.#isolating = false;
+      let value: unknown;
+      try {
+        this.#runBatch([() => (value = single.op())]);
+      } catch (error) {
+        single.reject(error);
+        return;
+      }
+      single.resolve(value);
+      return;
+    }
+    this.#isolating = true;
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
       this.#runBatch(

@@ -336,7 +336,7 @@ export class SqliteQueueStore implements QueueStore {
       const mark = this.#events.length;
       try {
         this.#now = this.#clock.now();
-        return this.#savepoint(op) as T;
+        return (this.#commits.isolating ? this.#savepoint(op) : op()) as T;
       } catch (error) {
         this.#events.length = mark;
         this.#packages.clear();

@@ -46,6 +46,7 @@ describe('daemon crash and restart', () => {
     const acked: Lease[] = [];
     let restarting: Promise<void> | undefined;
     let done = false;
+    const kills: Promise<void>[] = [];
 
     /** Kills the daemon (once per kill point), restarts it, and reconnects the client. */
     const crash = (): Promise<void> =>
@@ -68,7 +69,12 @@ describe('daemon crash and restart', () => {
             acked.push(lease);
             if (acked.length >= (killAt[0] ?? Infinity)) {
               killAt.shift();
-              void crash();
+              // Kill a random moment later, so the kill lands anywhere in the daemon's work.
+              kills.push(
+                new Promise<void>((resolve) => {
+                  setTimeout(() => void crash().then(resolve), Math.random() * 5);
+                }),
+              );
             }
             lease = reply.next;
           }
@@ -80,6 +86,8 @@ describe('daemon crash and restart', () => {
       }
     };
     await Promise.all(resources.map(drive));
+    // A kill scheduled at the very end may still be restarting the daemon.
+    await Promise.all(kills);
 
     const status = await client.status(pkg);
     expect(status.commands.filter((c) => c.state !== 'succeeded')).toEqual([]);
