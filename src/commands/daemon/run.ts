@@ -3,6 +3,7 @@ import { SpinCommand } from '../../cli/spin-command.js';
 import { spinHome } from '../../core/spin-home.js';
 import { startDaemon } from '../../daemon/daemon-runner.js';
 import type { DaemonLogEntry } from '../../daemon/daemon-runner.js';
+import { AgentHost } from '../../reconcile/agent-host.js';
 
 /** `spin daemon run`: the daemon in the foreground, for systemd and containers. */
 export default class DaemonRun extends SpinCommand {
@@ -18,6 +19,13 @@ export default class DaemonRun extends SpinCommand {
       min: 0,
       max: 65_535,
     }),
+    agents: Flags.boolean({
+      description:
+        'run the built-in agents (storage, emulation, shell) in the daemon; --no-agents leaves the queues to `spin agent` processes',
+      default: true,
+      allowNo: true,
+    }),
+    'allow-shell': Flags.boolean({ description: 'let the shell agent run commands' }),
   };
 
   async run(): Promise<void> {
@@ -26,8 +34,15 @@ export default class DaemonRun extends SpinCommand {
       this.log(JSON.stringify({ at: new Date().toISOString(), ...entry }));
       if (entry.type === 'listening') process.send?.(entry);
     };
+    const home = spinHome();
     const daemon = await startDaemon({
-      home: spinHome(),
+      home,
+      ...(flags.agents
+        ? {
+            host: (broker) =>
+              new AgentHost(home, { allowShell: flags['allow-shell'] }).serve(broker),
+          }
+        : {}),
       version: this.config.version,
       log,
       ...(flags['tcp-port'] === undefined

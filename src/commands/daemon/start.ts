@@ -19,6 +19,13 @@ export default class DaemonStart extends SpinCommand {
       min: 0,
       max: 65_535,
     }),
+    agents: Flags.boolean({
+      description:
+        'run the built-in agents in the daemon; --no-agents leaves the queues to `spin agent` processes',
+      default: true,
+      allowNo: true,
+    }),
+    'allow-shell': Flags.boolean({ description: 'let the shell agent run commands' }),
   };
 
   async run(): Promise<void> {
@@ -27,9 +34,11 @@ export default class DaemonStart extends SpinCommand {
     const { pid, logFile } = await launchDaemon({
       home: spinHome(),
       entry,
-      ...(flags['tcp-port'] === undefined
-        ? {}
-        : { args: ['--tcp-port', String(flags['tcp-port'])] }),
+      args: [
+        ...(flags['tcp-port'] === undefined ? [] : ['--tcp-port', String(flags['tcp-port'])]),
+        ...(flags.agents ? [] : ['--no-agents']),
+        ...(flags['allow-shell'] ? ['--allow-shell'] : []),
+      ],
     });
     this.log(`spin daemon started: pid ${String(pid)}, log ${logFile}`);
   }
