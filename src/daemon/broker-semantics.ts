@@ -178,19 +178,29 @@ export function checkPackageGraph(commands: readonly Pick<CommandSpec, 'id' | 'n
       }
     }
   }
+  // Depth-first with an explicit stack: a chain of 10,000 needs must not overflow the call stack.
   const done = new Set<string>();
-  const onPath: string[] = [];
-  const visit = (id: string): void => {
-    if (done.has(id)) return;
-    const at = onPath.indexOf(id);
-    if (at >= 0) {
-      const cycle = [...onPath.slice(at), id].join(' → ');
-      throw new SpinError('invalid_input', `the needs form a cycle: ${cycle}`);
+  const onPath = new Set<string>();
+  for (const root of commands) {
+    if (done.has(root.id)) continue;
+    const path: { id: string; next: number }[] = [{ id: root.id, next: 0 }];
+    onPath.add(root.id);
+    while (path.length > 0) {
+      const top = path[path.length - 1];
+      if (top === undefined) break;
+      const need = byId.get(top.id)?.needs[top.next++];
+      if (need === undefined) {
+        path.pop();
+        onPath.delete(top.id);
+        done.add(top.id);
+      } else if (onPath.has(need)) {
+        const ids = path.map((p) => p.id);
+        const cycle = [...ids.slice(ids.indexOf(need)), need].join(' → ');
+        throw new SpinError('invalid_input', `the needs form a cycle: ${cycle}`);
+      } else if (!done.has(need)) {
+        path.push({ id: need, next: 0 });
+        onPath.add(need);
+      }
     }
-    onPath.push(id);
-    for (const need of byId.get(id)?.needs ?? []) visit(need);
-    onPath.pop();
-    done.add(id);
-  };
-  for (const command of commands) visit(command.id);
+  }
 }
