@@ -7,7 +7,8 @@ export type ApplyReason = 'initial' | 'changed' | 'resync';
 /**
  * What `spin watch` reports. The core emits these; `src/cli/watch-renderer.ts` shows them as a
  * live table, timestamped lines, or JSON lines. Every event carries `at` (ms since the epoch).
- * - watching: the directory is (again) being watched;
+ * - watching: the directory is (again) being watched, and every file in it has been read (a
+ *   save from now on is seen as a change);
  * - missing: the directory is gone; it is picked up again when it comes back;
  * - loaded: a file was read and is valid; invalid: it is not (its package keeps its last good
  *   content, and this is reported again at every resync until the file is fixed);

@@ -87,8 +87,8 @@ export async function watchPackages(options: WatchOptions): Promise<WatchOutcome
   let outcome: WatchOutcome;
   try {
     if (options.once === true) {
-      watching(false);
       const act = await reconciler.readAll(await listFiles(), 'initial');
+      watching(false);
       if (reconciler.invalidFiles.length === 0) {
         act();
         reconciler.releaseOrphans();
@@ -141,12 +141,13 @@ async function watchUntilStopped(context: {
     }
     const first = armed === 0;
     armed += 1;
-    context.watching(!first);
     const listed = await context.listFiles();
     const seen = new Set(listed);
     await Promise.all(listed.map((file) => reconciler.read(file, first ? 'initial' : 'changed')));
     for (const file of reconciler.files) if (!seen.has(file)) settler.touch(file);
     if (first) reconciler.releaseOrphans();
+    // Announced once armed and every file present is read: a later save is a change.
+    context.watching(!first);
   };
   const directory = new DirectoryWatcher({
     scope,
