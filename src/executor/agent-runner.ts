@@ -36,7 +36,9 @@ export async function runAgent(options: AgentRunnerOptions): Promise<void> {
   let lease: Lease | undefined;
   try {
     while (!signal.aborted) {
-      lease ??= await consumer.lease({ waitMs: 10_000, signal }).catch(ignoreAbort(signal));
+      lease ??= await untilAborted(consumer.lease({ waitMs: 10_000, signal }), signal).catch(
+        ignoreAbort(signal),
+      );
       if (lease === undefined) continue;
       const result = await runLeased(consumer, lease, options, leaseMs);
       if (signal.aborted) break;
@@ -95,6 +97,31 @@ async function ackAndNext(
       return undefined;
     throw error;
   }
+}
+
+/**
+ * The promise's value, or undefined as soon as `signal` fires: a long-poll for a lease over the
+ * daemon's socket cannot be recalled, and a lease it brings after that is given back when the
+ * consumer closes.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      resolve(undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
 }
 
 function ignoreAbort(signal: AbortSignal): (error: unknown) => undefined {

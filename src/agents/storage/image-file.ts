@@ -3,7 +3,6 @@ import { constants } from 'node:fs';
 import { loadExeca } from '../load-execa.js';
 import { SpinError } from '../../core/errors.js';
 import { abortedError, throwIfAborted } from '../abort.js';
-import { asSpinError } from '../fs-util.js';
 
 /** The disk image formats spin makes and reads. */
 export type ImageFormat = 'raw' | 'qcow2';
@@ -92,13 +91,12 @@ export async function imageInfo(path: string, signal: AbortSignal): Promise<Imag
   return { format, virtualSize, allocated: stats.blocks * 512 };
 }
 
-const chunkSize = 1024 * 1024;
-const progressEvery = 256 * chunkSize;
-
 /**
- * Copies `from` into the new file `to` byte for byte, leaving all-zero chunks as holes so a sparse
- * image stays sparse. Format-agnostic (no qemu probing). Checks `signal` between chunks; on any
- * failure the caller removes `to`.
+ * Copies `from` into the new file `to` byte for byte, keeping holes so a sparse image stays
+ * sparse, and fsyncs it. `cp --sparse=always` finds the data with SEEK_DATA/SEEK_HOLE (and
+ * shares blocks where the filesystem can reflink), so a 2 GiB image with 1 MiB written copies
+ * in milliseconds rather than reading 2 GiB. Format-agnostic (no qemu probing); `-P` never
+ * follows a link. Honours `signal`; on any failure the caller removes `to`.
  */
 export async function copySparse(
   from: string,
@@ -106,37 +104,28 @@ export async function copySparse(
   signal: AbortSignal,
   progress: (line: string) => void,
 ): Promise<number> {
-  const source = await open(from, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    const target = await open(to, 'wx', 0o644);
-    try {
-      const { size } = await source.stat();
-      const buffer = Buffer.alloc(chunkSize);
-      const zero = Buffer.alloc(chunkSize);
-      for (let position = 0; position < size;) {
-        throwIfAborted(signal, 'The copy');
-        const { bytesRead } = await source.read(buffer, 0, chunkSize, position);
-        if (bytesRead === 0) break;
-        const chunk = buffer.subarray(0, bytesRead);
-        if (!chunk.equals(zero.subarray(0, bytesRead)))
-          await target.write(chunk, 0, bytesRead, position);
-        position += bytesRead;
-        if (position % progressEvery === 0 && position < size) {
-          progress(
-            `copied ${String(position / chunkSize)} MiB of ${String(Math.ceil(size / chunkSize))} MiB`,
-          );
-        }
-      }
-      await target.truncate(size);
-      await target.sync();
-      return size;
-    } finally {
-      await target.close();
+  throwIfAborted(signal, 'The copy');
+  progress(`copying ${from}`);
+  const result = await (
+    await loadExeca()
+  )('cp', ['-P', '--sparse=always', '--reflink=auto', '--no-preserve=all', '--', from, to], {
+    cancelSignal: signal,
+    reject: false,
+    stdin: 'ignore',
+  });
+  if (result.failed) {
+    if (result.isCanceled || signal.aborted) throw abortedError(signal, 'The copy');
+    const text = result.stderr.trim() || (result.shortMessage ?? 'cp failed');
+    if (/No space left on device/i.test(text)) {
+      throw new SpinError('no_space', `No space left on the device: ${text}`, { retryable: true });
     }
-  } catch (error) {
-    if (signal.aborted) throw abortedError(signal, 'The copy');
-    throw asSpinError(error, 'copying the image');
+    throw new SpinError('action_failed', `copying the image failed: ${text}`);
+  }
+  const target = await open(to, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    await target.sync();
+    return (await target.stat()).size;
   } finally {
-    await source.close();
+    await target.close();
   }
 }
