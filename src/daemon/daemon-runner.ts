@@ -48,7 +48,8 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     'daemon',
   );
   let stopping: Promise<void> | undefined;
-  let stopHosted: (() => Promise<void>) | undefined;
+  // Set once the daemon listens; read by `stop`, which may run before that.
+  const hosted: { stop: (() => Promise<void>) | undefined } = { stop: undefined };
   let resolveStopped: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
     resolveStopped = resolve;
@@ -56,7 +57,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       options.log?.({ type: 'stopping', reason });
-      await stopHosted?.();
+      await hosted.stop?.();
       await server.close();
       await broker.close();
       options.log?.({ type: 'stopped' });
@@ -80,7 +81,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     await broker.close();
     throw error;
   }
-  stopHosted = options.host?.(broker);
+  hosted.stop = options.host?.(broker);
   const port = server.tcpPort;
   options.log?.({
     type: 'listening',
