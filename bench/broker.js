@@ -95,7 +95,7 @@ async function embedded(queues) {
 
 async function overSocket(queues) {
   const home = join(root, `daemon-${queues}`);
-  const child = spawn(process.execPath, [bin, 'daemon', 'run'], {
+  const child = spawn(process.execPath, [bin, 'daemon', 'run', '--no-agents'], {
     env: { ...process.env, SPIN_HOME: home },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -31,7 +31,8 @@ export async function spin(
 
 /** Starts `spin daemon run` and resolves once it logs that it listens. */
 export function runDaemonProcess(home: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [binPath, 'daemon', 'run'], {
+  // Broker only: the built-in agents would consume the storage and emulation queues.
+  const child = spawn(process.execPath, [binPath, 'daemon', 'run', '--no-agents'], {
     env: { ...process.env, SPIN_HOME: home },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
