@@ -76,6 +76,11 @@ export function describeWatchEvent(event: WatchEvent, dir = ''): string | undefi
   }
 }
 
+/** HH:MM:SS of a time, local. */
+function clock(at: number): string {
+  return new Date(at).toTimeString().slice(0, 8);
+}
+
 function plainWatchRenderer(sink: WatchSink): WatchRenderer {
   let dir = '';
   return {
@@ -118,27 +123,30 @@ function ttyWatchRenderer(sink: WatchSink): WatchRenderer {
     const width = Math.max(7, ...[...rows.keys()].map((k) => k.length));
     lines.push(`${'PACKAGE'.padEnd(width)}  ${'STATUS'.padEnd(12)}  SINCE     DETAIL`);
     for (const [pkg, r] of [...rows].sort(([a], [b]) => a.localeCompare(b))) {
-      const since = new Date(r.at).toLocaleTimeString();
-      lines.push(`${pkg.padEnd(width)}  ${r.status.padEnd(12)}  ${since.padEnd(8)}  ${r.detail}`);
+      const since = clock(r.at);
+      lines.push(`${pkg.padEnd(width)}  ${r.status.padEnd(12)}  ${since}  ${r.detail}`);
     }
     for (const [file, problem] of invalid) lines.push(`! ${relative(dir, file)}: ${problem}`);
     if (notes.length > 0) lines.push('', ...notes);
+    // Lines longer than the terminal would wrap and spoil the count of lines to redraw.
+    const columns = process.stdout.columns > 0 ? process.stdout.columns : 120;
+    const fitted = lines.map((l) => (l.length > columns ? `${l.slice(0, columns - 1)}…` : l));
     const clear = drawn > 0 ? `\x1b[${String(drawn)}A\x1b[0J` : '';
-    sink.write(`${clear}${lines.join('\n')}\n`);
+    sink.write(`${clear}${fitted.join('\n')}\n`);
     drawn = lines.length;
   };
   const later = (): void => {
     timer ??= setTimeout(draw, 100);
   };
   const note = (text: string): void => {
-    notes.push(`${new Date().toLocaleTimeString()} ${text}`);
+    notes.push(`${clock(Date.now())} ${text}`);
     if (notes.length > 5) notes.shift();
   };
   const listener: WatchListener = (event) => {
     switch (event.type) {
       case 'watching':
         dir = event.dir;
-        header = `spin watch ${describeWatchEvent(event) ?? ''} — Ctrl-C to stop`;
+        header = `spin watch: ${describeWatchEvent(event) ?? ''} — Ctrl-C to stop`;
         break;
       case 'missing':
         note(describeWatchEvent(event) ?? '');
@@ -202,6 +210,7 @@ function ttyWatchRenderer(sink: WatchSink): WatchRenderer {
         break;
       }
       case 'stopped':
+        note(describeWatchEvent(event) ?? '');
         break;
     }
     later();

@@ -52,6 +52,7 @@ export class WatchReconciler {
   /** The file a package was last defined in, for packages let go. */
   readonly #lastFile = new Map<string, string>();
   readonly #reads = new Map<string, Promise<void>>();
+  readonly #releases = new Set<Promise<void>>();
   #failed = 0;
   #interrupted = false;
   readonly #errors: WatchOutcome['errors'] = [];
@@ -144,13 +145,15 @@ export class WatchReconciler {
 
   /** Resolves when no read, apply or destroy is waiting or running. */
   async idle(): Promise<void> {
-    while (this.#reads.size > 0) await Promise.all(this.#reads.values());
+    while (this.#reads.size > 0 || this.#releases.size > 0) {
+      await Promise.all([...this.#reads.values(), ...this.#releases]);
+    }
     await this.#runner.idle();
   }
 
   /** Starts nothing more and waits for what runs (the caller has aborted the signal). */
   async stop(): Promise<WatchOutcome> {
-    await Promise.all(this.#reads.values());
+    await Promise.all([...this.#reads.values(), ...this.#releases]);
     await this.#runner.stop();
     return this.outcome();
   }
@@ -204,15 +207,20 @@ export class WatchReconciler {
     });
   }
 
-  /** No file defines `name` any more: let it go, and re-read files that wanted the name. */
+  /**
+   * No file defines `name` any more: files refused for wanting the name are read again first,
+   * and only when none of them takes it is the package let go.
+   */
   #release(name: string, file: string): void {
     this.#managed.delete(name);
     this.#lastFile.set(name, file);
-    this.#runner.request(name, { kind: 'remove' });
-    for (const blocked of this.#files.blockedOn(name)) {
-      this.#files.forget(blocked);
-      void this.read(blocked);
-    }
+    const blocked = this.#files.blockedOn(name);
+    for (const other of blocked) this.#files.forget(other);
+    const released = Promise.all(blocked.map((other) => this.read(other))).then(() => {
+      if (!this.#managed.has(name)) this.#runner.request(name, { kind: 'remove' });
+    });
+    this.#releases.add(released);
+    void released.finally(() => this.#releases.delete(released));
   }
 
   async #run(name: string, work: PackageWork): Promise<void> {

@@ -3,6 +3,7 @@ import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WatchEvent } from '../../src/watch/watch-events.js';
+import { spin } from '../support/spin-cli.js';
 import {
   is,
   renameSave,
@@ -154,5 +155,49 @@ describe('spin watch: files', () => {
       summary: { succeeded: 1 },
     });
     expect(existsSync(join(d.home, 'images/fix/b.raw'))).toBe(true);
+  });
+
+  it('a second file defining the same package is refused until the first lets go of it', async () => {
+    const d = await watchDirs();
+    const first = join(d.dir, 'first.spin.yaml');
+    const second = join(d.dir, 'second.spin.yaml');
+    await writeFile(first, storagePackage('dup', ['a.raw']));
+    const w = watch(d);
+    await w.waitFor(applied('dup'));
+    let from = w.mark();
+    await writeFile(second, storagePackage('dup', ['b.raw']));
+    expect(await w.waitFor(is('invalid'), { from })).toMatchObject({
+      file: second,
+      diagnostics: [
+        { reason: 'duplicate-package', message: `package 'dup' is already defined in ${first}` },
+      ],
+    });
+    from = w.mark();
+    await rm(first);
+    await w.waitFor((e) => applied('dup')(e) && 'file' in e && e.file === second, { from });
+    expect(existsSync(join(d.home, 'images/dup/b.raw'))).toBe(true);
+    expect(w.events.slice(from).filter(is('unmanaged'))).toEqual([]);
+  });
+
+  it('--once lets go of a package whose file was removed while nobody watched', async () => {
+    const d = await watchDirs();
+    const env = { SPIN_HOME: d.home };
+    const once = (...args: string[]) =>
+      spin(['watch', d.dir, '--once', '--output', 'json', ...args], { env });
+    const file = join(d.dir, 'old.spin.yaml');
+    await writeFile(file, storagePackage('old', ['a.raw']));
+    expect((await once()).code).toBe(0);
+    await rm(file);
+    const kept = await once();
+    expect(kept.code).toBe(0);
+    expect(kept.stdout).toContain(
+      `"type":"unmanaged","package":"old","file":${JSON.stringify(file)}`,
+    );
+    expect(existsSync(join(d.home, 'images/old/a.raw'))).toBe(true);
+    const pruned = await once('--prune');
+    expect(pruned.code).toBe(0);
+    expect(pruned.stdout).toContain('"type":"destroyed","package":"old"');
+    expect(existsSync(join(d.home, 'images/old'))).toBe(false);
+    expect((await stateOf(d.home)).packages).toEqual({});
   });
 });
