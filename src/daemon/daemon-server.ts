@@ -36,6 +36,8 @@ export interface DaemonHealth {
   version: string;
   startedAt: number;
   tcp?: { host: string; port: number };
+  /** Durable commits and the operations they carried, when the store counts them. */
+  commits?: { commits: number; operations: number };
 }
 
 const statusOf: Partial<Record<ErrorCode, number>> = {
@@ -216,6 +218,8 @@ export class DaemonServer {
       version: this.#options.version ?? '0.0.0',
       startedAt: this.#startedAt,
     };
+    const commits = this.#options.broker.store.stats?.();
+    if (commits) health.commits = commits;
     const port = this.tcpPort;
     if (this.#options.tcp && port !== undefined)
       health.tcp = { host: this.#options.tcp.host, port };

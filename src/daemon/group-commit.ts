@@ -13,6 +13,8 @@ export class GroupCommit {
   #scheduled = false;
   #closed = false;
   #isolating = false;
+  /** Commits made and operations they carried: operations / commits is the group-commit gain. */
+  readonly stats = { commits: 0, operations: 0 };
 
   /**
    * @param runBatch runs every function inside one transaction and commits it durably; each
@@ -50,6 +52,8 @@ export class GroupCommit {
     const batch = this.#pending.splice(0);
     const [single] = batch;
     if (single === undefined) return;
+    this.stats.commits++;
+    this.stats.operations += batch.length;
     if (batch.length === 1) {
       this.#isolating = false;
       let value: unknown;

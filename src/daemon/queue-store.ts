@@ -70,6 +70,8 @@ export interface QueueStore {
   listPackages(limit?: number): Promise<PackageSummary[]>;
   /** Calls `listener` with every event after it is durable; returns the unsubscribe function. */
   subscribe(listener: BrokerListener): () => void;
+  /** Durable commits made so far and the operations they carried (optional: for metrics). */
+  stats?(): { commits: number; operations: number };
   /** Finishes pending work and releases the store. */
   close(): Promise<void>;
 }

@@ -323,6 +323,10 @@ export class SqliteQueueStore implements QueueStore {
     };
   }
 
+  stats(): { commits: number; operations: number } {
+    return { ...this.#commits.stats };
+  }
+
   close(): Promise<void> {
     this.#commits.close();
     this.#listeners.clear();

@@ -253,6 +253,7 @@ describe('daemon over its real socket', () => {
       resources.flatMap((r) => Array.from({ length: 50 }, () => cmd(r))),
     );
     await client.enqueue(pkg);
+    const before = (await client.health()).commits!;
     await Promise.all(
       resources.map(async (resource) => {
         const consumer = await client.consumer({ node: 'local', resource });
@@ -262,5 +263,11 @@ describe('daemon over its real socket', () => {
       }),
     );
     expect((await client.status(pkg)).state).toBe('succeeded');
+    const after = (await client.health()).commits!;
+    const operations = after.operations - before.operations;
+    const commits = after.commits - before.commits;
+    expect(operations).toBeGreaterThanOrEqual(200);
+    // Four agents acking at once: their acks (each with the next lease) share commits.
+    expect(commits).toBeLessThan(operations * 0.75);
   });
 });
