@@ -98,8 +98,8 @@ export class WatchReconciler {
   }
 
   /**
-   * Reads files without acting on them: for `--once`, which runs nothing when any file is
-   * invalid. Returns whether all were valid; `act` then applies them.
+   * Reads files and reports them, but applies nothing yet: for `--once`, which runs nothing
+   * when any file is invalid. Returns the function that asks for the applies.
    */
   async readAll(files: readonly string[], reason: ApplyReason): Promise<() => void> {
     const loaded: PackageSpec[] = [];
