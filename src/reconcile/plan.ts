@@ -79,7 +79,7 @@ export async function computePlan(
     }
     if (seen !== undefined && !seen.present) {
       item.action = 'drifted';
-      item.reason = `observed missing: ${describeObservation(seen)}`;
+      item.reason = describeObservation(seen);
     }
   });
   return plans;
@@ -111,7 +111,7 @@ function describeObservation(seen: Observation): string {
   const parts = Object.entries(seen.details).map(
     ([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`,
   );
-  return parts.length > 0 ? parts.join(', ') : 'not present';
+  return parts.length > 0 ? `observed missing: ${parts.join(', ')}` : 'observed missing';
 }
 
 /**
