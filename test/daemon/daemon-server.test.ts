@@ -8,6 +8,7 @@ import { DaemonClient } from '../../src/daemon/daemon-client.js';
 import { daemonToken, startDaemon } from '../../src/daemon/daemon-runner.js';
 import type { RunningDaemon } from '../../src/daemon/daemon-runner.js';
 import { openBroker } from '../../src/daemon/open-broker.js';
+import { submitPackage } from '../../src/daemon/submit-package.js';
 import { cmd, tempHome } from './helpers.js';
 
 interface Raw {
@@ -243,6 +244,19 @@ describe('daemon over its real socket', () => {
     req.destroy();
     expect(frames[0]).toBe('data: {"type":"subscribed"}');
     expect(frames[1]).toMatch(/^data: \{"type":"package",.*"name":"sse","to":"staged"\}$/);
+  });
+
+  it('submits a loaded package of 5,000 commands in chunks and enqueues it at once', async () => {
+    const commands = Array.from({ length: 5_000 }, (_, i) => ({
+      ...cmd('storage'),
+      id: `k${String(i)}`,
+    }));
+    const spec = { name: 'big', file: 'big.spin.yaml', commands };
+    const { packageId, state } = await submitPackage(client, spec);
+    expect(state).toBe('enqueued');
+    const status = await client.status(packageId);
+    expect(status.name).toBe('big');
+    expect(status.commands.map((c) => c.id)).toEqual(commands.map((c) => c.id));
   });
 
   it('shares commits between agents acking together (group commit)', async () => {
