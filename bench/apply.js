@@ -13,19 +13,26 @@ const runs = Number(process.env.RUNS ?? 5);
 
 function packageText() {
   const lines = ['package: bench-apply', 'commands:'];
-  for (let v = 0; v < volumes; v++) lines.push(`  vol${v}: { resource: storage, action: add_volume, params: { path: vol${v} } }`);
+  for (let v = 0; v < volumes; v++)
+    lines.push(`  vol${v}: { resource: storage, action: add_volume, params: { path: vol${v} } }`);
   for (let i = 0; i < count - volumes; i++) {
     const v = i % volumes;
-    lines.push(`  img${i}: { resource: storage, action: create_image, needs: [vol${v}], params: { volume: vol${v}, image: img${i}.raw, image_size: 1 } }`);
+    lines.push(
+      `  img${i}: { resource: storage, action: create_image, needs: [vol${v}], params: { volume: vol${v}, image: img${i}.raw, image_size: 1 } }`,
+    );
   }
   return lines.join('\n') + '\n';
 }
 
 function time(args, env) {
   const start = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, args, { env: { ...process.env, ...env }, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, args, {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (result.status !== 0) throw new Error(`${args.join(' ')} exited ${result.status}\n${result.stderr}`);
+  if (result.status !== 0)
+    throw new Error(`${args.join(' ')} exited ${result.status}\n${result.stderr}`);
   return { ms, stdout: result.stdout };
 }
 
@@ -42,13 +49,24 @@ for (let r = 0; r < runs; r++) {
   first.push(a.ms);
   node.push(time(['-e', '0']).ms);
   const b = time([bin, 'apply', file, '--output', 'plain'], { SPIN_HOME: home });
-  if (!b.stdout.includes(`Nothing to do: ${count} commands up to date.`)) throw new Error(`re-apply did something:\n${b.stdout}`);
+  if (!b.stdout.includes(`Nothing to do: ${count} commands up to date.`))
+    throw new Error(`re-apply did something:\n${b.stdout}`);
   noop.push(b.ms);
   rmSync(home, { recursive: true, force: true });
 }
 const base = median(node);
 console.table([
   { run: 'node -e 0', 'median ms': base.toFixed(0), 'x node': '1.00' },
-  { run: `first apply (${count} commands)`, 'median ms': median(first).toFixed(0), 'x node': (median(first) / base).toFixed(1), 'commands/s': ((count * 1000) / median(first)).toFixed(0) },
-  { run: 're-apply, nothing to do', 'median ms': median(noop).toFixed(0), 'x node': (median(noop) / base).toFixed(1), goal: '<= 10x' },
+  {
+    run: `first apply (${count} commands)`,
+    'median ms': median(first).toFixed(0),
+    'x node': (median(first) / base).toFixed(1),
+    'commands/s': ((count * 1000) / median(first)).toFixed(0),
+  },
+  {
+    run: 're-apply, nothing to do',
+    'median ms': median(noop).toFixed(0),
+    'x node': (median(noop) / base).toFixed(1),
+    goal: '<= 10x',
+  },
 ]);

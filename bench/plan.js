@@ -14,7 +14,11 @@ const quick = process.argv.includes('--quick');
 function measure(mode, files, runs) {
   const samples = [];
   for (let i = 0; i < runs; i++) {
-    samples.push(JSON.parse(execFileSync(process.execPath, [worker, mode, ...files], { maxBuffer: 1 << 20 }).toString()));
+    samples.push(
+      JSON.parse(
+        execFileSync(process.execPath, [worker, mode, ...files], { maxBuffer: 1 << 20 }).toString(),
+      ),
+    );
   }
   samples.sort((a, b) => a.ms - b.ms);
   return samples[Math.floor(samples.length / 2)];

@@ -8,7 +8,8 @@ const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
  * schema would reject returns undefined rather than a guess.
  */
 export function durationToMs(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value * 1000 : undefined;
+  if (typeof value === 'number')
+    return Number.isInteger(value) && value >= 0 ? value * 1000 : undefined;
   if (typeof value !== 'string') return undefined;
   const match = /^([0-9]{1,9})(ms|s|m|h)$/.exec(value);
   if (!match) return undefined;

@@ -41,7 +41,7 @@ export async function runAgent(options: AgentRunnerOptions): Promise<void> {
       );
       if (lease === undefined) continue;
       const result = await runLeased(consumer, lease, options, leaseMs);
-      if (signal.aborted) break;
+      if (stopped(signal)) break;
       lease = await ackAndNext(consumer, lease, result);
     }
   } finally {
@@ -122,6 +122,11 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 
       },
     );
   });
+}
+
+/** Whether the runner was told to stop (read through a call: it changes while we await). */
+function stopped(signal: AbortSignal): boolean {
+  return signal.aborted;
 }
 
 function ignoreAbort(signal: AbortSignal): (error: unknown) => undefined {

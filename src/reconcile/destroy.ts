@@ -5,7 +5,6 @@ import { emptySummary } from './events.js';
 import { inverseRequest } from './inverse-request.js';
 import type { RunRequest } from './run-packages.js';
 import { ReconcileSession } from './session.js';
-import type { CommandRecord } from './state-types.js';
 
 /** What `spin destroy` is asked to undo. */
 export interface DestroyOptions {
@@ -58,10 +57,7 @@ export async function destroyIn(
   for (const name of options.packages) {
     const pkg = data.packages[name];
     if (pkg === undefined) continue;
-    const records = Object.entries(pkg.commands).filter(([, r]) => r.status === 'succeeded') as [
-      string,
-      CommandRecord,
-    ][];
+    const records = Object.entries(pkg.commands).filter(([, r]) => r.status === 'succeeded');
     const { request } = inverseRequest(name, pkg.file, 'destroy', records, session.host);
     const undone = new Set(request.commands.map((c) => c.id));
     for (const id of Object.keys(pkg.commands))

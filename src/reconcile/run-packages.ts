@@ -120,7 +120,7 @@ export async function runPackages(options: {
       ids.push(id);
       await broker.addCommands(
         id,
-        request.commands.map(({ fileNeeds: _unused, ...command }) => command),
+        request.commands.map(({ fileNeeds, ...command }) => command),
       );
       emit({
         type: 'start',

@@ -25,7 +25,7 @@ export function selectCommands(
       const ids = new Set<string>();
       for (const name of names) {
         const [pkg, id] = name.includes('/') ? name.split('/', 2) : [undefined, name];
-        if ((pkg === undefined || pkg === plan.name) && id !== undefined && needsOf.has(id)) {
+        if ((pkg === undefined || pkg === plan.name) && needsOf.has(id)) {
           ids.add(id);
           unmatched.delete(name);
         }

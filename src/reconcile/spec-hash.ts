@@ -27,7 +27,8 @@ export function canonicalJson(value: unknown): string {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
-  return JSON.stringify(value) ?? 'null';
+  const text = JSON.stringify(value) as string | undefined; // undefined for undefined itself
+  return text ?? 'null';
 }
 
 /**

@@ -73,7 +73,7 @@ export function parseState(text: string, path: string): StateData {
       },
     );
   }
-  const d = data as Partial<StateData> | null;
+  const d = data as Record<string, unknown> | null;
   if (d === null || typeof d !== 'object' || d.format !== 'spin-state') {
     throw new SpinError('state_corrupt', `${path} is not a spin state file`, {
       suggestions: ['pass the right file with --state'],
@@ -99,7 +99,7 @@ export function parseState(text: string, path: string): StateData {
       },
     );
   }
-  return d as StateData;
+  return d as unknown as StateData;
 }
 
 /**
