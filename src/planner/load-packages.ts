@@ -1,4 +1,3 @@
-import { open } from 'node:fs/promises';
 import type { Diagnostic } from '../core/diagnostic.js';
 import { compareDiagnostics } from '../core/diagnostic.js';
 import type { PackageSpec } from '../core/package.js';
@@ -10,6 +9,7 @@ import {
   type LoadLimits,
 } from './load-package-file.js';
 import { Validators } from './validators.js';
+import { readPackageFile } from './read-package-file.js';
 import { LineIndex } from './line-index.js';
 
 /** What the loader found: the valid packages, and every diagnostic of every file. */
@@ -38,7 +38,9 @@ export async function loadPackages(
   const owner = new Map<string, string>();
 
   for (const file of files) {
-    const text = await readCapped(file, effective.maxBytes);
+    const text =
+      (await readPackageFile(file, effective.maxBytes)) ??
+      fileDiagnostic(file, 'io', 'no such file or directory');
     if (typeof text !== 'string') {
       diagnostics.push(text);
       continue;
@@ -56,39 +58,6 @@ export async function loadPackages(
     packages.push(pkg);
   }
   return { packages, diagnostics: diagnostics.sort(compareDiagnostics), files };
-}
-
-/** Reads a file unless it is larger than the cap, which is checked before reading anything. */
-async function readCapped(file: string, maxBytes: number): Promise<string | Diagnostic> {
-  let handle;
-  try {
-    handle = await open(file, 'r');
-  } catch (error) {
-    return fileDiagnostic(
-      file,
-      'io',
-      `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-    );
-  }
-  try {
-    const { size } = await handle.stat();
-    if (size > maxBytes) {
-      return fileDiagnostic(
-        file,
-        'too-large',
-        `file is ${String(size)} bytes, over the limit of ${String(maxBytes)} (raise it with --max-bytes)`,
-      );
-    }
-    return await handle.readFile('utf8');
-  } catch (error) {
-    return fileDiagnostic(
-      file,
-      'io',
-      `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-    );
-  } finally {
-    await handle.close();
-  }
 }
 
 function duplicatePackage(file: string, text: string, name: string, first: string): Diagnostic {

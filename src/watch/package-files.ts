@@ -1,13 +1,12 @@
-import { open } from 'node:fs/promises';
 import type { Diagnostic } from '../core/diagnostic.js';
 import type { PackageSpec } from '../core/package.js';
 import {
   defaultLoadLimits,
-  fileDiagnostic,
   loadPackageText,
   type LoadLimits,
 } from '../planner/load-package-file.js';
 import { Validators } from '../planner/validators.js';
+import { readPackageFile } from '../planner/read-package-file.js';
 
 /**
  * What reading a package file again found.
@@ -77,7 +76,7 @@ export class PackageFiles {
 
   /** Reads `file` again and says what changed. */
   async read(file: string): Promise<FileVerdict> {
-    const text = await readCapped(file, this.#limits.maxBytes);
+    const text = await readPackageFile(file, this.#limits.maxBytes);
     const entry = this.#files.get(file);
     if (text === undefined) return this.#remove(file, entry);
     if (typeof text === 'string' && entry !== undefined && entry.text === text) {
@@ -132,42 +131,5 @@ export class PackageFiles {
     if (entry.owns === undefined) return { kind: 'removed' };
     this.#owners.delete(entry.owns);
     return { kind: 'removed', released: entry.owns };
-  }
-}
-
-/**
- * The file's text; a diagnostic when it cannot be read or is over the cap (checked before
- * reading); undefined when it does not exist (any more).
- */
-async function readCapped(
-  file: string,
-  maxBytes: number,
-): Promise<string | Diagnostic | undefined> {
-  let handle;
-  try {
-    handle = await open(file, 'r');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    return fileDiagnostic(file, 'io', `cannot read: ${code ?? String(error)}`);
-  }
-  try {
-    const { size } = await handle.stat();
-    if (size > maxBytes) {
-      return fileDiagnostic(
-        file,
-        'too-large',
-        `file is ${String(size)} bytes, over the limit of ${String(maxBytes)} (raise it with --max-bytes)`,
-      );
-    }
-    return await handle.readFile('utf8');
-  } catch (error) {
-    return fileDiagnostic(
-      file,
-      'io',
-      `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-    );
-  } finally {
-    await handle.close();
   }
 }
