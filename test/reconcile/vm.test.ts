@@ -1,12 +1,27 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spin, tempDir } from '../support/spin-cli.js';
 import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
 
 let guest: TinyVm;
 beforeAll(async () => {
   guest = await tinyVm();
+});
+
+/** VMs a failed test may have left running: ended so nothing outlives the run. */
+const pidFiles: string[] = [];
+afterEach(async () => {
+  for (const file of pidFiles.splice(0)) {
+    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+    if (pid > 1) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone, as it should be
+      }
+    }
+  }
 });
 
 /** A package that boots the tiny guest from the boot volume and waits for its marker. */
@@ -51,6 +66,7 @@ describe('spin apply with a real VM', () => {
     const file = join(home, 'tiny.spin.yaml');
     await writeFile(file, vmPackage(guest.marker, guest.append));
     const run = (...args: string[]) => spin(args, { env: { SPIN_HOME: home } });
+    pidFiles.push(join(home, 'vms/tiny/qemu.pid'));
 
     const applied = await run('apply', file);
     expect(applied.stderr).toBe('');
