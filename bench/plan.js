@@ -37,7 +37,7 @@ const byKey = new Map();
 for (const c of cases) {
   const dir = join(root, `${c.count}-${c.shape}-${c.files}-${c.invalidEvery ?? 0}`);
   const files = generatePackages(dir, c);
-  const runs = c.count >= 100000 ? 1 : 3;
+  const runs = c.count >= 100000 ? 1 : 5;
   const parse = measure('parse', files, runs);
   const planner = measure('planner', files, runs);
   const label = `${c.count} ${c.shape}${c.files > 1 ? ` in ${c.files} files` : ''}${c.invalidEvery ? ' (invalid)' : ''}`;
