@@ -22,6 +22,11 @@ export interface BrokerTimings {
   leaseMs: number;
   /** A never-enqueued package is removed after this long (10 min). */
   packageTtlMs: number;
+  /**
+   * A finished package (its status, outputs and failures) is kept this long, then removed, so a
+   * long-running daemon or `spin watch` does not grow its store without end (7 days).
+   */
+  retainFinishedMs: number;
   /** Slack past a command's own timeout before the broker counts the attempt as timed out. */
   timeoutGraceMs: number;
   backoff: BackoffPolicy;
@@ -31,6 +36,7 @@ export interface BrokerTimings {
 export const defaultTimings: BrokerTimings = {
   leaseMs: 30_000,
   packageTtlMs: 10 * 60_000,
+  retainFinishedMs: 7 * 24 * 3_600_000,
   timeoutGraceMs: 5_000,
   backoff: { baseMs: 1_000, factor: 2, maxMs: 60_000 },
 };

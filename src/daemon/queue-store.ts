@@ -90,6 +90,8 @@ export interface SweepReport {
   timedOut: number;
   /** Packages removed because they were never enqueued within their TTL. */
   expired: number;
+  /** Finished packages removed once their retention (7 days by default) ran out. */
+  removed: number;
 }
 
 /** A package without its commands. */

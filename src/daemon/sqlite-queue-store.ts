@@ -242,7 +242,7 @@ export class SqliteQueueStore implements QueueStore {
 
   sweep(): Promise<SweepReport> {
     return this.#write(() => {
-      const report: SweepReport = { redelivered: 0, timedOut: 0, expired: 0 };
+      const report: SweepReport = { redelivered: 0, timedOut: 0, expired: 0, removed: 0 };
       for (const row of this.#sql.expiredLeases.all(this.#t.now)) {
         if (this.#t.expireLease(row) === 'redeliver') report.redelivered++;
         else report.timedOut++;
@@ -253,6 +253,14 @@ export class SqliteQueueStore implements QueueStore {
         this.#sql.deletePackage.run(pkg.id);
         this.#t.packageEvent(pkg, 'expired');
         report.expired++;
+      }
+      const retainedSince = this.#t.now - this.#timings.retainFinishedMs;
+      for (const pkg of this.#sql.finishedBefore.all(retainedSince)) {
+        this.#sql.deleteDeps.run(pkg.id);
+        this.#sql.deleteCommands.run(pkg.id);
+        this.#sql.deletePackage.run(pkg.id);
+        this.#t.packages.delete(pkg.id);
+        report.removed++;
       }
       return report;
     });

@@ -152,6 +152,9 @@ export function prepareStatements(db: Database.Database) {
     expiredPackages: db.prepare<[number], PackageRow>(
       `SELECT * FROM packages WHERE state = 'staged' AND created_at + ttl_ms <= ?`,
     ),
+    finishedBefore: db.prepare<[number], PackageRow>(
+      `SELECT * FROM packages WHERE finished_at IS NOT NULL AND finished_at <= ? LIMIT 1000`,
+    ),
     deletePackage: db.prepare<[string]>(`DELETE FROM packages WHERE id = ?`),
     deleteCommands: db.prepare<[string]>(`DELETE FROM commands WHERE package_id = ?`),
     deleteDeps: db.prepare<[string]>(`DELETE FROM deps WHERE package_id = ?`),

@@ -23,6 +23,7 @@ export type HarnessFactory = (options: {
 const timings: BrokerTimings = {
   leaseMs: 1_000,
   packageTtlMs: 10_000,
+  retainFinishedMs: 60_000,
   timeoutGraceMs: 500,
   backoff: { baseMs: 100, factor: 2, maxMs: 1_000 },
 };
@@ -159,9 +160,9 @@ export function queueStoreConformance(name: string, factory: HarnessFactory): vo
       clock.advance(800);
       expect(await store.renew(lease, 1_000)).toBe(clock.now() + 1_000);
       clock.advance(800);
-      expect(await store.sweep()).toEqual({ redelivered: 0, timedOut: 0, expired: 0 });
+      expect(await store.sweep()).toEqual({ redelivered: 0, timedOut: 0, expired: 0, removed: 0 });
       clock.advance(200);
-      expect(await store.sweep()).toEqual({ redelivered: 1, timedOut: 0, expired: 0 });
+      expect(await store.sweep()).toEqual({ redelivered: 1, timedOut: 0, expired: 0, removed: 0 });
       expect(await codeOf(store.renew(lease))).toBe('stale_attempt');
       expect((await store.lease(q))?.attempt).toBe(2);
     });
@@ -267,6 +268,23 @@ export function queueStoreConformance(name: string, factory: HarnessFactory): vo
       expect(events).toContainEqual(expect.objectContaining({ packageId: stale, to: 'expired' }));
       clock.advance(timings.packageTtlMs);
       expect((await store.sweep()).expired).toBe(0);
+    });
+
+    it('keeps a finished package for its retention, then removes it; unfinished ones stay', async () => {
+      const done = await submit([cmd('storage', { id: 'x' })]);
+      const open = await submit([cmd('emulation', { id: 'y' })]);
+      const lease = await store.lease(q);
+      expect(lease?.commandId).toBe('x');
+      if (lease === undefined) return;
+      await store.ack(lease, { ok: true });
+      expect((await store.status(done)).state).toBe('succeeded');
+      clock.advance(timings.retainFinishedMs - 1);
+      expect((await store.sweep()).removed).toBe(0);
+      expect((await store.status(done)).state).toBe('succeeded');
+      clock.advance(1);
+      expect((await store.sweep()).removed).toBe(1);
+      expect(await codeOf(store.status(done))).toBe('not_found');
+      expect((await store.status(open)).state).toBe('enqueued');
     });
 
     it('enqueues atomically: an invalid package moves nothing; enqueue twice changes nothing', async () => {
