@@ -1,3 +1,4 @@
+import PQueue from 'p-queue';
 import type { Observation } from '../agents/agent.js';
 import { findAction } from '../agents/registry.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
@@ -68,20 +69,23 @@ export async function computePlan(
     }
     plans.push({ name: pkg.name, file: pkg.file, items });
   }
-  await forEachLimited(toObserve, 8, async ({ item, command }) => {
-    let seen: Observation | undefined;
-    try {
-      seen = await observe(command);
-    } catch (error) {
-      // What cannot be looked at is not called drift; the plan says so and moves on.
-      item.reason = `up to date (could not observe: ${error instanceof Error ? error.message : String(error)})`;
-      return;
-    }
-    if (seen !== undefined && !seen.present) {
-      item.action = 'drifted';
-      item.reason = describeObservation(seen);
-    }
-  });
+  const observing = new PQueue({ concurrency: 8 });
+  await observing.addAll(
+    toObserve.map(({ item, command }) => async () => {
+      let seen: Observation | undefined;
+      try {
+        seen = await observe(command);
+      } catch (error) {
+        // What cannot be looked at is not called drift; the plan says so and moves on.
+        item.reason = `up to date (could not observe: ${error instanceof Error ? error.message : String(error)})`;
+        return;
+      }
+      if (seen !== undefined && !seen.present) {
+        item.action = 'drifted';
+        item.reason = describeObservation(seen);
+      }
+    }),
+  );
   return plans;
 }
 
@@ -128,20 +132,4 @@ export function inverseOf(
     action: spec.inverse,
     params: inverseParams ? inverseParams(record.params) : record.params,
   };
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight. */
-export async function forEachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
