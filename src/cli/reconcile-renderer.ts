@@ -1,5 +1,8 @@
 import { Listr, type DefaultRenderer, type ListrTaskWrapper, type SimpleRenderer } from 'listr2';
 
+/** Packages with more commands than this show one line of counts instead of a line each. */
+const maxLines = 25;
+
 type Task = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRenderer>;
 import { formatDuration } from '../core/duration.js';
 import type {
@@ -104,14 +107,16 @@ function ttyRenderer(sink: Sink, verb: string): Renderer {
       packages.map((start) => ({
         title: `${start.package} (${start.phase}, ${String(start.commands.length)} commands)`,
         task: (_: unknown, task: Task) =>
-          task.newListr(
-            start.commands.map((command) => ({
-              title: `${command.id} ${command.resource}.${command.action}`,
-              task: (_ctx: unknown, sub: Task) =>
-                follow(`${start.package}/${command.id}`, command.id, sub),
-            })),
-            { concurrent: true, exitOnError: false },
-          ),
+          start.commands.length > maxLines
+            ? followPackage(start, task)
+            : task.newListr(
+                start.commands.map((command) => ({
+                  title: `${command.id} ${command.resource}.${command.action}`,
+                  task: (_ctx: unknown, sub: Task) =>
+                    follow(`${start.package}/${command.id}`, command.id, sub),
+                })),
+                { concurrent: true, exitOnError: false },
+              ),
       })),
       {
         concurrent: true,
@@ -158,6 +163,48 @@ function ttyRenderer(sink: Sink, verb: string): Renderer {
         }
       };
       view.changed = update;
+      update();
+    });
+
+  /**
+   * A package too large to show a line per command: one line with the counts and what runs now,
+   * and each failure printed as it happens.
+   */
+  const followPackage = (
+    start: Extract<ReconcileEvent, { type: 'start' }>,
+    task: Task,
+  ): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const keys = start.commands.map((c) => `${start.package}/${c.id}`);
+      const update = (): void => {
+        const counts = new Map<CommandPhase, number>();
+        const running: string[] = [];
+        const failures: string[] = [];
+        for (const key of keys) {
+          const view = views.get(key);
+          if (view === undefined) continue;
+          const id = key.slice(start.package.length + 1);
+          counts.set(view.phase, (counts.get(view.phase) ?? 0) + 1);
+          if (view.phase === 'running') running.push(id);
+          if (view.phase === 'failed') failures.push(`${id} failed: ${view.reason ?? 'failed'}`);
+        }
+        const n = (phase: CommandPhase): number => counts.get(phase) ?? 0;
+        const settled = n('succeeded') + n('failed') + n('skipped') + n('cancelled');
+        const parts = [`${String(n('succeeded'))}/${String(keys.length)} succeeded`];
+        if (n('failed') > 0) parts.push(`${String(n('failed'))} failed`);
+        if (n('skipped') > 0) parts.push(`${String(n('skipped'))} skipped`);
+        if (n('cancelled') > 0) parts.push(`${String(n('cancelled'))} cancelled`);
+        if (running.length > 0) parts.push(`running ${running.slice(0, 3).join(', ')}`);
+        task.title = `${start.package} (${start.phase}): ${parts.join(', ')}`;
+        if (settled === keys.length) {
+          if (failures.length > 0) reject(new Error(failures.join('\n')));
+          else resolve();
+        }
+      };
+      for (const key of keys) {
+        const view = views.get(key);
+        if (view !== undefined) view.changed = update;
+      }
       update();
     });
 
