@@ -32,7 +32,7 @@ export class DurableStateAdapter implements Adapter<StateData> {
     const temp = join(dir, `.${basename(this.path)}.${String(process.pid)}.${randomUUID()}.tmp`);
     const handle = await open(temp, 'wx', 0o600);
     try {
-      await handle.writeFile(JSON.stringify(data, null, 2) + '\n');
+      await handle.writeFile(serializeState(data));
       await handle.sync();
     } finally {
       await handle.close();
@@ -145,4 +145,42 @@ export class StateFile {
 /** A new, empty state with a fresh lineage. */
 export function emptyState(): StateData {
   return { format: 'spin-state', version: 1, lineage: randomUUID(), serial: 0, packages: {} };
+}
+
+const recordText = new WeakMap<object, string>();
+
+/**
+ * The state as text: indented down to the commands, each command's record on one line. Records
+ * are replaced, never changed in place, so each one's text is made once and reused: writing the
+ * state after every result costs a join, not a stringify of everything applied so far, and the
+ * file still reads (and diffs) a command per line.
+ */
+export function serializeState(data: StateData): string {
+  const packages = Object.entries(data.packages).map(([name, pkg]) => {
+    const commands = Object.entries(pkg.commands).map(([id, record]) => {
+      let text = recordText.get(record);
+      if (text === undefined) {
+        text = JSON.stringify(record);
+        recordText.set(record, text);
+      }
+      return `        ${JSON.stringify(id)}: ${text}`;
+    });
+    const body = commands.length > 0 ? `{\n${commands.join(',\n')}\n      }` : '{}';
+    return [
+      `    ${JSON.stringify(name)}: {`,
+      `      "file": ${JSON.stringify(pkg.file)},`,
+      `      "appliedAt": ${JSON.stringify(pkg.appliedAt)},`,
+      `      "commands": ${body}`,
+      '    }',
+    ].join('\n');
+  });
+  const head = [
+    '{',
+    `  "format": ${JSON.stringify(data.format)},`,
+    `  "version": ${JSON.stringify(data.version)},`,
+    `  "lineage": ${JSON.stringify(data.lineage)},`,
+    `  "serial": ${JSON.stringify(data.serial)},`,
+  ].join('\n');
+  const body = packages.length > 0 ? `{\n${packages.join(',\n')}\n  }` : '{}';
+  return `${head}\n  "packages": ${body}\n}\n`;
 }
