@@ -1,30 +1,18 @@
 import { existsSync } from 'node:fs';
 import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { WatchEvent } from '../../src/watch/watch-events.js';
+import { describe, expect, it } from 'vitest';
 import { spin } from '../support/spin-cli.js';
 import {
   is,
   renameSave,
-  startWatch,
   storagePackage,
   watchDirs,
-  type WatchRun,
+  applied,
+  watchesEndingAfterEachTest,
 } from './watch-harness.js';
 
-const running: WatchRun[] = [];
-const watch = (...args: Parameters<typeof startWatch>): WatchRun => {
-  const run = startWatch(...args);
-  running.push(run);
-  return run;
-};
-afterEach(async () => {
-  for (const run of running.splice(0)) await run.stop();
-});
-
-const ok = (e: WatchEvent): boolean => e.type === 'apply-done' && e.summary.failed === 0;
-const applied = (pkg: string) => (e: WatchEvent) => is('apply-done', pkg)(e) && ok(e);
+const watch = watchesEndingAfterEachTest();
 
 async function stateOf(home: string): Promise<{
   packages: Record<string, { commands: Record<string, { params: Record<string, unknown> }> }>;

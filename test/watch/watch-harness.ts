@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import type { WatchEvent } from '../../src/watch/watch-events.js';
 import { repoRoot, tempDir, type CliRun } from '../support/spin-cli.js';
 
@@ -175,3 +176,25 @@ commands:
   img: { resource: storage, action: create_image, needs: [vol], params: { volume: ${name}, image: ${image}, image_size: 1 } }
 `;
 }
+
+/**
+ * A way to start watches in a test file that stops every one after each test, whatever the test
+ * did, so no watcher outlives its test.
+ */
+export function watchesEndingAfterEachTest(): (...args: Parameters<typeof startWatch>) => WatchRun {
+  const running: WatchRun[] = [];
+  afterEach(async () => {
+    for (const run of running.splice(0)) await run.stop();
+  });
+  return (...args) => {
+    const run = startWatch(...args);
+    running.push(run);
+    return run;
+  };
+}
+
+/** Matches the end of an apply of `pkg` in which no command failed. */
+export const applied =
+  (pkg: string) =>
+  (e: WatchEvent): boolean =>
+    is('apply-done', pkg)(e) && e.summary.failed === 0;

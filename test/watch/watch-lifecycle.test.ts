@@ -2,31 +2,19 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { WatchEvent } from '../../src/watch/watch-events.js';
+import { describe, expect, it } from 'vitest';
 import { spin } from '../support/spin-cli.js';
 import {
   fake,
   gatedPackage,
   is,
-  startWatch,
   storagePackage,
   watchDirs,
-  type WatchRun,
+  applied,
+  watchesEndingAfterEachTest,
 } from './watch-harness.js';
 
-const running: WatchRun[] = [];
-const watch = (...args: Parameters<typeof startWatch>): WatchRun => {
-  const run = startWatch(...args);
-  running.push(run);
-  return run;
-};
-afterEach(async () => {
-  for (const run of running.splice(0)) await run.stop();
-});
-
-const applied = (pkg: string) => (e: WatchEvent) =>
-  is('apply-done', pkg)(e) && e.summary.failed === 0;
+const watch = watchesEndingAfterEachTest();
 
 describe('spin watch: lifecycle', () => {
   it('the resync repairs drift when no file changed', async () => {

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import { daemonFlags } from '../../cli/daemon-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { spinHome } from '../../core/spin-home.js';
 import { startDaemon } from '../../daemon/daemon-runner.js';
@@ -13,20 +13,7 @@ export default class DaemonRun extends SpinCommand {
     '<%= config.bin %> daemon run',
     '<%= config.bin %> daemon run --tcp-port 7420   # also loopback TCP, token in $SPIN_HOME/spind.token',
   ];
-  static override flags = {
-    'tcp-port': Flags.integer({
-      description: 'also listen on 127.0.0.1:<port> (bearer token required)',
-      min: 0,
-      max: 65_535,
-    }),
-    agents: Flags.boolean({
-      description:
-        'run the built-in agents (storage, emulation, shell) in the daemon; --no-agents leaves the queues to `spin agent` processes',
-      default: true,
-      allowNo: true,
-    }),
-    'allow-shell': Flags.boolean({ description: 'let the shell agent run commands' }),
-  };
+  static override flags = daemonFlags;
 
   async run(): Promise<void> {
     const { flags } = await this.parse(DaemonRun);

@@ -1,0 +1,17 @@
+import { Flags } from '@oclif/core';
+
+/** The flags of `spin daemon run`, which `spin daemon start` passes on to it. */
+export const daemonFlags = {
+  'tcp-port': Flags.integer({
+    description: 'also listen on 127.0.0.1:<port> (bearer token required)',
+    min: 0,
+    max: 65_535,
+  }),
+  agents: Flags.boolean({
+    description:
+      'run the built-in agents (storage, emulation, shell) in the daemon; --no-agents leaves the queues to `spin agent` processes',
+    default: true,
+    allowNo: true,
+  }),
+  'allow-shell': Flags.boolean({ description: 'let the shell agent run commands' }),
+};
