@@ -89,29 +89,19 @@ function describe(error: ErrorObject, at: FieldPath): Finding | undefined {
       );
     }
     case 'minLength':
-      return value(
-        params['limit'] === 1
-          ? 'must not be empty'
-          : `must be at least ${String(params['limit'])} characters`,
-      );
-    case 'maxLength':
-      return value(`must be at most ${String(params['limit'])} characters`);
     case 'minItems':
-      return value(
-        params['limit'] === 1
-          ? 'must not be empty'
-          : `must have at least ${String(params['limit'])} items`,
-      );
-    case 'maxItems':
-      return value(`must have at most ${String(params['limit'])} items`);
     case 'minProperties':
       return value(
         params['limit'] === 1
           ? 'must not be empty'
-          : `must have at least ${String(params['limit'])} entries`,
+          : `must ${verbOf(error.keyword)} at least ${String(params['limit'])} ${limitNoun[error.keyword]}`,
       );
+    case 'maxLength':
+    case 'maxItems':
     case 'maxProperties':
-      return value(`must have at most ${String(params['limit'])} entries`);
+      return value(
+        `must ${verbOf(error.keyword)} at most ${String(params['limit'])} ${limitNoun[error.keyword]}`,
+      );
     case 'uniqueItems':
       return value('must not list the same item twice');
     case 'if':
@@ -122,6 +112,21 @@ function describe(error: ErrorObject, at: FieldPath): Finding | undefined {
     default:
       return value(error.message ?? 'is invalid');
   }
+}
+
+/** What the size keywords count. */
+const limitNoun: Record<string, string> = {
+  minLength: 'characters',
+  maxLength: 'characters',
+  minItems: 'items',
+  maxItems: 'items',
+  minProperties: 'entries',
+  maxProperties: 'entries',
+};
+
+/** A string is at most N characters long; a list has at most N items. */
+function verbOf(keyword: string): string {
+  return keyword.endsWith('Length') ? 'be' : 'have';
 }
 
 /** Patterns that read better in words than as a regex. */
