@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { SpinError } from '../core/errors.js';
+import type { CommandSpec } from '../core/package.js';
 import type { WireError } from '../core/errors.js';
 import {
   checkPackageGraph,
@@ -27,11 +28,13 @@ import { terminalCommandStates, terminalPackageStates } from './broker-types.js'
 import { systemClock } from './clock.js';
 import type { Clock } from './clock.js';
 import { GroupCommit } from './group-commit.js';
-import { SqliteTransitions } from './sqlite-transitions.js';
 import type { AckReply, PackageSummary, QueueStore, SweepReport } from './queue-store.js';
 import { commandStatusOf, specOf } from './sqlite-rows.js';
 import { migrate, prepareStatements } from './sqlite-schema.js';
-import type { Statements } from './sqlite-schema.js';
+import type { CommandRow, Statements } from './sqlite-schema.js';
+import { StoreTables } from './store-tables.js';
+import type { TablePatch } from './store-tables.js';
+import { StoreTransitions } from './store-transitions.js';
 
 /** Options of the SQLite queue store. */
 export interface SqliteQueueStoreOptions {
@@ -46,11 +49,16 @@ export interface SqliteQueueStoreOptions {
   synchronous?: 'full' | 'normal';
 }
 
+/** Journal rows after which the tables are folded back into the snapshot. */
+const snapshotEvery = 2_000;
+
 /**
- * The queue store on SQLite (better-sqlite3, WAL): the broker of one host. Writes that arrive in
- * the same turn of the event loop share one transaction and one fsync (group commit). Several
- * processes may open the same file (the CLI while no daemon runs); each write transaction is
- * `BEGIN IMMEDIATE`, so the rules hold across them.
+ * The queue store on SQLite (better-sqlite3, WAL): the broker of one host. The tables live in
+ * memory (`StoreTables`) and every commit appends their changes to the journal table as one row;
+ * operations that arrive in the same turn of the event loop share that row and its fsync (group
+ * commit). Several processes may open the same file (the CLI while no daemon runs): each write
+ * batch is `BEGIN IMMEDIATE` and first replays the journal rows other connections committed, so
+ * the rules hold across them.
  */
 export class SqliteQueueStore implements QueueStore {
   readonly #db: Database.Database;
@@ -58,10 +66,15 @@ export class SqliteQueueStore implements QueueStore {
   readonly #clock: Clock;
   readonly #timings: BrokerTimings;
   readonly #commits: GroupCommit;
-  /** Runs one operation inside the batch's transaction, in a savepoint of its own. */
-  readonly #savepoint: (op: () => unknown) => unknown;
   readonly #listeners = new Set<BrokerListener>();
-  readonly #t: SqliteTransitions;
+  readonly #batch: Database.Transaction<(ops: (() => void)[]) => void>;
+  #tables = new StoreTables();
+  #t: StoreTransitions;
+  /** The last journal row applied to the tables. */
+  #applied = 0;
+  /** `PRAGMA data_version` when the journal was last read: unchanged means nothing new. */
+  #version = -1;
+  #sinceSnapshot = 0;
 
   constructor(options: SqliteQueueStoreOptions) {
     this.#clock = options.clock ?? systemClock;
@@ -75,37 +88,52 @@ export class SqliteQueueStore implements QueueStore {
       })
       .immediate();
     this.#sql = prepareStatements(this.#db);
-    this.#t = new SqliteTransitions(this.#sql, this.#timings);
-    this.#savepoint = this.#db.transaction((op: () => unknown) => op());
-    const batch = this.#db.transaction((ops: (() => void)[]) => {
+    this.#t = new StoreTransitions(this.#tables, this.#timings);
+    this.#batch = this.#db.transaction((ops: (() => void)[]) => {
+      this.#catchUp();
       for (const op of ops) op();
+      const patches = this.#tables.takePatches();
+      if (patches.length === 0) return;
+      this.#sql.appendJournal.run(++this.#applied, JSON.stringify(patches));
+      this.#sinceSnapshot++;
     });
     this.#commits = new GroupCommit((ops) => {
       this.#t.events = [];
-      this.#t.packages.clear();
       try {
-        batch.immediate(ops);
+        this.#batch.immediate(ops);
       } catch (error) {
+        // The commit failed (disk full, I/O error): the tables may hold what never reached the
+        // file. Read them back from it.
         this.#t.events = [];
-        this.#t.packages.clear();
+        this.#load();
         throw error;
       }
       const events = this.#t.events;
       this.#t.events = [];
       for (const event of events) for (const listener of this.#listeners) listener(event);
+      if (this.#sinceSnapshot >= snapshotEvery) this.#snapshot();
     });
+    this.#load();
+    if (this.#sinceSnapshot > 0) this.#snapshot();
   }
 
   createPackage(options: NewPackageOptions = {}): Promise<string> {
     return this.#write(() => {
       const id = `p-${randomBytes(6).toString('hex')}`;
       const name = options.name ?? id;
-      this.#sql.insertPackage.run(
+      this.#tables.insertPackage({
         id,
         name,
-        this.#t.now,
-        options.ttlMs ?? this.#timings.packageTtlMs,
-      );
+        state: 'staged',
+        created_at: this.#t.now,
+        ttl_ms: options.ttlMs ?? this.#timings.packageTtlMs,
+        enqueued_at: null,
+        finished_at: null,
+        commands: 0,
+        unfinished: 0,
+        failed: 0,
+        started: 0,
+      });
       this.#t.events.push({ type: 'package', at: this.#t.now, packageId: id, name, to: 'staged' });
       return id;
     });
@@ -121,22 +149,10 @@ export class SqliteQueueStore implements QueueStore {
           { details: { packageId, state: pkg.state } },
         );
       }
-      const existing = new Set(this.#sql.packageCommandIds.all(packageId).map((r) => r.id));
+      const existing = new Set(this.#tables.packageCommandIds(packageId));
       const specs = prepareCommands(existing, commands);
       specs.forEach((spec, i) => {
-        this.#sql.insertCommand.run({
-          package_id: packageId,
-          id: spec.id,
-          position: existing.size + i,
-          node: spec.node,
-          resource: spec.resource,
-          action: spec.action,
-          params: JSON.stringify(spec.params),
-          needs: JSON.stringify(spec.needs),
-          timeout_ms: spec.timeoutMs,
-          retries: spec.retries,
-          updated_at: this.#t.now,
-        });
+        this.#tables.insertCommand(stagedRow(packageId, existing.size + i, spec, this.#t.now));
         this.#t.events.push({
           type: 'command',
           at: this.#t.now,
@@ -158,29 +174,28 @@ export class SqliteQueueStore implements QueueStore {
     return this.#write(() => {
       const pkg = this.#t.package(packageId);
       if (pkg.state !== 'staged') return pkg.state;
-      const rows = this.#sql.packageCommands.all(packageId);
+      const rows = this.#tables.packageCommands(packageId);
       const specs = rows.map(specOf);
       checkPackageGraph(specs);
-      let seq = this.#sql.maxSeq.get()?.seq ?? 0;
+      let seq = this.#tables.maxSeq();
       const dependents = new Map<string, number>();
       for (const spec of specs) {
         for (const need of spec.needs) dependents.set(need, (dependents.get(need) ?? 0) + 1);
       }
-      specs.forEach((spec, i) => {
-        const state = enqueuedState(spec.needs);
-        this.#sql.enqueueCommand.run({
-          package_id: packageId,
-          id: spec.id,
+      rows.forEach((row, i) => {
+        const needs = specs[i]?.needs ?? [];
+        const next: CommandRow = {
+          ...row,
           seq: ++seq,
-          state,
-          pending_needs: spec.needs.length,
-          dependents: dependents.get(spec.id) ?? 0,
+          state: enqueuedState(needs),
+          active: 1,
+          pending_needs: needs.length,
+          dependents: dependents.get(row.id) ?? 0,
           updated_at: this.#t.now,
-        });
-        for (const need of spec.needs) this.#sql.insertDep.run(packageId, need, spec.id);
-        const row = rows[i];
-        if (row)
-          this.#t.commandEvent({ ...row, seq, state, pending_needs: spec.needs.length }, 'staged');
+        };
+        this.#tables.updateCommand(next);
+        for (const need of needs) this.#tables.insertDep(packageId, need, row.id);
+        this.#t.commandEvent(next, 'staged');
       });
       const next = { ...pkg, enqueued_at: this.#t.now, unfinished: specs.length };
       return this.#t.savePackage({ ...next, state: this.#t.derivedState(next) });
@@ -191,7 +206,7 @@ export class SqliteQueueStore implements QueueStore {
     return this.#write(() => {
       const pkg = this.#t.package(packageId);
       if (terminalPackageStates.has(pkg.state)) return pkg.state;
-      for (const row of this.#sql.packageCommands.all(packageId)) {
+      for (const row of this.#tables.packageCommands(packageId)) {
         if (terminalCommandStates.has(row.state)) continue;
         this.#t.setCommand(row, { state: 'cancelled', reason: 'the package was cancelled' });
       }
@@ -209,7 +224,7 @@ export class SqliteQueueStore implements QueueStore {
       // A renewal never reaches past the deadline: a hung consumer times out even if it renews.
       const asked = this.#t.now + (leaseMs ?? this.#timings.leaseMs);
       const expires = Math.min(asked, row.deadline_at ?? asked);
-      this.#sql.updateCommand.run({ ...row, lease_expires_at: expires, updated_at: this.#t.now });
+      this.#tables.updateCommand({ ...row, lease_expires_at: expires, updated_at: this.#t.now });
       return expires;
     });
   }
@@ -243,23 +258,18 @@ export class SqliteQueueStore implements QueueStore {
   sweep(): Promise<SweepReport> {
     return this.#write(() => {
       const report: SweepReport = { redelivered: 0, timedOut: 0, expired: 0, removed: 0 };
-      for (const row of this.#sql.expiredLeases.all(this.#t.now)) {
+      for (const row of this.#tables.running(this.#t.now)) {
         if (this.#t.expireLease(row) === 'redeliver') report.redelivered++;
         else report.timedOut++;
       }
-      for (const pkg of this.#sql.expiredPackages.all(this.#t.now)) {
-        this.#sql.deleteDeps.run(pkg.id);
-        this.#sql.deleteCommands.run(pkg.id);
-        this.#sql.deletePackage.run(pkg.id);
+      for (const pkg of this.#tables.expiredPackages(this.#t.now)) {
+        this.#tables.deletePackage(pkg.id);
         this.#t.packageEvent(pkg, 'expired');
         report.expired++;
       }
       const retainedSince = this.#t.now - this.#timings.retainFinishedMs;
-      for (const pkg of this.#sql.finishedBefore.all(retainedSince)) {
-        this.#sql.deleteDeps.run(pkg.id);
-        this.#sql.deleteCommands.run(pkg.id);
-        this.#sql.deletePackage.run(pkg.id);
-        this.#t.packages.delete(pkg.id);
+      for (const pkg of this.#tables.finishedBefore(retainedSince)) {
+        this.#tables.deletePackage(pkg.id);
         report.removed++;
       }
       return report;
@@ -268,7 +278,7 @@ export class SqliteQueueStore implements QueueStore {
 
   recover(): Promise<number> {
     return this.#write(() => {
-      const rows = this.#sql.allRunning.all();
+      const rows = this.#tables.running();
       for (const row of rows) {
         this.#t.setCommand(row, {
           state: 'ready',
@@ -284,9 +294,9 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   #status(packageId: string): PackageStatus {
-    this.#t.packages.clear();
+    this.#read();
     const pkg = this.#t.package(packageId);
-    const commands = this.#sql.packageCommands.all(packageId).map(commandStatusOf);
+    const commands = this.#tables.packageCommands(packageId).map(commandStatusOf);
     const failures: { commandId: string; error: WireError }[] = [];
     for (const c of commands) {
       if (c.state === 'failed' && c.error) failures.push({ commandId: c.id, error: c.error });
@@ -306,14 +316,16 @@ export class SqliteQueueStore implements QueueStore {
 
   listPackages(limit = 100): Promise<PackageSummary[]> {
     return Promise.resolve().then(() =>
-      this.#sql.listPackages.all(limit).map((p) => ({
-        id: p.id,
-        name: p.name,
-        state: p.state,
-        createdAt: p.created_at,
-        commands: p.commands,
-        unfinished: p.unfinished,
-      })),
+      this.#read()
+        .listPackages(limit)
+        .map((p) => ({
+          id: p.id,
+          name: p.name,
+          state: p.state,
+          createdAt: p.created_at,
+          commands: p.commands,
+          unfinished: p.unfinished,
+        })),
     );
   }
 
@@ -331,22 +343,148 @@ export class SqliteQueueStore implements QueueStore {
   close(): Promise<void> {
     this.#commits.close();
     this.#listeners.clear();
-    if (this.#db.open) this.#db.close();
+    if (this.#db.open) {
+      if (this.#sinceSnapshot > 0) this.#snapshot();
+      this.#db.close();
+    }
     return Promise.resolve();
   }
 
-  /** Runs `op` in the next group commit, in its own savepoint, at one instant of the clock. */
+  /** Runs `op` in the next group commit at one instant of the clock; a throw undoes it alone. */
   #write<T>(op: () => T): Promise<T> {
     return this.#commits.run(() => {
-      const mark = this.#t.events.length;
+      const events = this.#t.events.length;
+      const mark = this.#tables.mark();
       try {
         this.#t.now = this.#clock.now();
-        return (this.#commits.isolating ? this.#savepoint(op) : op()) as T;
+        return op();
       } catch (error) {
-        this.#t.events.length = mark;
-        this.#t.packages.clear();
+        this.#tables.rollback(mark);
+        this.#t.events.length = events;
         throw error;
       }
     });
   }
+
+  /** The tables, brought up to date with what other connections committed. */
+  #read(): StoreTables {
+    this.#db.transaction(() => {
+      this.#catchUp();
+    })();
+    return this.#tables;
+  }
+
+  /** Applies the journal rows other connections committed since this one last looked. */
+  #catchUp(): void {
+    const version = this.#sql.dataVersion.get() ?? 0;
+    if (version === this.#version) return;
+    this.#version = version;
+    const through = Number(this.#sql.getMeta.get('compacted_through') ?? 0);
+    if (through > this.#applied) {
+      // Another connection folded rows this one never saw into the snapshot: read it afresh.
+      this.#load();
+      return;
+    }
+    for (const row of this.#sql.journalSince.iterate(this.#applied)) this.#replay(row);
+    this.#tables.takePatches();
+  }
+
+  /** Reads the snapshot and replays the journal after it: the state of the file. */
+  #load(): void {
+    const tables = new StoreTables();
+    this.#db.transaction(() => {
+      this.#version = this.#sql.dataVersion.get() ?? 0;
+      this.#applied = Number(this.#sql.getMeta.get('compacted_through') ?? 0);
+      for (const row of this.#sql.loadPackages.iterate()) tables.apply(['P', row]);
+      for (const row of this.#sql.loadCommands.iterate()) tables.apply(['C', row]);
+      for (const dep of this.#sql.loadDeps.iterate()) {
+        tables.apply(['D', dep.package_id, dep.needs_id, dep.command_id]);
+      }
+      tables.takePatches();
+      tables.clearDirty();
+      this.#tables = tables;
+      this.#sinceSnapshot = 0;
+      for (const row of this.#sql.journalSince.iterate(this.#applied)) this.#replay(row);
+      tables.takePatches();
+    })();
+    const events = this.#t.events;
+    this.#t = new StoreTransitions(tables, this.#timings);
+    this.#t.events = events;
+  }
+
+  #replay(row: { seq: number; patches: string }): void {
+    for (const patch of JSON.parse(row.patches) as TablePatch[]) this.#tables.apply(patch);
+    this.#applied = row.seq;
+    this.#sinceSnapshot++;
+  }
+
+  /**
+   * Folds the journal into the snapshot: writes every row changed since the last one, removes
+   * what was deleted, and drops the journal rows it covers, in one transaction.
+   */
+  #snapshot(): void {
+    const tables = this.#tables;
+    this.#db
+      .transaction(() => {
+        this.#catchUp();
+        for (const id of tables.dirtyPackages) {
+          const row = tables.package(id);
+          if (row) this.#sql.upsertPackage.run(row);
+        }
+        for (const key of tables.dirtyCommands) {
+          const row = tables.commandByKey(key);
+          if (row) this.#sql.upsertCommand.run(row);
+        }
+        for (const [packageId, needsId, commandId] of tables.newDeps) {
+          this.#sql.insertDep.run(packageId, needsId, commandId);
+        }
+        for (const id of tables.deletedPackages) {
+          this.#sql.deleteDeps.run(id);
+          this.#sql.deleteCommands.run(id);
+          this.#sql.deletePackage.run(id);
+        }
+        this.#sql.trimJournal.run(this.#applied);
+        this.#sql.setMeta.run('compacted_through', String(this.#applied));
+      })
+      .immediate();
+    tables.clearDirty();
+    this.#sinceSnapshot = 0;
+  }
+}
+
+/** The row of a command just added: staged, outside any queue until enqueue. */
+function stagedRow(
+  packageId: string,
+  position: number,
+  spec: CommandSpec,
+  now: number,
+): CommandRow {
+  return {
+    package_id: packageId,
+    id: spec.id,
+    position,
+    seq: null,
+    node: spec.node,
+    resource: spec.resource,
+    action: spec.action,
+    params: JSON.stringify(spec.params),
+    needs: JSON.stringify(spec.needs),
+    timeout_ms: spec.timeoutMs,
+    retries: spec.retries,
+    state: 'staged',
+    active: null,
+    pending_needs: 0,
+    dependents: 0,
+    attempt: 0,
+    failures: 0,
+    attempt_id: null,
+    holder: null,
+    lease_expires_at: null,
+    deadline_at: null,
+    available_at: 0,
+    reason: null,
+    error: null,
+    output: null,
+    updated_at: now,
+  };
 }

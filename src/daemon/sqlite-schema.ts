@@ -2,14 +2,15 @@ import type Database from 'better-sqlite3';
 import type { CommandState, PackageState } from './broker-types.js';
 
 /**
- * The tables of the SQLite queue store and its prepared statements. A command's place in its
- * queue is `seq`, assigned from one counter at enqueue, so enqueue order is global and survives
- * restarts. The queue index holds only unfinished commands (`active = 1`) and leaves state out,
- * so a lease (ready → running) rewrites no index page of it: fewer pages per durable commit.
- * `pending_needs` counts needs not yet succeeded, so releasing dependents costs one
- * indexed lookup per ack; the package row keeps counters for the same reason.
+ * The SQLite file of the queue store: a snapshot of its tables (packages, commands, needs) and a
+ * journal of the changes since, one row per commit holding that commit's row patches in order.
+ * A commit appends one journal row, whatever it changed; every connection replays the rows it
+ * has not seen before it reads or writes, and a snapshot (`compacted_through`) folds the journal
+ * back into the tables now and then. A command's place in its queue is `seq`, assigned from one
+ * counter at enqueue, so enqueue order is global and survives restarts. `pending_needs` counts
+ * needs not yet succeeded; the package row keeps counters of its commands.
  */
-export const schemaVersion = 1;
+export const schemaVersion = 2;
 
 const ddl = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -26,7 +27,7 @@ CREATE TABLE IF NOT EXISTS packages (
   failed INTEGER NOT NULL DEFAULT 0,
   started INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS packages_staged ON packages (created_at) WHERE state = 'staged';
+DROP INDEX IF EXISTS packages_staged;
 CREATE TABLE IF NOT EXISTS commands (
   package_id TEXT NOT NULL,
   id TEXT NOT NULL,
@@ -56,9 +57,10 @@ CREATE TABLE IF NOT EXISTS commands (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (package_id, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS commands_queue ON commands (node, resource, seq) WHERE active = 1;
-CREATE INDEX IF NOT EXISTS commands_running ON commands (node, resource) WHERE state = 'running';
-CREATE INDEX IF NOT EXISTS commands_seq ON commands (seq);
+DROP INDEX IF EXISTS commands_queue;
+DROP INDEX IF EXISTS commands_running;
+DROP INDEX IF EXISTS commands_seq;
+CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, patches TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deps (
   package_id TEXT NOT NULL,
   needs_id TEXT NOT NULL,
@@ -114,145 +116,97 @@ export interface CommandRow {
   updated_at: number;
 }
 
-type Key = { package_id: string; id: string };
-
 /** Creates the tables (idempotent) and refuses a store written by a newer spin. */
 export function migrate(db: Database.Database): void {
-  db.exec(ddl);
-  const row = db
-    .prepare<[], { value: string }>(`SELECT value FROM meta WHERE key = 'schema'`)
-    .get();
-  if (row === undefined) {
-    db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?)`).run(String(schemaVersion));
-  } else if (Number(row.value) > schemaVersion) {
-    throw new Error(`the store has schema ${row.value}; this spin knows ${String(schemaVersion)}`);
+  db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+  const found = db.prepare<[], string>(`SELECT value FROM meta WHERE key = 'schema'`).pluck().get();
+  if (found !== undefined && Number(found) > schemaVersion) {
+    throw new Error(`the store has schema ${found}; this spin knows ${String(schemaVersion)}`);
   }
+  db.exec(ddl);
+  db.prepare(
+    `INSERT INTO meta (key, value) VALUES ('schema', ?)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+  ).run(String(schemaVersion));
 }
 
-/** Prepares every statement the store runs, once. */
+/** Prepares the statements of the snapshot and the journal, once per connection. */
 export function prepareStatements(db: Database.Database) {
+  const packageColumns = [
+    'id',
+    'name',
+    'state',
+    'created_at',
+    'ttl_ms',
+    'enqueued_at',
+    'finished_at',
+    'commands',
+    'unfinished',
+    'failed',
+    'started',
+  ] as const satisfies readonly (keyof PackageRow)[];
+  const commandColumns = [
+    'package_id',
+    'id',
+    'position',
+    'seq',
+    'node',
+    'resource',
+    'action',
+    'params',
+    'needs',
+    'timeout_ms',
+    'retries',
+    'state',
+    'active',
+    'pending_needs',
+    'dependents',
+    'attempt',
+    'failures',
+    'attempt_id',
+    'holder',
+    'lease_expires_at',
+    'deadline_at',
+    'available_at',
+    'reason',
+    'error',
+    'output',
+    'updated_at',
+  ] as const satisfies readonly (keyof CommandRow)[];
   return {
-    insertPackage: db.prepare<[string, string, number, number]>(
-      `INSERT INTO packages (id, name, state, created_at, ttl_ms) VALUES (?, ?, 'staged', ?, ?)`,
+    dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
+    getMeta: db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck(),
+    setMeta: db.prepare<[string, string]>(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     ),
-    getPackage: db.prepare<[string], PackageRow>(`SELECT * FROM packages WHERE id = ?`),
-    listPackages: db.prepare<[number], PackageRow>(
-      `SELECT * FROM packages ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+    loadPackages: db.prepare<[], PackageRow>('SELECT * FROM packages ORDER BY rowid'),
+    loadCommands: db.prepare<[], CommandRow>(
+      'SELECT * FROM commands ORDER BY seq NULLS FIRST, package_id, position',
     ),
-    updatePackage: db.prepare<
-      Pick<PackageRow, 'id' | 'state' | 'unfinished' | 'failed' | 'started' | 'commands'> & {
-        enqueued_at: number | null;
-        finished_at: number | null;
-      }
-    >(
-      `UPDATE packages SET state = @state, unfinished = @unfinished, failed = @failed,
-         started = @started, commands = @commands, enqueued_at = @enqueued_at,
-         finished_at = @finished_at WHERE id = @id`,
+    loadDeps: db.prepare<[], { package_id: string; needs_id: string; command_id: string }>(
+      'SELECT * FROM deps',
     ),
-    expiredPackages: db.prepare<[number], PackageRow>(
-      `SELECT * FROM packages WHERE state = 'staged' AND created_at + ttl_ms <= ?`,
+    journalSince: db.prepare<[number], { seq: number; patches: string }>(
+      'SELECT seq, patches FROM journal WHERE seq > ? ORDER BY seq',
     ),
-    finishedBefore: db.prepare<[number], PackageRow>(
-      `SELECT * FROM packages WHERE finished_at IS NOT NULL AND finished_at <= ? LIMIT 1000`,
-    ),
-    deletePackage: db.prepare<[string]>(`DELETE FROM packages WHERE id = ?`),
-    deleteCommands: db.prepare<[string]>(`DELETE FROM commands WHERE package_id = ?`),
-    deleteDeps: db.prepare<[string]>(`DELETE FROM deps WHERE package_id = ?`),
-    insertCommand: db.prepare<
-      Pick<
-        CommandRow,
-        | 'package_id'
-        | 'id'
-        | 'position'
-        | 'node'
-        | 'resource'
-        | 'action'
-        | 'params'
-        | 'needs'
-        | 'timeout_ms'
-        | 'retries'
-        | 'updated_at'
-      >
-    >(
-      `INSERT INTO commands (package_id, id, position, node, resource, action, params, needs,
-         timeout_ms, retries, state, updated_at)
-       VALUES (@package_id, @id, @position, @node, @resource, @action, @params, @needs,
-         @timeout_ms, @retries, 'staged', @updated_at)`,
-    ),
-    getCommand: db.prepare<Key, CommandRow>(
-      `SELECT * FROM commands WHERE package_id = @package_id AND id = @id`,
-    ),
-    packageCommands: db.prepare<[string], CommandRow>(
-      `SELECT * FROM commands WHERE package_id = ? ORDER BY position`,
-    ),
-    packageCommandIds: db.prepare<[string], { id: string }>(
-      `SELECT id FROM commands WHERE package_id = ?`,
-    ),
-    maxSeq: db.prepare<[], { seq: number | null }>(`SELECT max(seq) AS seq FROM commands`),
-    enqueueCommand: db.prepare<
-      Key & {
-        seq: number;
-        state: CommandState;
-        pending_needs: number;
-        dependents: number;
-        updated_at: number;
-      }
-    >(
-      `UPDATE commands SET seq = @seq, state = @state, active = 1, pending_needs = @pending_needs,
-         dependents = @dependents, updated_at = @updated_at
-       WHERE package_id = @package_id AND id = @id`,
-    ),
+    appendJournal: db.prepare<[number, string]>('INSERT INTO journal (seq, patches) VALUES (?, ?)'),
+    trimJournal: db.prepare<[number]>('DELETE FROM journal WHERE seq <= ?'),
+    upsertPackage: db.prepare<PackageRow>(upsert('packages', packageColumns, ['id'])),
+    upsertCommand: db.prepare<CommandRow>(upsert('commands', commandColumns, ['package_id', 'id'])),
     insertDep: db.prepare<[string, string, string]>(
-      `INSERT OR IGNORE INTO deps (package_id, needs_id, command_id) VALUES (?, ?, ?)`,
+      'INSERT OR IGNORE INTO deps (package_id, needs_id, command_id) VALUES (?, ?, ?)',
     ),
-    dependents: db.prepare<[string, string], { command_id: string }>(
-      `SELECT command_id FROM deps WHERE package_id = ? AND needs_id = ?`,
-    ),
-    runningInQueue: db.prepare<[string, string], CommandRow>(
-      `SELECT * FROM commands WHERE node = ? AND resource = ? AND state = 'running' LIMIT 1`,
-    ),
-    headOfQueue: db.prepare<[string, string], CommandRow>(
-      `SELECT * FROM commands INDEXED BY commands_queue
-       WHERE node = ? AND resource = ? AND active = 1 AND state = 'ready'
-       ORDER BY seq LIMIT 1`,
-    ),
-    expiredLeases: db.prepare<[number], CommandRow>(
-      `SELECT * FROM commands WHERE state = 'running' AND lease_expires_at <= ?
-       ORDER BY seq`,
-    ),
-    allRunning: db.prepare<[], CommandRow>(
-      `SELECT * FROM commands WHERE state = 'running' ORDER BY seq`,
-    ),
-    updateCommand: db.prepare<
-      Pick<
-        CommandRow,
-        | 'package_id'
-        | 'id'
-        | 'state'
-        | 'active'
-        | 'pending_needs'
-        | 'attempt'
-        | 'failures'
-        | 'attempt_id'
-        | 'holder'
-        | 'lease_expires_at'
-        | 'deadline_at'
-        | 'available_at'
-        | 'reason'
-        | 'error'
-        | 'output'
-        | 'updated_at'
-      >
-    >(
-      `UPDATE commands SET state = @state, active = @active, pending_needs = @pending_needs,
-         attempt = @attempt,
-         failures = @failures, attempt_id = @attempt_id, holder = @holder,
-         lease_expires_at = @lease_expires_at, deadline_at = @deadline_at,
-         available_at = @available_at, reason = @reason, error = @error, output = @output,
-         updated_at = @updated_at
-       WHERE package_id = @package_id AND id = @id`,
-    ),
+    deletePackage: db.prepare<[string]>('DELETE FROM packages WHERE id = ?'),
+    deleteCommands: db.prepare<[string]>('DELETE FROM commands WHERE package_id = ?'),
+    deleteDeps: db.prepare<[string]>('DELETE FROM deps WHERE package_id = ?'),
   };
+}
+
+/** An insert that updates the row in place (keeping its rowid) when the key exists. */
+function upsert(table: string, columns: readonly string[], key: readonly string[]): string {
+  const updates = columns.filter((c) => !key.includes(c)).map((c) => `${c} = excluded.${c}`);
+  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})
+    ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
 }
 
 /** The prepared statements of one connection. */

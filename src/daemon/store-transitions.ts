@@ -19,29 +19,25 @@ import type {
 } from './broker-types.js';
 import { terminalCommandStates, terminalPackageStates } from './broker-types.js';
 import { leaseOf, specOf } from './sqlite-rows.js';
-import type { CommandRow, PackageRow, Statements } from './sqlite-schema.js';
+import type { CommandRow, PackageRow } from './sqlite-schema.js';
+import type { StoreTables } from './store-tables.js';
 
 /**
- * The state changes of the SQLite store, run inside its write transaction: leasing, settling an
+ * The state changes of the queue store, run on its tables inside a batch: leasing, settling an
  * attempt, releasing dependents, the transitive skip, lease expiry, and the package counters.
- * Each change is written and recorded as an event; the store emits the events once the
- * transaction is durable. The rules themselves come from `broker-semantics.ts`.
+ * Each change is written and recorded as an event; the store emits the events once the batch is
+ * durable. The rules themselves come from `broker-semantics.ts`.
  */
-export class SqliteTransitions {
-  readonly sql: Statements;
+export class StoreTransitions {
+  readonly tables: StoreTables;
   readonly timings: BrokerTimings;
   /** The instant of the operation being run: one clock reading per operation. */
   now = 0;
-  /** Events of the transaction in progress, emitted once it commits. */
+  /** Events of the batch in progress, emitted once it is durable. */
   events: BrokerEvent[] = [];
-  /**
-   * Package rows read or written in the current batch. The batch holds the write lock, so no
-   * other process changes them meanwhile; a failed operation drops the cache with its savepoint.
-   */
-  readonly packages = new Map<string, PackageRow>();
 
-  constructor(sql: Statements, timings: BrokerTimings) {
-    this.sql = sql;
+  constructor(tables: StoreTables, timings: BrokerTimings) {
+    this.tables = tables;
     this.timings = timings;
   }
 
@@ -52,13 +48,13 @@ export class SqliteTransitions {
   lease(options: LeaseOptions, slotFree = false): Lease | undefined {
     const running = slotFree
       ? undefined
-      : this.sql.runningInQueue.get(options.node, options.resource);
+      : this.tables.runningInQueue(options.node, options.resource);
     if (running !== undefined) {
       if ((running.lease_expires_at ?? 0) > this.now) return undefined;
       this.expireLease(running);
-      if (this.sql.runningInQueue.get(options.node, options.resource)) return undefined;
+      if (this.tables.runningInQueue(options.node, options.resource)) return undefined;
     }
-    const head = this.sql.headOfQueue.get(options.node, options.resource);
+    const head = this.tables.headOfQueue(options.node, options.resource);
     if (head === undefined || head.available_at > this.now) return undefined;
     const pkg = this.package(head.package_id);
     const leased = this.setCommand(head, {
@@ -85,14 +81,14 @@ export class SqliteTransitions {
       error: null,
       reason: null,
     });
-    const dependents = row.dependents === 0 ? [] : this.sql.dependents.all(row.package_id, row.id);
-    for (const { command_id } of dependents) {
+    const dependents = row.dependents === 0 ? [] : this.tables.dependents(row.package_id, row.id);
+    for (const command_id of dependents) {
       const dependent = this.command(row.package_id, command_id);
       const pending = dependent.pending_needs - 1;
       if (dependent.state === 'waiting' && pending === 0) {
         this.setCommand(dependent, { state: 'ready', pending_needs: 0 });
       } else {
-        this.sql.updateCommand.run({ ...dependent, pending_needs: pending });
+        this.tables.updateCommand({ ...dependent, pending_needs: pending });
       }
     }
     this.finishOne(row.package_id, false);
@@ -129,7 +125,7 @@ export class SqliteTransitions {
     let skipped = 0;
     const frontier = [row.id];
     for (let id = frontier.pop(); id !== undefined; id = frontier.pop()) {
-      for (const { command_id } of this.sql.dependents.all(row.package_id, id)) {
+      for (const command_id of this.tables.dependents(row.package_id, id)) {
         const dependent = this.command(row.package_id, command_id);
         if (terminalCommandStates.has(dependent.state)) continue;
         this.setCommand(dependent, { state: 'skipped', reason: skipReason(row.id) });
@@ -192,7 +188,7 @@ export class SqliteTransitions {
       active: terminalCommandStates.has(change.state) ? null : row.active,
       updated_at: this.now,
     };
-    this.sql.updateCommand.run(next);
+    this.tables.updateCommand(next);
     this.commandEvent(next, row.state);
     return next;
   }
@@ -225,8 +221,7 @@ export class SqliteTransitions {
     const finished =
       terminalPackageStates.has(pkg.state) && !terminalPackageStates.has(before.state);
     const row = finished ? { ...pkg, finished_at: this.now } : pkg;
-    this.sql.updatePackage.run(row);
-    this.packages.set(row.id, row);
+    this.tables.updatePackage(row);
     if (before.state !== row.state) this.packageEvent(row, row.state, before.state);
     return row.state;
   }
@@ -253,21 +248,18 @@ export class SqliteTransitions {
     });
   }
 
-  /** A package row (cached for the batch), or `not_found`. */
+  /** A package row, or `not_found`. */
   package(id: string): PackageRow {
-    const cached = this.packages.get(id);
-    if (cached) return cached;
-    const pkg = this.sql.getPackage.get(id);
+    const pkg = this.tables.package(id);
     if (pkg === undefined) {
       throw new SpinError('not_found', `no package ${id}`, { details: { packageId: id } });
     }
-    this.packages.set(id, pkg);
     return pkg;
   }
 
   /** A command row, or `not_found`. */
   command(packageId: string, id: string): CommandRow {
-    const row = this.sql.getCommand.get({ package_id: packageId, id });
+    const row = this.tables.command(packageId, id);
     if (row === undefined) {
       throw new SpinError('not_found', `no command ${id} in package ${packageId}`, {
         details: { packageId, commandId: id },
