@@ -1,27 +1,32 @@
+import type { DurableCallback } from './wal-sync.js';
+
 /**
  * Runs operations that arrive close together in one transaction, so that they share one durable
- * commit (one fsync): the group commit of DESIGN.md. In a batch of several, each operation runs in
- * its own savepoint (see `isolating`), so one that throws is undone alone and rejects alone; the
- * others commit together. A batch of one needs no savepoint: its failure undoes the transaction.
+ * commit (one fsync): the group commit of DESIGN.md. Each operation isolates its own failure (it
+ * undoes what it did and throws); one that throws rejects alone, the others commit together.
  *
- * Operations queued in the same turn of the event loop are flushed together on `setImmediate`;
- * while a flush runs (it is synchronous), new arrivals wait for the next one.
+ * Operations queued in the same turn of the event loop are flushed together on `setImmediate`.
+ * A flush writes its transaction synchronously; with a `sync`, the promises resolve only once
+ * that has made the commit durable, and the next flush may be written meanwhile.
  */
 export class GroupCommit {
   readonly #pending: PendingOp[] = [];
-  readonly #runBatch: (ops: (() => void)[]) => void;
+  readonly #runBatch: RunBatch;
+  readonly #sync: Sync | undefined;
   #scheduled = false;
   #closed = false;
-  #isolating = false;
   /** Commits made and operations they carried: operations / commits is the group-commit gain. */
   readonly stats = { commits: 0, operations: 0 };
 
   /**
-   * @param runBatch runs every function inside one transaction and commits it durably; each
-   *   function must already isolate its own failure (a savepoint) and never throw out.
+   * @param runBatch runs every function inside one transaction and commits it; returns what to do
+   *   once the commit is durable (emit its events). Each function catches its own failure.
+   * @param sync makes what was committed durable and calls back; `inline` when the batch held
+   *   one operation. Without it, a commit is durable when `runBatch` returns.
    */
-  constructor(runBatch: (ops: (() => void)[]) => void) {
+  constructor(runBatch: RunBatch, sync?: Sync) {
     this.#runBatch = runBatch;
+    this.#sync = sync;
   }
 
   /** Queues `op` for the next commit; resolves with its value once that commit is durable. */
@@ -38,38 +43,17 @@ export class GroupCommit {
     });
   }
 
-  /**
-   * Whether the batch being run holds several operations, so each must isolate its own failure
-   * in a savepoint. False for a batch of one: a throw then rolls the whole transaction back.
-   */
-  get isolating(): boolean {
-    return this.#isolating;
-  }
-
-  /** Commits everything queued now, synchronously. */
+  /** Commits everything queued now. */
   flush(): void {
     this.#scheduled = false;
     const batch = this.#pending.splice(0);
-    const [single] = batch;
-    if (single === undefined) return;
+    if (batch.length === 0) return;
     this.stats.commits++;
     this.stats.operations += batch.length;
-    if (batch.length === 1) {
-      this.#isolating = false;
-      let value: unknown;
-      try {
-        this.#runBatch([() => (value = single.op())]);
-      } catch (error) {
-        single.reject(error);
-        return;
-      }
-      single.resolve(value);
-      return;
-    }
-    this.#isolating = true;
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    const outcomes: Outcome[] = [];
+    let durable: (() => void) | undefined;
     try {
-      this.#runBatch(
+      durable = this.#runBatch(
         batch.map((entry) => () => {
           try {
             outcomes.push({ ok: true, value: entry.op() });
@@ -83,12 +67,21 @@ export class GroupCommit {
       for (const entry of batch) entry.reject(error);
       return;
     }
-    batch.forEach((entry, i) => {
-      const outcome = outcomes[i];
-      if (outcome === undefined) entry.reject(new Error('Internal error: operation not run'));
-      else if (outcome.ok) entry.resolve(outcome.value);
-      else entry.reject(outcome.error);
-    });
+    const settle: DurableCallback = (error) => {
+      if (error) {
+        for (const entry of batch) entry.reject(error);
+        return;
+      }
+      durable?.();
+      batch.forEach((entry, i) => {
+        const outcome = outcomes[i];
+        if (outcome === undefined) entry.reject(new Error('Internal error: operation not run'));
+        else if (outcome.ok) entry.resolve(outcome.value);
+        else entry.reject(outcome.error);
+      });
+    };
+    if (this.#sync) this.#sync(settle, batch.length === 1);
+    else settle();
   }
 
   /** Flushes what is queued and refuses anything after. */
@@ -97,6 +90,10 @@ export class GroupCommit {
     this.#closed = true;
   }
 }
+
+type RunBatch = (ops: (() => void)[]) => (() => void) | undefined;
+type Sync = (done: DurableCallback, inline: boolean) => void;
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 interface PendingOp {
   op: () => unknown;

@@ -28,6 +28,7 @@ import { terminalCommandStates, terminalPackageStates } from './broker-types.js'
 import { systemClock } from './clock.js';
 import type { Clock } from './clock.js';
 import { GroupCommit } from './group-commit.js';
+import { WalSync } from './wal-sync.js';
 import type { AckReply, PackageSummary, QueueStore, SweepReport } from './queue-store.js';
 import { commandStatusOf, specOf } from './sqlite-rows.js';
 import { migrate, prepareStatements } from './sqlite-schema.js';
@@ -43,14 +44,19 @@ export interface SqliteQueueStoreOptions {
   clock?: Clock;
   timings?: Partial<BrokerTimings>;
   /**
-   * `full` (default): every commit is fsynced before its promise resolves. `normal` skips the
-   * fsync of WAL commits: a power loss may undo the last commits; only for tests and scratch.
+   * `full` (default): an operation resolves once its commit is flushed to disk (`WalSync`).
+   * `normal` skips the flush: a power loss may undo the last commits; for tests and scratch.
    */
   synchronous?: 'full' | 'normal';
 }
 
-/** Journal rows after which the tables are folded back into the snapshot. */
-const snapshotEvery = 2_000;
+/**
+ * When the journal is folded back into the snapshot: once the store has been idle this long, and
+ * in any case after this many journal rows. Folding rewrites every row changed since the last
+ * snapshot, so doing it between bursts keeps that work off the path of acks.
+ */
+const snapshotWhenIdleMs = 200;
+const snapshotEvery = 100_000;
 
 /**
  * The queue store on SQLite (better-sqlite3, WAL): the broker of one host. The tables live in
@@ -68,6 +74,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #commits: GroupCommit;
   readonly #listeners = new Set<BrokerListener>();
   readonly #batch: Database.Transaction<(ops: (() => void)[]) => void>;
+  readonly #walSync: WalSync | undefined;
   #tables = new StoreTables();
   #t: StoreTransitions;
   /** The last journal row applied to the tables. */
@@ -75,13 +82,17 @@ export class SqliteQueueStore implements QueueStore {
   /** `PRAGMA data_version` when the journal was last read: unchanged means nothing new. */
   #version = -1;
   #sinceSnapshot = 0;
+  readonly #idle: NodeJS.Timeout;
 
   constructor(options: SqliteQueueStoreOptions) {
     this.#clock = options.clock ?? systemClock;
     this.#timings = { ...defaultTimings, ...options.timings };
     this.#db = new Database(options.path, { timeout: 10_000 });
     this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    // Commits are flushed by WalSync, off the event loop, rather than by SQLite at each commit.
+    this.#db.pragma('synchronous = NORMAL');
+    this.#walSync =
+      options.synchronous === 'normal' || this.#db.memory ? undefined : new WalSync(options.path);
     this.#db
       .transaction(() => {
         migrate(this.#db);
@@ -97,22 +108,37 @@ export class SqliteQueueStore implements QueueStore {
       this.#sql.appendJournal.run(++this.#applied, JSON.stringify(patches));
       this.#sinceSnapshot++;
     });
-    this.#commits = new GroupCommit((ops) => {
-      this.#t.events = [];
-      try {
-        this.#batch.immediate(ops);
-      } catch (error) {
-        // The commit failed (disk full, I/O error): the tables may hold what never reached the
-        // file. Read them back from it.
+    const walSync = this.#walSync;
+    this.#commits = new GroupCommit(
+      (ops) => {
         this.#t.events = [];
-        this.#load();
-        throw error;
-      }
-      const events = this.#t.events;
-      this.#t.events = [];
-      for (const event of events) for (const listener of this.#listeners) listener(event);
-      if (this.#sinceSnapshot >= snapshotEvery) this.#snapshot();
-    });
+        try {
+          this.#batch.immediate(ops);
+        } catch (error) {
+          // The commit failed (disk full, I/O error): the tables may hold what never reached the
+          // file. Read them back from it.
+          this.#t.events = [];
+          this.#load();
+          throw error;
+        }
+        const events = this.#t.events;
+        this.#t.events = [];
+        if (this.#sinceSnapshot >= snapshotEvery) this.#snapshot();
+        else if (this.#sinceSnapshot > 0) this.#idle.refresh();
+        return events.length === 0
+          ? undefined
+          : () => {
+              for (const event of events) for (const listener of this.#listeners) listener(event);
+            };
+      },
+      walSync &&
+        ((done, inline) => {
+          walSync.afterCommit(done, inline);
+        }),
+    );
+    this.#idle = setTimeout(() => {
+      if (this.#db.open && this.#sinceSnapshot > 0) this.#snapshot();
+    }, snapshotWhenIdleMs).unref();
     this.#load();
     if (this.#sinceSnapshot > 0) this.#snapshot();
   }
@@ -340,14 +366,15 @@ export class SqliteQueueStore implements QueueStore {
     return { ...this.#commits.stats };
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.#commits.close();
-    this.#listeners.clear();
+    clearTimeout(this.#idle);
     if (this.#db.open) {
       if (this.#sinceSnapshot > 0) this.#snapshot();
+      await this.#walSync?.close();
+      this.#listeners.clear();
       this.#db.close();
     }
-    return Promise.resolve();
   }
 
   /** Runs `op` in the next group commit at one instant of the clock; a throw undoes it alone. */
@@ -420,34 +447,40 @@ export class SqliteQueueStore implements QueueStore {
 
   /**
    * Folds the journal into the snapshot: writes every row changed since the last one, removes
-   * what was deleted, and drops the journal rows it covers, in one transaction.
+   * what was deleted, and drops the journal rows it covers, in one transaction. A snapshot that
+   * fails (the file busy or full) changes nothing: the journal still holds every change, and the
+   * next snapshot tries again.
    */
   #snapshot(): void {
-    const tables = this.#tables;
-    this.#db
-      .transaction(() => {
-        this.#catchUp();
-        for (const id of tables.dirtyPackages) {
-          const row = tables.package(id);
-          if (row) this.#sql.upsertPackage.run(row);
-        }
-        for (const key of tables.dirtyCommands) {
-          const row = tables.commandByKey(key);
-          if (row) this.#sql.upsertCommand.run(row);
-        }
-        for (const [packageId, needsId, commandId] of tables.newDeps) {
-          this.#sql.insertDep.run(packageId, needsId, commandId);
-        }
-        for (const id of tables.deletedPackages) {
-          this.#sql.deleteDeps.run(id);
-          this.#sql.deleteCommands.run(id);
-          this.#sql.deletePackage.run(id);
-        }
-        this.#sql.trimJournal.run(this.#applied);
-        this.#sql.setMeta.run('compacted_through', String(this.#applied));
-      })
-      .immediate();
-    tables.clearDirty();
+    try {
+      this.#db
+        .transaction(() => {
+          this.#catchUp();
+          const tables = this.#tables;
+          for (const id of tables.dirtyPackages) {
+            const row = tables.package(id);
+            if (row) this.#sql.upsertPackage.run(row);
+          }
+          for (const key of tables.dirtyCommands) {
+            const row = tables.commandByKey(key);
+            if (row) this.#sql.upsertCommand.run(row);
+          }
+          for (const [packageId, needsId, commandId] of tables.newDeps) {
+            this.#sql.insertDep.run(packageId, needsId, commandId);
+          }
+          for (const id of tables.deletedPackages) {
+            this.#sql.deleteDeps.run(id);
+            this.#sql.deleteCommands.run(id);
+            this.#sql.deletePackage.run(id);
+          }
+          this.#sql.trimJournal.run(this.#applied);
+          this.#sql.setMeta.run('compacted_through', String(this.#applied));
+        })
+        .immediate();
+    } catch {
+      return;
+    }
+    this.#tables.clearDirty();
     this.#sinceSnapshot = 0;
   }
 }

@@ -7,6 +7,7 @@ describe('group commit', () => {
     const commits = new GroupCommit((ops) => {
       batches.push(ops.length);
       for (const op of ops) op();
+      return undefined;
     });
     const results = await Promise.allSettled([
       commits.run(() => 1),

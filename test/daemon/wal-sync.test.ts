@@ -1,0 +1,92 @@
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { GroupCommit } from '../../src/daemon/group-commit.js';
+import { WalSync } from '../../src/daemon/wal-sync.js';
+import { tempHome } from './helpers.js';
+
+describe('durable commits through WalSync', () => {
+  it('resolves operations only after their flush; a batch is written while the last flushes', async () => {
+    const written: string[] = [];
+    const flushes: ((error?: Error) => void)[] = [];
+    const announced: string[] = [];
+    const commits = new GroupCommit(
+      (ops) => {
+        for (const op of ops) op();
+        const batch = written.length;
+        return () => announced.push(`batch ending at ${String(batch)}`);
+      },
+      (done) => flushes.push(done),
+    );
+    const settled: string[] = [];
+    const first = commits.run(() => written.push('a')).then(() => settled.push('a'));
+    commits.flush();
+    expect(written).toEqual(['a']);
+    const second = commits.run(() => written.push('b')).then(() => settled.push('b'));
+    commits.flush();
+    // The second batch is written while the first is still being flushed; neither resolved.
+    expect(written).toEqual(['a', 'b']);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toEqual([]);
+    flushes[0]?.();
+    await first;
+    expect(settled).toEqual(['a']);
+    expect(announced).toEqual(['batch ending at 1']);
+    flushes[1]?.(new Error('disk gone'));
+    await expect(second).rejects.toThrow('disk gone');
+    expect(announced).toEqual(['batch ending at 1']);
+  });
+
+  it('flushes the WAL of a real database; close waits for the flush under way', async () => {
+    const home = tempHome();
+    const path = join(home.dir, 'broker.db');
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec('CREATE TABLE t (n INTEGER)');
+    const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
+    const walSync = new WalSync(path);
+    const commits = new GroupCommit(
+      (ops) => {
+        db.transaction(() => {
+          for (const op of ops) op();
+        })();
+        return undefined;
+      },
+      (done, inline) => {
+        walSync.afterCommit(done, inline);
+      },
+    );
+    const results = await Promise.all([1, 2, 3].map((n) => commits.run(() => insert.run(n))));
+    expect(results.map((r) => r.changes)).toEqual([1, 1, 1]);
+    // Two operations in one batch: flushed off the event loop, which close then waits for.
+    let settled = 0;
+    for (const n of [4, 5]) void commits.run(() => insert.run(n)).then(() => settled++);
+    commits.flush();
+    expect(settled).toBe(0);
+    await walSync.close();
+    expect(settled).toBe(2);
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
+    db.close();
+    home.remove();
+  });
+
+  it('fails every later commit once a flush failed', async () => {
+    const home = tempHome();
+    // No database, so no WAL file to flush: the first flush fails, and so does every later one.
+    const walSync = new WalSync(join(home.dir, 'missing.db'));
+    const failures: string[] = [];
+    await new Promise<void>((resolve) => {
+      walSync.afterCommit((error) => {
+        failures.push(error?.message ?? 'none');
+        resolve();
+      });
+    });
+    walSync.afterCommit((error) => failures.push(error?.message ?? 'none'), true);
+    expect(failures).toHaveLength(2);
+    for (const message of failures) expect(message).toMatch(/could not flush its journal/);
+    await walSync.close();
+    home.remove();
+  });
+});
