@@ -1,7 +1,10 @@
 // Broker benchmark: no-op commands end to end (enqueue → lease → ack, durable acks) through the
 // embedded broker and through the daemon's socket, with 1 and 4 queues; beside them, from the
 // same run, the disk's fsync rate (the bound for one durable ack at a time) and p-queue in memory
-// (the bound without any durability). Run: npm run bench:broker [-- --commands 5000]
+// (the bound without any durability). Consumers work as `spin agent` does: each ack goes out
+// with the request for the next lease, which comes back once written while the ack waits for its
+// flush; the "ack+next" rows instead wait for each ack to be durable before the next lease.
+// Run: npm run bench:broker [-- --commands 5000]
 import { spawn } from 'node:child_process';
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +14,7 @@ import PQueue from 'p-queue';
 import { brokerPaths } from '../dist/daemon/broker-paths.js';
 import { DaemonClient } from '../dist/daemon/daemon-client.js';
 import { openOwnedBroker } from '../dist/daemon/embedded-broker.js';
+import { maxUnflushedAcks } from '../dist/executor/agent-runner.js';
 
 const perQueue = Number(process.argv[process.argv.indexOf('--commands') + 1]) || 4000;
 const root = mkdtempSync(join(process.env['BENCH_DIR'] ?? tmpdir(), 'spin-bench-broker-'));
@@ -42,8 +46,34 @@ async function pQueueRate(queues) {
   return ((perQueue * queues) / (performance.now() - start)) * 1000;
 }
 
+/** Drains a queue as the agent runner does: ack, and lease the next at once; 8 acks in flight. */
+async function pipelined(consumer) {
+  let done = 0;
+  const acks = [];
+  let lease = await consumer.lease({ waitMs: 1000 });
+  while (lease) {
+    acks.push(consumer.ack(lease, { ok: true }));
+    if (acks.length > maxUnflushedAcks) await acks.shift();
+    done++;
+    lease = done < perQueue ? await consumer.lease({ waitMs: 1000 }) : undefined;
+  }
+  await Promise.all(acks);
+  return done;
+}
+
+/** Drains a queue with one round trip per command: the ack, durable, brings the next lease. */
+async function ackThenNext(consumer) {
+  let done = 0;
+  let lease = await consumer.lease({ waitMs: 1000 });
+  while (lease) {
+    lease = (await consumer.ack(lease, { ok: true }, { next: true })).next;
+    done++;
+  }
+  return done;
+}
+
 /** Submits perQueue commands on each of `queues` queues, then drains them with one consumer each. */
-async function brokerRate(broker, queues, commitStats) {
+async function brokerRate(broker, queues, commitStats, drain = pipelined) {
   const resources = Array.from({ length: queues }, (_, i) => `bench${i}`);
   const commands = [];
   for (let i = 0; i < perQueue; i++) {
@@ -70,12 +100,7 @@ async function brokerRate(broker, queues, commitStats) {
   await broker.enqueue(pkg);
   await Promise.all(
     consumers.map(async (consumer) => {
-      let done = 0;
-      let lease = await consumer.lease({ waitMs: 1000 });
-      while (lease) {
-        lease = (await consumer.ack(lease, { ok: true }, { next: true })).next;
-        done++;
-      }
+      const done = await drain(consumer);
       if (done !== perQueue) throw new Error(`a consumer got ${done} of ${perQueue} commands`);
     }),
   );
@@ -86,11 +111,11 @@ async function brokerRate(broker, queues, commitStats) {
   return { rate, note: `${perCommit.toFixed(2)} operations per commit` };
 }
 
-async function embedded(queues) {
-  const home = join(root, `embedded-${queues}`);
+async function embedded(queues, drain) {
+  const home = join(root, `embedded-${queues}-${drain?.name ?? 'pipelined'}`);
   const broker = await openOwnedBroker({ home, sweepIntervalMs: 0 });
   try {
-    return await brokerRate(broker, queues, () => broker.store.stats());
+    return await brokerRate(broker, queues, () => broker.store.stats(), drain);
   } finally {
     await broker.close();
   }
@@ -127,6 +152,8 @@ const rows = [
   ['p-queue in memory, 4 queues', { rate: await pQueueRate(4) }],
   ['embedded broker, 1 queue', await embedded(1)],
   ['embedded broker, 4 queues', await embedded(4)],
+  ['embedded broker, 1 queue, ack+next', await embedded(1, ackThenNext)],
+  ['embedded broker, 4 queues, ack+next', await embedded(4, ackThenNext)],
   ['daemon socket, 1 queue', await overSocket(1)],
   ['daemon socket, 4 queues', await overSocket(4)],
 ];
@@ -138,7 +165,7 @@ rows.unshift([
   { rate: fsync },
 ]);
 console.log(
-  `spin broker benchmark: ${perQueue} no-op commands per queue, durable acks (synchronous=FULL)`,
+  `spin broker benchmark: ${perQueue} no-op commands per queue, every ack flushed to disk before it is answered`,
 );
 console.log(`${'what'.padEnd(44)} ${'per second'.padStart(10)}  vs fsync`);
 for (const [name, { rate, note }] of rows) {

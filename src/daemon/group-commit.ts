@@ -29,11 +29,19 @@ export class GroupCommit {
     this.#sync = sync;
   }
 
-  /** Queues `op` for the next commit; resolves with its value once that commit is durable. */
-  run<T>(op: () => T): Promise<T> {
+  /**
+   * Queues `op` for the next commit; resolves with its value once that commit is durable, or as
+   * soon as it is written when `early` says the value may go out before (a lease: see the store).
+   */
+  run<T>(op: () => T, early?: (value: T) => boolean): Promise<T> {
     if (this.#closed) return Promise.reject(new Error('the store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      this.#pending.push({
+        op,
+        early: early as ((value: unknown) => boolean) | undefined,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => {
@@ -67,13 +75,15 @@ export class GroupCommit {
       for (const entry of batch) entry.reject(error);
       return;
     }
+    const waiting = this.#sync ? this.#releaseEarly(batch, outcomes) : batch;
     const settle: DurableCallback = (error) => {
       if (error) {
-        for (const entry of batch) entry.reject(error);
+        for (const entry of waiting) entry.reject(error);
         return;
       }
       durable?.();
       batch.forEach((entry, i) => {
+        if (!waiting.includes(entry)) return;
         const outcome = outcomes[i];
         if (outcome === undefined) entry.reject(new Error('Internal error: operation not run'));
         else if (outcome.ok) entry.resolve(outcome.value);
@@ -82,6 +92,20 @@ export class GroupCommit {
     };
     if (this.#sync) this.#sync(settle, batch.length === 1);
     else settle();
+  }
+
+  /** Resolves the operations whose value may go out before it is durable; returns the rest. */
+  #releaseEarly(batch: PendingOp[], outcomes: Outcome[]): PendingOp[] {
+    const waiting: PendingOp[] = [];
+    batch.forEach((entry, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok === true && entry.early?.(outcome.value) === true) {
+        entry.resolve(outcome.value);
+      } else {
+        waiting.push(entry);
+      }
+    });
+    return waiting;
   }
 
   /** Flushes what is queued and refuses anything after. */
@@ -97,6 +121,7 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 interface PendingOp {
   op: () => unknown;
+  early: ((value: unknown) => boolean) | undefined;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }

@@ -82,6 +82,8 @@ export class SqliteQueueStore implements QueueStore {
   /** `PRAGMA data_version` when the journal was last read: unchanged means nothing new. */
   #version = -1;
   #sinceSnapshot = 0;
+  /** The last journal row known to be flushed to disk. */
+  #durableSeq = 0;
   readonly #idle: NodeJS.Timeout;
 
   constructor(options: SqliteQueueStoreOptions) {
@@ -102,6 +104,7 @@ export class SqliteQueueStore implements QueueStore {
     this.#t = new StoreTransitions(this.#tables, this.#timings);
     this.#batch = this.#db.transaction((ops: (() => void)[]) => {
       this.#catchUp();
+      this.#tables.batchSeq = this.#applied + 1;
       for (const op of ops) op();
       const patches = this.#tables.takePatches();
       if (patches.length === 0) return;
@@ -123,13 +126,13 @@ export class SqliteQueueStore implements QueueStore {
         }
         const events = this.#t.events;
         this.#t.events = [];
+        const seq = this.#applied;
         if (this.#sinceSnapshot >= snapshotEvery) this.#snapshot();
         else if (this.#sinceSnapshot > 0) this.#idle.refresh();
-        return events.length === 0
-          ? undefined
-          : () => {
-              for (const event of events) for (const listener of this.#listeners) listener(event);
-            };
+        return () => {
+          this.#durableSeq = Math.max(this.#durableSeq, seq);
+          for (const event of events) for (const listener of this.#listeners) listener(event);
+        };
       },
       walSync &&
         ((done, inline) => {
@@ -240,8 +243,19 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
+  /**
+   * Leases resolve once written, before the flush that makes them durable: a lease lost to a
+   * crash is delivered again anyway (`recover`). Unless the command only became ready in a commit
+   * not yet durable (its needs' success, its enqueue): then the lease waits for that flush, so
+   * nothing runs on a change a power loss could still undo.
+   */
   lease(options: LeaseOptions): Promise<Lease | undefined> {
-    return this.#write(() => this.#t.lease(options));
+    return this.#write(
+      () => this.#t.lease(options),
+      (lease) =>
+        lease === undefined ||
+        this.#tables.readySince(lease.packageId, lease.commandId) <= this.#durableSeq,
+    );
   }
 
   renew(ref: AttemptRef, leaseMs?: number): Promise<number> {
@@ -378,7 +392,7 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   /** Runs `op` in the next group commit at one instant of the clock; a throw undoes it alone. */
-  #write<T>(op: () => T): Promise<T> {
+  #write<T>(op: () => T, early?: (value: T) => boolean): Promise<T> {
     return this.#commits.run(() => {
       const events = this.#t.events.length;
       const mark = this.#tables.mark();
@@ -390,7 +404,7 @@ export class SqliteQueueStore implements QueueStore {
         this.#t.events.length = events;
         throw error;
       }
-    });
+    }, early);
   }
 
   /** The tables, brought up to date with what other connections committed. */
@@ -440,6 +454,7 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   #replay(row: { seq: number; patches: string }): void {
+    this.#tables.batchSeq = row.seq;
     for (const patch of JSON.parse(row.patches) as TablePatch[]) this.#tables.apply(patch);
     this.#applied = row.seq;
     this.#sinceSnapshot++;

@@ -44,6 +44,10 @@ export class StoreTables {
   readonly dirtyCommands = new Set<string>();
   readonly deletedPackages = new Set<string>();
   readonly newDeps: [string, string, string][] = [];
+  /** The journal row being written (or replayed): what `readySince` records. */
+  batchSeq = 0;
+  /** For each ready or running command, the journal row that last made it ready. */
+  readonly #readySince = new Map<string, number>();
 
   // Reads
 
@@ -79,6 +83,11 @@ export class StoreTables {
 
   command(packageId: string, id: string): CommandRow | undefined {
     return this.#commands.get(keyOf(packageId, id));
+  }
+
+  /** The journal row that made a ready command ready; 0 when that is not known to be later. */
+  readySince(packageId: string, id: string): number {
+    return this.#readySince.get(keyOf(packageId, id)) ?? 0;
   }
 
   commandByKey(key: string): CommandRow | undefined {
@@ -286,6 +295,11 @@ export class StoreTables {
       queue.keys.push(key);
       if (row.seq > this.#maxSeq) this.#maxSeq = row.seq;
     }
+    if (row.state !== before?.state) {
+      // Kept while the command runs: a lease asks when what it leased became ready.
+      if (row.state === 'ready') this.#readySince.set(key, this.batchSeq);
+      else if (row.active !== 1) this.#readySince.delete(key);
+    }
     const wasRunning = before?.state === 'running';
     const isRunning = row.state === 'running';
     if (wasRunning !== isRunning) {
@@ -342,6 +356,7 @@ export class StoreTables {
       const key = keyOf(id, row.id);
       this.#commands.delete(key);
       this.#running.delete(key);
+      this.#readySince.delete(key);
       this.#queue(row.node, row.resource).running.delete(key);
       this.dirtyCommands.delete(key);
     }

@@ -19,8 +19,12 @@ export interface AgentRunnerOptions {
 
 /**
  * Consumes one (node, resource) queue, one command at a time, until `signal` fires: lease, run
- * the action with its timeout while renewing the lease, ack the result and take the next lease
- * in the same round trip. An ack refused as stale or cancelled (the broker gave the command to
+ * the action with its timeout while renewing the lease, ack the result and ask for the next lease
+ * at once. Both go to the broker together: the lease comes back as soon as it is written, while
+ * the ack waits for its flush to disk, so the next action starts while the last result is made
+ * durable (the broker holds back a command that needs the one just acked until then). At most
+ * `maxUnflushedAcks` acks are outstanding: after a crash of the machine, at most that many
+ * finished commands run again. An ack refused as stale or cancelled (the broker gave the command to
  * someone else, or the package was cancelled) drops that command and goes on. On stop, a lease
  * still held is released so the command is ready again at once.
  */
@@ -34,6 +38,7 @@ export async function runAgent(options: AgentRunnerOptions): Promise<void> {
     holder: options.holder ?? `${agent.resource}-agent@${String(process.pid)}`,
   });
   let lease: Lease | undefined;
+  const acks = new AckWindow(maxUnflushedAcks);
   try {
     while (!signal.aborted) {
       lease ??= await untilAborted(consumer.lease({ waitMs: 10_000, signal }), signal).catch(
@@ -42,9 +47,12 @@ export async function runAgent(options: AgentRunnerOptions): Promise<void> {
       if (lease === undefined) continue;
       const result = await runLeased(consumer, lease, options, leaseMs);
       if (stopped(signal)) break;
-      lease = await ackAndNext(consumer, lease, result);
+      await acks.add(settle(consumer, lease, result));
+      lease = undefined;
     }
+    await acks.drain();
   } finally {
+    await acks.drain().catch(() => undefined);
     if (lease !== undefined) await consumer.release(lease).catch(() => undefined);
     await consumer.close();
   }
@@ -82,19 +90,39 @@ async function runLeased(
   }
 }
 
-async function ackAndNext(
-  consumer: QueueConsumer,
-  lease: Lease,
-  result: AckResult,
-): Promise<Lease | undefined> {
+/** How many acks an agent may have waiting for their flush while it goes on. */
+export const maxUnflushedAcks = 8;
+
+/** Acks in flight, at most `size`: adding one waits for the oldest once full; failures surface. */
+class AckWindow {
+  readonly #size: number;
+  readonly #pending: Promise<void>[] = [];
+
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  async add(ack: Promise<void>): Promise<void> {
+    ack.catch(() => undefined); // Observed when awaited below; never an unhandled rejection.
+    this.#pending.push(ack);
+    if (this.#pending.length > this.#size) await this.#pending.shift();
+  }
+
+  async drain(): Promise<void> {
+    while (this.#pending.length > 0) await this.#pending.shift();
+  }
+}
+
+/** Acks a result; a refusal as stale or cancelled drops the command, anything else throws. */
+async function settle(consumer: QueueConsumer, lease: Lease, result: AckResult): Promise<void> {
   try {
-    return (await consumer.ack(lease, result, { next: true })).next;
+    await consumer.ack(lease, result);
   } catch (error) {
     if (
       error instanceof SpinError &&
       (error.code === 'stale_attempt' || error.code === 'cancelled')
     )
-      return undefined;
+      return;
     throw error;
   }
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteQueueStore } from '../../src/daemon/sqlite-queue-store.js';
+import type { Lease } from '../../src/daemon/broker-types.js';
 import { cmd, tempHome } from './helpers.js';
 import { queueStoreConformance } from './queue-store-conformance.js';
 
@@ -62,6 +63,69 @@ describe('SQLite store shared by two processes', () => {
     for (const seqs of order.values()) expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
     expect((await b.status(pkg)).state).toBe('succeeded');
     await Promise.all(stores.map((s) => s.close()));
+    home.remove();
+  });
+});
+
+describe('SQLite store with durable commits', () => {
+  const q = { node: 'local', resource: 'r' };
+
+  /** Settles `ack` and `lease` in one batch; returns the order in which they resolved. */
+  async function ackThenLease(store: SqliteQueueStore, ref: Lease): Promise<string[]> {
+    const order: string[] = [];
+    const ack = store.ack(ref, { ok: true }).then(() => order.push('ack'));
+    const lease = store.lease(q).then((l) => order.push(`lease ${l?.commandId ?? 'none'}`));
+    await Promise.all([ack, lease]);
+    return order;
+  }
+
+  it('hands out a lease as soon as it is written, before the ack beside it is flushed', async () => {
+    const home = tempHome();
+    const store = new SqliteQueueStore({ path: join(home.dir, 'broker.db') });
+    const pkg = await store.createPackage();
+    await store.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b' })]);
+    await store.enqueue(pkg);
+    const a = await store.lease(q);
+    expect(await ackThenLease(store, a!)).toEqual(['lease b', 'ack']);
+    await store.close();
+    home.remove();
+  });
+
+  it('holds back a lease of a command whose need succeeded in a commit not yet flushed', async () => {
+    const home = tempHome();
+    const store = new SqliteQueueStore({ path: join(home.dir, 'broker.db') });
+    const pkg = await store.createPackage();
+    await store.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b', needs: ['a'] })]);
+    await store.enqueue(pkg);
+    const a = await store.lease(q);
+    expect(await ackThenLease(store, a!)).toEqual(['ack', 'lease b']);
+    await store.close();
+    home.remove();
+  });
+
+  it('reopens with every durable change after a close, from snapshot and journal alike', async () => {
+    const home = tempHome();
+    const path = join(home.dir, 'broker.db');
+    const first = new SqliteQueueStore({ path });
+    const pkg = await first.createPackage({ name: 'kept' });
+    await first.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b', needs: ['a'] })]);
+    await first.enqueue(pkg);
+    const a = await first.lease(q);
+    await first.ack(a!, { ok: true, output: { n: 1 } });
+    // A second connection sees the change through the journal, before any snapshot.
+    const second = new SqliteQueueStore({ path });
+    expect((await second.status(pkg)).commands.map((c) => c.state)).toEqual([
+      'succeeded',
+      'ready',
+    ]);
+    await first.close();
+    await second.close();
+    const reopened = new SqliteQueueStore({ path });
+    const status = await reopened.status(pkg);
+    expect(status.name).toBe('kept');
+    expect(status.commands[0]).toMatchObject({ id: 'a', state: 'succeeded', output: { n: 1 } });
+    expect((await reopened.lease(q))?.commandId).toBe('b');
+    await reopened.close();
     home.remove();
   });
 });
