@@ -1,37 +1,57 @@
 import type { DurableCallback } from './wal-sync.js';
 
+/** Where a group commit writes: a transaction opened, then committed (or abandoned). */
+export interface CommitTarget {
+  /** Opens the write transaction the next operations run in. */
+  begin(): void;
+  /**
+   * Commits the open transaction; returns what to do once it is durable (emit its events). If it
+   * throws, the transaction is abandoned and the target is back in the state of the file.
+   */
+  commit(): () => void;
+}
+
 /**
  * Runs operations that arrive close together in one transaction, so that they share one durable
  * commit (one fsync): the group commit of DESIGN.md. Each operation isolates its own failure (it
- * undoes what it did and throws); one that throws rejects alone, the others commit together.
+ * undoes what it did and throws); one that throws rejects at once, alone.
  *
- * Operations queued in the same turn of the event loop are flushed together on `setImmediate`.
- * A flush writes its transaction synchronously; with a `sync`, the promises resolve only once
- * that has made the commit durable, and the next flush may be written meanwhile.
+ * Operations queued in the same turn of the event loop run together on `setImmediate`. Without
+ * a `sync`, each turn commits and its operations resolve. With one, a commit is made durable by
+ * `sync` off the event loop, and while that runs the transaction stays open: the operations of
+ * the turns meanwhile run in it and are committed, together, when the flush ends. So a queue
+ * whose consumer asks for its next lease before its ack is flushed (see the store's `lease`) is
+ * not held to one commit per command: the disk flushes as often as it can, each time everything
+ * written since the last.
  */
 export class GroupCommit {
   readonly #pending: PendingOp[] = [];
-  readonly #runBatch: RunBatch;
+  readonly #target: CommitTarget;
   readonly #sync: Sync | undefined;
+  /** Operations run in the open transaction, waiting for its commit and flush. */
+  readonly #uncommitted: Settled[] = [];
   #scheduled = false;
   #closed = false;
+  #open = false;
+  #flushing = false;
+  /** Whether an operation of the open transaction resolved before its flush. */
+  #early = false;
   /** Commits made and operations they carried: operations / commits is the group-commit gain. */
   readonly stats = { commits: 0, operations: 0 };
 
   /**
-   * @param runBatch runs every function inside one transaction and commits it; returns what to do
-   *   once the commit is durable (emit its events). Each function catches its own failure.
-   * @param sync makes what was committed durable and calls back; `inline` when the batch held
-   *   one operation. Without it, a commit is durable when `runBatch` returns.
+   * @param sync makes what was committed durable and calls back; `inline` when one operation
+   *   waits and nothing went on without waiting, so it may be flushed on this thread. Without
+   *   it, a commit is durable once made.
    */
-  constructor(runBatch: RunBatch, sync?: Sync) {
-    this.#runBatch = runBatch;
+  constructor(target: CommitTarget, sync?: Sync) {
+    this.#target = target;
     this.#sync = sync;
   }
 
   /**
    * Queues `op` for the next commit; resolves with its value once that commit is durable, or as
-   * soon as it is written when `early` says the value may go out before (a lease: see the store).
+   * soon as it ran when `early` says the value may go out before (a lease: see the store).
    */
   run<T>(op: () => T, early?: (value: T) => boolean): Promise<T> {
     if (this.#closed) return Promise.reject(new Error('the store is closed'));
@@ -51,77 +71,94 @@ export class GroupCommit {
     });
   }
 
-  /** Commits everything queued now. */
+  /** Runs everything queued now, and commits unless a flush is under way. */
   flush(): void {
     this.#scheduled = false;
     const batch = this.#pending.splice(0);
     if (batch.length === 0) return;
-    this.stats.commits++;
-    this.stats.operations += batch.length;
-    const outcomes: Outcome[] = [];
-    let durable: (() => void) | undefined;
-    try {
-      durable = this.#runBatch(
-        batch.map((entry) => () => {
-          try {
-            outcomes.push({ ok: true, value: entry.op() });
-          } catch (error) {
-            outcomes.push({ ok: false, error });
-          }
-        }),
-      );
-    } catch (error) {
-      // The commit itself failed (disk full, I/O error): nothing of the batch is durable.
-      for (const entry of batch) entry.reject(error);
-      return;
-    }
-    const waiting = this.#sync ? this.#releaseEarly(batch, outcomes) : batch;
-    const settle: DurableCallback = (error) => {
-      if (error) {
-        for (const entry of waiting) entry.reject(error);
+    if (!this.#open) {
+      try {
+        this.#target.begin();
+      } catch (error) {
+        for (const entry of batch) entry.reject(error);
         return;
       }
-      durable?.();
-      batch.forEach((entry, i) => {
-        if (!waiting.includes(entry)) return;
-        const outcome = outcomes[i];
-        if (outcome === undefined) entry.reject(new Error('Internal error: operation not run'));
-        else if (outcome.ok) entry.resolve(outcome.value);
-        else entry.reject(outcome.error);
-      });
-    };
-    if (this.#sync) this.#sync(settle, batch.length === 1);
-    else settle();
-  }
-
-  /** Resolves the operations whose value may go out before it is durable; returns the rest. */
-  #releaseEarly(batch: PendingOp[], outcomes: Outcome[]): PendingOp[] {
-    const waiting: PendingOp[] = [];
-    batch.forEach((entry, i) => {
-      const outcome = outcomes[i];
-      if (outcome?.ok === true && entry.early?.(outcome.value) === true) {
-        entry.resolve(outcome.value);
-      } else {
-        waiting.push(entry);
+      this.#open = true;
+    }
+    this.stats.operations += batch.length;
+    for (const entry of batch) {
+      let value: unknown;
+      try {
+        value = entry.op();
+      } catch (error) {
+        entry.reject(error);
+        continue;
       }
-    });
-    return waiting;
+      if (this.#sync !== undefined && entry.early?.(value) === true) {
+        entry.resolve(value);
+        this.#early = true;
+      } else {
+        this.#uncommitted.push({ value, resolve: entry.resolve, reject: entry.reject });
+      }
+    }
+    if (!this.#flushing) this.#commit();
   }
 
-  /** Flushes what is queued and refuses anything after. */
+  /** Commits the open transaction and has it flushed; operations resolve once it is durable. */
+  #commit(): void {
+    const group = this.#uncommitted.splice(0);
+    let durable: () => void;
+    try {
+      durable = this.#target.commit();
+    } catch (error) {
+      // The commit failed (disk full, I/O error): nothing of the transaction is durable.
+      this.#open = false;
+      this.#early = false;
+      for (const entry of group) entry.reject(error);
+      return;
+    }
+    this.#open = false;
+    this.stats.commits++;
+    // A lone operation with nobody going on meanwhile is flushed at once, on this thread.
+    const inline = group.length === 1 && !this.#early;
+    this.#early = false;
+    const settle: DurableCallback = (error) => {
+      this.#flushing = false;
+      if (error) {
+        for (const entry of group) entry.reject(error);
+      } else {
+        durable();
+        for (const entry of group) entry.resolve(entry.value);
+      }
+      // What ran during the flush is committed now, and flushed in turn.
+      if (this.#open) this.#commit();
+    };
+    if (this.#sync === undefined) {
+      settle();
+      return;
+    }
+    this.#flushing = true;
+    this.#sync(settle, inline);
+  }
+
+  /** Commits what is queued (its flush may still run) and refuses anything after. */
   close(): void {
     this.flush();
     this.#closed = true;
   }
 }
 
-type RunBatch = (ops: (() => void)[]) => (() => void) | undefined;
 type Sync = (done: DurableCallback, inline: boolean) => void;
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 interface PendingOp {
   op: () => unknown;
   early: ((value: unknown) => boolean) | undefined;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+interface Settled {
+  value: unknown;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }

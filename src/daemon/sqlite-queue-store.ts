@@ -73,7 +73,6 @@ export class SqliteQueueStore implements QueueStore {
   readonly #timings: BrokerTimings;
   readonly #commits: GroupCommit;
   readonly #listeners = new Set<BrokerListener>();
-  readonly #batch: Database.Transaction<(ops: (() => void)[]) => void>;
   readonly #walSync: WalSync | undefined;
   #tables = new StoreTables();
   #t: StoreTransitions;
@@ -102,37 +101,48 @@ export class SqliteQueueStore implements QueueStore {
       .immediate();
     this.#sql = prepareStatements(this.#db);
     this.#t = new StoreTransitions(this.#tables, this.#timings);
-    this.#batch = this.#db.transaction((ops: (() => void)[]) => {
-      this.#catchUp();
-      this.#tables.batchSeq = this.#applied + 1;
-      for (const op of ops) op();
-      const patches = this.#tables.takePatches();
-      if (patches.length === 0) return;
-      this.#sql.appendJournal.run(++this.#applied, JSON.stringify(patches));
-      this.#sinceSnapshot++;
-    });
+    const begin = this.#db.prepare('BEGIN IMMEDIATE');
+    const commit = this.#db.prepare('COMMIT');
     const walSync = this.#walSync;
     this.#commits = new GroupCommit(
-      (ops) => {
-        this.#t.events = [];
-        try {
-          this.#batch.immediate(ops);
-        } catch (error) {
-          // The commit failed (disk full, I/O error): the tables may hold what never reached the
-          // file. Read them back from it.
+      {
+        begin: () => {
+          begin.run();
+          try {
+            this.#catchUp();
+          } catch (error) {
+            this.#abandon();
+            throw error;
+          }
+          this.#tables.batchSeq = this.#applied + 1;
           this.#t.events = [];
-          this.#load();
-          throw error;
-        }
-        const events = this.#t.events;
-        this.#t.events = [];
-        const seq = this.#applied;
-        if (this.#sinceSnapshot >= snapshotEvery) this.#snapshot();
-        else if (this.#sinceSnapshot > 0) this.#idle.refresh();
-        return () => {
-          this.#durableSeq = Math.max(this.#durableSeq, seq);
-          for (const event of events) for (const listener of this.#listeners) listener(event);
-        };
+        },
+        commit: () => {
+          const events = this.#t.events;
+          this.#t.events = [];
+          try {
+            const patches = this.#tables.takePatches();
+            if (patches.length > 0) {
+              this.#sql.appendJournal.run(this.#applied + 1, JSON.stringify(patches));
+            }
+            commit.run();
+            if (patches.length > 0) {
+              this.#applied++;
+              this.#sinceSnapshot++;
+            }
+          } catch (error) {
+            // The tables may hold what never reached the file: read them back from it.
+            this.#abandon();
+            throw error;
+          }
+          const seq = this.#applied;
+          if (this.#sinceSnapshot >= snapshotEvery) this.#snapshot();
+          else if (this.#sinceSnapshot > 0) this.#idle.refresh();
+          return () => {
+            this.#durableSeq = Math.max(this.#durableSeq, seq);
+            for (const event of events) for (const listener of this.#listeners) listener(event);
+          };
+        },
       },
       walSync &&
         ((done, inline) => {
@@ -140,7 +150,7 @@ export class SqliteQueueStore implements QueueStore {
         }),
     );
     this.#idle = setTimeout(() => {
-      if (this.#db.open && this.#sinceSnapshot > 0) this.#snapshot();
+      if (this.#db.open && !this.#db.inTransaction && this.#sinceSnapshot > 0) this.#snapshot();
     }, snapshotWhenIdleMs).unref();
     this.#load();
     if (this.#sinceSnapshot > 0) this.#snapshot();
@@ -405,6 +415,13 @@ export class SqliteQueueStore implements QueueStore {
         throw error;
       }
     }, early);
+  }
+
+  /** Rolls back the open transaction and reads the tables back from the file. */
+  #abandon(): void {
+    if (this.#db.inTransaction) this.#db.prepare('ROLLBACK').run();
+    this.#t.events = [];
+    this.#load();
   }
 
   /** The tables, brought up to date with what other connections committed. */

@@ -167,7 +167,7 @@ export class StoreTables {
   updatePackage(next: PackageRow): void {
     const before = this.#packages.get(next.id);
     if (before === undefined) throw new Error(`Internal error: no package ${next.id}`);
-    const changed = diff(before, next);
+    const changed = diff(packageColumns, before, next);
     if (changed === undefined) return;
     this.#setPackage(next.id, next);
     this.#patches.push(['p', next.id, changed]);
@@ -187,7 +187,7 @@ export class StoreTables {
   /** Writes a command row; journals the columns that changed. */
   updateCommand(next: CommandRow): void {
     const key = keyOf(next.package_id, next.id);
-    const changed = diff(this.#row(key), next);
+    const changed = diff(commandColumns, this.#row(key), next);
     if (changed === undefined) return;
     this.#setCommand(key, next);
     this.#patches.push(['c', next.package_id, next.id, changed]);
@@ -401,10 +401,45 @@ function queueKeyOf(node: string, resource: string): string {
   return `${node}\u0000${resource}`;
 }
 
-/** The columns in which `next` differs from `before`, or undefined when none does. */
-function diff<T extends object>(before: T, next: T): Partial<T> | undefined {
+/** The columns of a command that change after it is added. */
+const commandColumns = [
+  'seq',
+  'state',
+  'active',
+  'pending_needs',
+  'dependents',
+  'attempt',
+  'failures',
+  'attempt_id',
+  'holder',
+  'lease_expires_at',
+  'deadline_at',
+  'available_at',
+  'reason',
+  'error',
+  'output',
+  'updated_at',
+] as const satisfies readonly (keyof CommandRow)[];
+
+/** The columns of a package that change after it is created. */
+const packageColumns = [
+  'state',
+  'enqueued_at',
+  'finished_at',
+  'commands',
+  'unfinished',
+  'failed',
+  'started',
+] as const satisfies readonly (keyof PackageRow)[];
+
+/** The columns of `columns` in which `next` differs from `before`; undefined when none does. */
+function diff<T extends object>(
+  columns: readonly (keyof T)[],
+  before: T,
+  next: T,
+): Partial<T> | undefined {
   let changed: Partial<T> | undefined;
-  for (const column in next) {
+  for (const column of columns) {
     if (next[column] === before[column]) continue;
     changed ??= {};
     changed[column] = next[column];

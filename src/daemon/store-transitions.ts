@@ -145,7 +145,8 @@ export class StoreTransitions {
       unfinished: pkg.unfinished - 1 - skipped,
       failed: pkg.failed + (failed ? 1 + skipped : 0),
     };
-    this.savePackage({ ...next, state: this.derivedState(next) });
+    next.state = this.derivedState(next);
+    this.savePackage(next);
   }
 
   expireLease(row: CommandRow): 'redeliver' | 'timeout' {
@@ -179,15 +180,15 @@ export class StoreTransitions {
 
   /** Writes a command's new state (leases cleared unless given) and reports the transition. */
   setCommand(row: CommandRow, change: Partial<CommandRow> & { state: CommandState }): CommandRow {
-    const leaving = row.state === 'running' && change.state !== 'running';
-    const next: CommandRow = {
-      ...row,
-      ...(leaving ? { attempt_id: null, holder: null, lease_expires_at: null } : {}),
-      ...(leaving ? { deadline_at: null } : {}),
-      ...change,
-      active: terminalCommandStates.has(change.state) ? null : row.active,
-      updated_at: this.now,
-    };
+    const next: CommandRow = { ...row, ...change };
+    if (row.state === 'running' && change.state !== 'running') {
+      if (!('attempt_id' in change)) next.attempt_id = null;
+      if (!('holder' in change)) next.holder = null;
+      if (!('lease_expires_at' in change)) next.lease_expires_at = null;
+      if (!('deadline_at' in change)) next.deadline_at = null;
+    }
+    if (terminalCommandStates.has(change.state)) next.active = null;
+    next.updated_at = this.now;
     this.tables.updateCommand(next);
     this.commandEvent(next, row.state);
     return next;

@@ -78,6 +78,8 @@ export class WalSync {
       this.#running = false;
       if (error) this.#fail(error);
       for (const done of callbacks) done(this.#failure);
+      // A callback may have started the next flush already.
+      if (this.#running) return;
       const next = this.#waiting;
       this.#waiting = [];
       if (next.length > 0) this.#start(next);

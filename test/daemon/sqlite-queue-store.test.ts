@@ -114,10 +114,7 @@ describe('SQLite store with durable commits', () => {
     await first.ack(a!, { ok: true, output: { n: 1 } });
     // A second connection sees the change through the journal, before any snapshot.
     const second = new SqliteQueueStore({ path });
-    expect((await second.status(pkg)).commands.map((c) => c.state)).toEqual([
-      'succeeded',
-      'ready',
-    ]);
+    expect((await second.status(pkg)).commands.map((c) => c.state)).toEqual(['succeeded', 'ready']);
     await first.close();
     await second.close();
     const reopened = new SqliteQueueStore({ path });

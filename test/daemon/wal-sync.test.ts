@@ -7,37 +7,6 @@ import { WalSync } from '../../src/daemon/wal-sync.js';
 import { tempHome } from './helpers.js';
 
 describe('durable commits through WalSync', () => {
-  it('resolves operations only after their flush; a batch is written while the last flushes', async () => {
-    const written: string[] = [];
-    const flushes: ((error?: Error) => void)[] = [];
-    const announced: string[] = [];
-    const commits = new GroupCommit(
-      (ops) => {
-        for (const op of ops) op();
-        const batch = written.length;
-        return () => announced.push(`batch ending at ${String(batch)}`);
-      },
-      (done) => flushes.push(done),
-    );
-    const settled: string[] = [];
-    const first = commits.run(() => written.push('a')).then(() => settled.push('a'));
-    commits.flush();
-    expect(written).toEqual(['a']);
-    const second = commits.run(() => written.push('b')).then(() => settled.push('b'));
-    commits.flush();
-    // The second batch is written while the first is still being flushed; neither resolved.
-    expect(written).toEqual(['a', 'b']);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(settled).toEqual([]);
-    flushes[0]?.();
-    await first;
-    expect(settled).toEqual(['a']);
-    expect(announced).toEqual(['batch ending at 1']);
-    flushes[1]?.(new Error('disk gone'));
-    await expect(second).rejects.toThrow('disk gone');
-    expect(announced).toEqual(['batch ending at 1']);
-  });
-
   it('flushes the WAL of a real database; close waits for the flush under way', async () => {
     const home = tempHome();
     const path = join(home.dir, 'broker.db');
@@ -48,11 +17,12 @@ describe('durable commits through WalSync', () => {
     const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
     const walSync = new WalSync(path);
     const commits = new GroupCommit(
-      (ops) => {
-        db.transaction(() => {
-          for (const op of ops) op();
-        })();
-        return undefined;
+      {
+        begin: () => db.prepare('BEGIN IMMEDIATE').run(),
+        commit: () => {
+          db.prepare('COMMIT').run();
+          return () => undefined;
+        },
       },
       (done, inline) => {
         walSync.afterCommit(done, inline);
