@@ -78,13 +78,17 @@ export class WalSync {
       this.#running = false;
       if (error) this.#fail(error);
       for (const done of callbacks) done(this.#failure);
-      // A callback may have started the next flush already.
-      if (this.#running) return;
+      if (this.#restarted()) return;
       const next = this.#waiting;
       this.#waiting = [];
       if (next.length > 0) this.#start(next);
       else for (const resolve of this.#drained.splice(0)) resolve();
     });
+  }
+
+  /** Whether a callback of the flush that just ended started the next one already. */
+  #restarted(): boolean {
+    return this.#running;
   }
 
   #file(): number {
