@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { SpinError } from '../core/errors.js';
-import type { CommandSpec } from '../core/package.js';
 import type { WireError } from '../core/errors.js';
 import {
   checkPackageGraph,
   defaultTimings,
-  enqueuedState,
   errorOfAck,
   isRetryable,
   prepareCommands,
@@ -30,9 +28,9 @@ import type { Clock } from './clock.js';
 import { GroupCommit } from './group-commit.js';
 import { WalSync } from './wal-sync.js';
 import type { AckReply, PackageSummary, QueueStore, SweepReport } from './queue-store.js';
-import { commandStatusOf, specOf } from './sqlite-rows.js';
+import { commandStatusOf } from './sqlite-rows.js';
 import { migrate, prepareStatements } from './sqlite-schema.js';
-import type { CommandRow, Statements } from './sqlite-schema.js';
+import type { Statements } from './sqlite-schema.js';
 import { StoreTables } from './store-tables.js';
 import type { TablePatch } from './store-tables.js';
 import { StoreTransitions } from './store-transitions.js';
@@ -83,7 +81,9 @@ export class SqliteQueueStore implements QueueStore {
   #sinceSnapshot = 0;
   /** The last journal row known to be flushed to disk. */
   #durableSeq = 0;
-  readonly #idle: NodeJS.Timeout;
+  /** Armed while the journal holds rows the snapshot lacks; fires once commits pause. */
+  #idle: NodeJS.Timeout | undefined;
+  #lastCommit = 0;
 
   constructor(options: SqliteQueueStoreOptions) {
     this.#clock = options.clock ?? systemClock;
@@ -137,7 +137,7 @@ export class SqliteQueueStore implements QueueStore {
           }
           const seq = this.#applied;
           if (this.#sinceSnapshot >= snapshotEvery) this.#snapshot();
-          else if (this.#sinceSnapshot > 0) this.#idle.refresh();
+          else if (this.#sinceSnapshot > 0) this.#snapshotWhenIdle();
           return () => {
             this.#durableSeq = Math.max(this.#durableSeq, seq);
             for (const event of events) for (const listener of this.#listeners) listener(event);
@@ -149,9 +149,6 @@ export class SqliteQueueStore implements QueueStore {
           walSync.afterCommit(done, inline);
         }),
     );
-    this.#idle = setTimeout(() => {
-      if (this.#db.open && !this.#db.inTransaction && this.#sinceSnapshot > 0) this.#snapshot();
-    }, snapshotWhenIdleMs).unref();
     this.#load();
     if (this.#sinceSnapshot > 0) this.#snapshot();
   }
@@ -190,8 +187,8 @@ export class SqliteQueueStore implements QueueStore {
       }
       const existing = new Set(this.#tables.packageCommandIds(packageId));
       const specs = prepareCommands(existing, commands);
-      specs.forEach((spec, i) => {
-        this.#tables.insertCommand(stagedRow(packageId, existing.size + i, spec, this.#t.now));
+      this.#tables.addCommands(packageId, this.#t.now, existing.size, specs);
+      for (const spec of specs) {
         this.#t.events.push({
           type: 'command',
           at: this.#t.now,
@@ -203,7 +200,7 @@ export class SqliteQueueStore implements QueueStore {
           attempt: 0,
           spec,
         });
-      });
+      }
       this.#t.savePackage({ ...pkg, commands: pkg.commands + specs.length });
       return specs.map((s) => s.id);
     });
@@ -213,29 +210,13 @@ export class SqliteQueueStore implements QueueStore {
     return this.#write(() => {
       const pkg = this.#t.package(packageId);
       if (pkg.state !== 'staged') return pkg.state;
-      const rows = this.#tables.packageCommands(packageId);
-      const specs = rows.map(specOf);
+      const specs = this.#tables
+        .packageCommands(packageId)
+        .map((row) => ({ id: row.id, needs: JSON.parse(row.needs) as string[] }));
       checkPackageGraph(specs);
-      let seq = this.#tables.maxSeq();
-      const dependents = new Map<string, number>();
-      for (const spec of specs) {
-        for (const need of spec.needs) dependents.set(need, (dependents.get(need) ?? 0) + 1);
+      for (const row of this.#tables.enqueuePackage(packageId, this.#t.now)) {
+        this.#t.commandEvent(row, 'staged');
       }
-      rows.forEach((row, i) => {
-        const needs = specs[i]?.needs ?? [];
-        const next: CommandRow = {
-          ...row,
-          seq: ++seq,
-          state: enqueuedState(needs),
-          active: 1,
-          pending_needs: needs.length,
-          dependents: dependents.get(row.id) ?? 0,
-          updated_at: this.#t.now,
-        };
-        this.#tables.updateCommand(next);
-        for (const need of needs) this.#tables.insertDep(packageId, need, row.id);
-        this.#t.commandEvent(next, 'staged');
-      });
       const next = { ...pkg, enqueued_at: this.#t.now, unfinished: specs.length };
       return this.#t.savePackage({ ...next, state: this.#t.derivedState(next) });
     });
@@ -393,6 +374,7 @@ export class SqliteQueueStore implements QueueStore {
   async close(): Promise<void> {
     this.#commits.close();
     clearTimeout(this.#idle);
+    this.#idle = undefined;
     if (this.#db.open) {
       if (this.#sinceSnapshot > 0) this.#snapshot();
       await this.#walSync?.close();
@@ -415,6 +397,24 @@ export class SqliteQueueStore implements QueueStore {
         throw error;
       }
     }, early);
+  }
+
+  /** Folds the journal into the snapshot once no commit came for `snapshotWhenIdleMs`. */
+  #snapshotWhenIdle(): void {
+    this.#lastCommit = Date.now();
+    if (this.#idle !== undefined) return;
+    const check = (): void => {
+      const quiet = Date.now() - this.#lastCommit;
+      if (quiet < snapshotWhenIdleMs) {
+        this.#idle = setTimeout(check, snapshotWhenIdleMs - quiet).unref();
+        return;
+      }
+      this.#idle = undefined;
+      if (!this.#db.open || this.#sinceSnapshot === 0) return;
+      if (this.#db.inTransaction) this.#snapshotWhenIdle();
+      else this.#snapshot();
+    };
+    this.#idle = setTimeout(check, snapshotWhenIdleMs).unref();
   }
 
   /** Rolls back the open transaction and reads the tables back from the file. */
@@ -515,41 +515,4 @@ export class SqliteQueueStore implements QueueStore {
     this.#tables.clearDirty();
     this.#sinceSnapshot = 0;
   }
-}
-
-/** The row of a command just added: staged, outside any queue until enqueue. */
-function stagedRow(
-  packageId: string,
-  position: number,
-  spec: CommandSpec,
-  now: number,
-): CommandRow {
-  return {
-    package_id: packageId,
-    id: spec.id,
-    position,
-    seq: null,
-    node: spec.node,
-    resource: spec.resource,
-    action: spec.action,
-    params: JSON.stringify(spec.params),
-    needs: JSON.stringify(spec.needs),
-    timeout_ms: spec.timeoutMs,
-    retries: spec.retries,
-    state: 'staged',
-    active: null,
-    pending_needs: 0,
-    dependents: 0,
-    attempt: 0,
-    failures: 0,
-    attempt_id: null,
-    holder: null,
-    lease_expires_at: null,
-    deadline_at: null,
-    available_at: 0,
-    reason: null,
-    error: null,
-    output: null,
-    updated_at: now,
-  };
 }

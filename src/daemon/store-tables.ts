@@ -1,3 +1,5 @@
+import type { CommandSpec } from '../core/package.js';
+import { enqueuedState } from './broker-semantics.js';
 import type { CommandRow, PackageRow } from './sqlite-schema.js';
 
 /**
@@ -8,6 +10,8 @@ export type TablePatch =
   | ['P', PackageRow]
   | ['p', string, Partial<PackageRow>]
   | ['C', CommandRow]
+  | ['A', string, number, number, CommandSpec[]]
+  | ['E', string, number, number]
   | ['c', string, string, Partial<CommandRow>]
   | ['D', string, string, string]
   | ['X', string];
@@ -179,9 +183,22 @@ export class StoreTables {
     this.#patches.push(['X', id]);
   }
 
-  insertCommand(row: CommandRow): void {
-    this.#setCommand(keyOf(row.package_id, row.id), row);
-    this.#patches.push(['C', row]);
+  /** Adds staged commands to a package, from `position` on; journals their specs only. */
+  addCommands(packageId: string, now: number, position: number, specs: CommandSpec[]): void {
+    this.#addCommands(packageId, now, position, specs);
+    this.#patches.push(['A', packageId, now, position, specs]);
+  }
+
+  /**
+   * Puts every command of a staged package in its queue, in the order they were added, with
+   * `seq` counting on from the highest so far; journals one patch for the whole package, which
+   * replays to the same rows. Returns the rows as they are now.
+   */
+  enqueuePackage(packageId: string, now: number): CommandRow[] {
+    const firstSeq = this.#maxSeq + 1;
+    const rows = this.#enqueuePackage(packageId, firstSeq, now);
+    this.#patches.push(['E', packageId, firstSeq, now]);
+    return rows;
   }
 
   /** Writes a command row; journals the columns that changed. */
@@ -191,11 +208,6 @@ export class StoreTables {
     if (changed === undefined) return;
     this.#setCommand(key, next);
     this.#patches.push(['c', next.package_id, next.id, changed]);
-  }
-
-  insertDep(packageId: string, needsId: string, commandId: string): void {
-    this.#addDep(packageId, needsId, commandId);
-    this.#patches.push(['D', packageId, needsId, commandId]);
   }
 
   /** Applies a patch journaled elsewhere (or earlier); it is not journaled again. */
@@ -211,6 +223,12 @@ export class StoreTables {
       }
       case 'C':
         this.#setCommand(keyOf(patch[1].package_id, patch[1].id), patch[1]);
+        return;
+      case 'A':
+        this.#addCommands(patch[1], patch[2], patch[3], patch[4]);
+        return;
+      case 'E':
+        this.#enqueuePackage(patch[1], patch[2], patch[3]);
         return;
       case 'c': {
         const key = keyOf(patch[1], patch[2]);
@@ -289,10 +307,9 @@ export class StoreTables {
       if (ids === undefined) this.#byPackage.set(row.package_id, (ids = []));
       ids.push(row.id);
     }
-    const queue = this.#queue(row.node, row.resource);
     if (row.seq !== null && before?.seq !== row.seq) {
       // Enqueue assigns seq in ascending order, so appending keeps the queue sorted.
-      queue.keys.push(key);
+      this.#queue(row.node, row.resource).keys.push(key);
       if (row.seq > this.#maxSeq) this.#maxSeq = row.seq;
     }
     if (row.state !== before?.state) {
@@ -303,6 +320,7 @@ export class StoreTables {
     const wasRunning = before?.state === 'running';
     const isRunning = row.state === 'running';
     if (wasRunning !== isRunning) {
+      const queue = this.#queue(row.node, row.resource);
       if (isRunning) {
         queue.running.add(key);
         this.#running.add(key);
@@ -333,6 +351,36 @@ export class StoreTables {
     } else {
       this.#commands.set(key, before);
     }
+  }
+
+  #addCommands(packageId: string, now: number, position: number, specs: CommandSpec[]): void {
+    specs.forEach((spec, i) => {
+      this.#setCommand(keyOf(packageId, spec.id), stagedRow(packageId, position + i, spec, now));
+    });
+  }
+
+  #enqueuePackage(packageId: string, firstSeq: number, now: number): CommandRow[] {
+    const staged = this.packageCommands(packageId);
+    const needsOf = staged.map((row) => JSON.parse(row.needs) as string[]);
+    const dependents = new Map<string, number>();
+    for (const needs of needsOf) {
+      for (const need of needs) dependents.set(need, (dependents.get(need) ?? 0) + 1);
+    }
+    return staged.map((row, i) => {
+      const needs = needsOf[i] ?? [];
+      const next: CommandRow = {
+        ...row,
+        seq: firstSeq + i,
+        state: enqueuedState(needs),
+        active: 1,
+        pending_needs: needs.length,
+        dependents: dependents.get(row.id) ?? 0,
+        updated_at: now,
+      };
+      this.#setCommand(keyOf(packageId, row.id), next);
+      for (const need of needs) this.#addDep(packageId, need, row.id);
+      return next;
+    });
   }
 
   #addDep(packageId: string, needsId: string, commandId: string): void {
@@ -445,4 +493,41 @@ function diff<T extends object>(
     changed[column] = next[column];
   }
   return changed;
+}
+
+/** The row of a command just added: staged, outside any queue until enqueue. */
+function stagedRow(
+  packageId: string,
+  position: number,
+  spec: CommandSpec,
+  now: number,
+): CommandRow {
+  return {
+    package_id: packageId,
+    id: spec.id,
+    position,
+    seq: null,
+    node: spec.node,
+    resource: spec.resource,
+    action: spec.action,
+    params: JSON.stringify(spec.params),
+    needs: JSON.stringify(spec.needs),
+    timeout_ms: spec.timeoutMs,
+    retries: spec.retries,
+    state: 'staged',
+    active: null,
+    pending_needs: 0,
+    dependents: 0,
+    attempt: 0,
+    failures: 0,
+    attempt_id: null,
+    holder: null,
+    lease_expires_at: null,
+    deadline_at: null,
+    available_at: 0,
+    reason: null,
+    error: null,
+    output: null,
+    updated_at: now,
+  };
 }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { SqliteQueueStore } from '../../src/daemon/sqlite-queue-store.js';
 import type { Lease } from '../../src/daemon/broker-types.js';
 import { cmd, tempHome } from './helpers.js';
@@ -123,6 +124,40 @@ describe('SQLite store with durable commits', () => {
     expect(status.commands[0]).toMatchObject({ id: 'a', state: 'succeeded', output: { n: 1 } });
     expect((await reopened.lease(q))?.commandId).toBe('b');
     await reopened.close();
+    home.remove();
+  });
+});
+
+describe('SQLite store snapshot', () => {
+  it('folds the journal into its tables once idle, rows equal to what status reports', async () => {
+    const home = tempHome();
+    const path = join(home.dir, 'broker.db');
+    const store = new SqliteQueueStore({ path, synchronous: 'normal' });
+    const pkg = await store.createPackage({ name: 'folded' });
+    await store.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b', needs: ['a'] })]);
+    await store.enqueue(pkg);
+    const a = await store.lease({ node: 'local', resource: 'r' });
+    await store.ack(a!, { ok: true, output: 'done' });
+    const reader = new Database(path, { readonly: true });
+    const journalRows = reader.prepare('SELECT count(*) FROM journal').pluck();
+    expect(journalRows.get()).toBeGreaterThan(0);
+    // The snapshot comes 200 ms after the last commit: wait for it to happen.
+    for (let waited = 0; journalRows.get() !== 0; waited += 20) {
+      if (waited > 10_000) throw new Error('the journal was never folded');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const rows = reader
+      .prepare('SELECT id, state, output FROM commands WHERE package_id = ? ORDER BY position')
+      .all(pkg);
+    expect(rows).toEqual([
+      { id: 'a', state: 'succeeded', output: '"done"' },
+      { id: 'b', state: 'ready', output: null },
+    ]);
+    expect(reader.prepare('SELECT state FROM packages WHERE id = ?').pluck().get(pkg)).toBe(
+      'running',
+    );
+    reader.close();
+    await store.close();
     home.remove();
   });
 });
