@@ -2,8 +2,11 @@ import type { DurableCallback } from './wal-sync.js';
 
 /** Where a group commit writes: a transaction opened, then committed (or abandoned). */
 export interface CommitTarget {
-  /** Opens the write transaction the next operations run in. */
-  begin(): void;
+  /**
+   * Opens the write transaction the next operations run in; false when another connection holds
+   * the write lock right now (the group commit tries again shortly, without blocking).
+   */
+  begin(): boolean;
   /**
    * Commits the open transaction; returns what to do once it is durable (emit its events). If it
    * throws, the transaction is abandoned and the target is back in the state of the file.
@@ -34,6 +37,8 @@ export class GroupCommit {
   #closed = false;
   #open = false;
   #flushing = false;
+  /** Since when `begin` has found the write lock taken; undefined while it is not. */
+  #lockedSince: number | undefined;
   /** Whether an operation of the open transaction resolved before its flush. */
   #early = false;
   /** Commits made and operations they carried: operations / commits is the group-commit gain. */
@@ -77,12 +82,19 @@ export class GroupCommit {
     const batch = this.#pending.splice(0);
     if (batch.length === 0) return;
     if (!this.#open) {
+      let began: boolean;
       try {
-        this.#target.begin();
+        began = this.#target.begin();
       } catch (error) {
         for (const entry of batch) entry.reject(error);
         return;
       }
+      if (!began) {
+        this.#pending.unshift(...batch);
+        this.#retryLater();
+        return;
+      }
+      this.#lockedSince = undefined;
       this.#open = true;
     }
     this.stats.operations += batch.length;
@@ -102,6 +114,27 @@ export class GroupCommit {
       }
     }
     if (!this.#flushing) this.#commit();
+  }
+
+  /**
+   * Another connection holds the write lock: look again in a millisecond, keeping the event loop
+   * free (a flush of this process may be what the other waits for), and give up after 10 s.
+   */
+  #retryLater(): void {
+    const now = Date.now();
+    this.#lockedSince ??= now;
+    if (now - this.#lockedSince > lockWaitMs) {
+      this.#lockedSince = undefined;
+      const error = new Error(
+        `the broker store stayed locked by another process for ${String(lockWaitMs / 1000)} s`,
+      );
+      for (const entry of this.#pending.splice(0)) entry.reject(error);
+      return;
+    }
+    this.#scheduled = true;
+    setTimeout(() => {
+      this.flush();
+    }, 1);
   }
 
   /** Commits the open transaction and has it flushed; operations resolve once it is durable. */
@@ -145,8 +178,13 @@ export class GroupCommit {
   close(): void {
     this.flush();
     this.#closed = true;
+    const error = new Error('the store is closed');
+    for (const entry of this.#pending.splice(0)) entry.reject(error);
   }
 }
+
+/** How long a write waits for another connection's write lock. */
+const lockWaitMs = 10_000;
 
 type Sync = (done: DurableCallback, inline: boolean) => void;
 

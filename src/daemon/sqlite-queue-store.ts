@@ -107,7 +107,12 @@ export class SqliteQueueStore implements QueueStore {
     this.#commits = new GroupCommit(
       {
         begin: () => {
-          begin.run();
+          try {
+            begin.run();
+          } catch (error) {
+            if (isBusy(error)) return false;
+            throw error;
+          }
           try {
             this.#catchUp();
           } catch (error) {
@@ -116,6 +121,7 @@ export class SqliteQueueStore implements QueueStore {
           }
           this.#tables.batchSeq = this.#applied + 1;
           this.#t.events = [];
+          return true;
         },
         commit: () => {
           const events = this.#t.events;
@@ -151,6 +157,9 @@ export class SqliteQueueStore implements QueueStore {
     );
     this.#load();
     if (this.#sinceSnapshot > 0) this.#snapshot();
+    // From now on a write that finds the lock taken tries again later (GroupCommit) rather than
+    // sleeping on the event loop, where it could wait for a flush of this very process.
+    this.#db.pragma('busy_timeout = 0');
   }
 
   createPackage(options: NewPackageOptions = {}): Promise<string> {
@@ -426,9 +435,14 @@ export class SqliteQueueStore implements QueueStore {
 
   /** The tables, brought up to date with what other connections committed. */
   #read(): StoreTables {
-    this.#db.transaction(() => {
-      this.#catchUp();
-    })();
+    try {
+      this.#db.transaction(() => {
+        this.#catchUp();
+      })();
+    } catch (error) {
+      // Another connection is recovering or checkpointing the file: answer from what is known.
+      if (!isBusy(error)) throw error;
+    }
     return this.#tables;
   }
 
@@ -515,4 +529,9 @@ export class SqliteQueueStore implements QueueStore {
     this.#tables.clearDirty();
     this.#sinceSnapshot = 0;
   }
+}
+
+/** Whether SQLite refused because another connection holds the lock. */
+function isBusy(error: unknown): boolean {
+  return error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY');
 }

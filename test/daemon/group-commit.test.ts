@@ -10,6 +10,7 @@ function recorder(): CommitTarget & { commits: string[][]; open: string[]; fail:
     fail: false,
     begin() {
       target.open = [];
+      return true;
     },
     commit() {
       if (target.fail) throw new Error('disk full');
@@ -95,5 +96,21 @@ describe('group commit', () => {
     flushes[1]?.(new Error('disk gone'));
     await Promise.all([b, c]);
     expect(settled).toEqual(['early', 'a', 'b failed', 'c failed']);
+  });
+
+  it('waits without blocking while another connection holds the write lock', async () => {
+    const target = recorder();
+    let busy = 3;
+    const begin = target.begin.bind(target);
+    target.begin = () => (busy-- > 0 ? false : begin());
+    const commits = new GroupCommit(target);
+    let other = 0;
+    const timer = setInterval(() => other++, 0);
+    await Promise.all([commits.run(() => target.open.push('a')), commits.run(() => 2)]);
+    clearInterval(timer);
+    expect(target.commits).toEqual([['a']]);
+    expect(busy).toBe(-1);
+    // The event loop went on meanwhile.
+    expect(other).toBeGreaterThan(0);
   });
 });

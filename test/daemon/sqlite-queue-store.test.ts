@@ -22,10 +22,10 @@ queueStoreConformance('SQLite', ({ clock, timings }) => {
 });
 
 describe('SQLite store shared by two processes', () => {
-  it('keeps one command in flight per queue across two connections to one file', async () => {
+  it('keeps one command in flight per queue across two connections to one file, each flushing', async () => {
     const home = tempHome();
     const path = join(home.dir, 'broker.db');
-    const stores = [0, 1].map(() => new SqliteQueueStore({ path, synchronous: 'normal' }));
+    const stores = [0, 1].map(() => new SqliteQueueStore({ path }));
     const [a, b] = stores as [SqliteQueueStore, SqliteQueueStore];
     const pkg = await a.createPackage();
     await a.addCommands(
@@ -158,6 +158,36 @@ describe('SQLite store snapshot', () => {
     );
     reader.close();
     await store.close();
+    home.remove();
+  });
+});
+
+describe('SQLite store written by the previous spin', () => {
+  it('opens a schema-1 store (tables, no journal) with its packages and queues intact', async () => {
+    const home = tempHome();
+    const path = join(home.dir, 'broker.db');
+    const first = new SqliteQueueStore({ path });
+    const pkg = await first.createPackage({ name: 'old' });
+    await first.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b' })]);
+    await first.enqueue(pkg);
+    await first.close();
+    // What schema 1 left: the same tables, no journal table, schema 1 in meta.
+    const db = new Database(path);
+    db.exec(`DROP TABLE journal; DELETE FROM meta WHERE key <> 'schema'`);
+    db.prepare(`UPDATE meta SET value = '1' WHERE key = 'schema'`).run();
+    db.close();
+    const reopened = new SqliteQueueStore({ path });
+    expect((await reopened.status(pkg)).commands.map((c) => `${c.id} ${c.state}`)).toEqual([
+      'a ready',
+      'b ready',
+    ]);
+    const a = await reopened.lease({ node: 'local', resource: 'r' });
+    expect(a?.commandId).toBe('a');
+    await reopened.ack(a!, { ok: true });
+    await reopened.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.prepare(`SELECT value FROM meta WHERE key = 'schema'`).pluck().get()).toBe('2');
+    check.close();
     home.remove();
   });
 });

@@ -18,7 +18,10 @@ describe('durable commits through WalSync', () => {
     const walSync = new WalSync(path);
     const commits = new GroupCommit(
       {
-        begin: () => db.prepare('BEGIN IMMEDIATE').run(),
+        begin: () => {
+          db.prepare('BEGIN IMMEDIATE').run();
+          return true;
+        },
         commit: () => {
           db.prepare('COMMIT').run();
           return () => undefined;
