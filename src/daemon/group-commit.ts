@@ -37,6 +37,8 @@ export class GroupCommit {
   #closed = false;
   #open = false;
   #flushing = false;
+  /** Why the last commit failed. */
+  #failure: unknown;
   /** Since when `begin` has found the write lock taken; undefined while it is not. */
   #lockedSince: number | undefined;
   /** Whether an operation of the open transaction resolved before its flush. */
@@ -98,6 +100,7 @@ export class GroupCommit {
       this.#open = true;
     }
     this.stats.operations += batch.length;
+    const early: Settled[] = [];
     for (const entry of batch) {
       let value: unknown;
       try {
@@ -106,14 +109,19 @@ export class GroupCommit {
         entry.reject(error);
         continue;
       }
-      if (this.#sync !== undefined && entry.early?.(value) === true) {
-        entry.resolve(value);
-        this.#early = true;
-      } else {
-        this.#uncommitted.push({ value, resolve: entry.resolve, reject: entry.reject });
-      }
+      const settled = { value, resolve: entry.resolve, reject: entry.reject };
+      if (this.#sync !== undefined && entry.early?.(value) === true) early.push(settled);
+      else this.#uncommitted.push(settled);
     }
-    if (!this.#flushing) this.#commit();
+    this.#early ||= early.length > 0;
+    // While a flush runs, the open transaction holds the write lock: what ran in it is what every
+    // connection will see next, so an early value may go out now. Otherwise it goes out once
+    // committed, and fails with the commit.
+    if (this.#flushing || this.#commit()) {
+      for (const entry of early) entry.resolve(entry.value);
+    } else {
+      for (const entry of early) entry.reject(this.#failure);
+    }
   }
 
   /**
@@ -137,8 +145,11 @@ export class GroupCommit {
     }, 1);
   }
 
-  /** Commits the open transaction and has it flushed; operations resolve once it is durable. */
-  #commit(): void {
+  /**
+   * Commits the open transaction and has it flushed; operations resolve once it is durable.
+   * Returns whether the commit succeeded (else `#failure` holds why).
+   */
+  #commit(): boolean {
     const group = this.#uncommitted.splice(0);
     let durable: () => void;
     try {
@@ -147,8 +158,9 @@ export class GroupCommit {
       // The commit failed (disk full, I/O error): nothing of the transaction is durable.
       this.#open = false;
       this.#early = false;
+      this.#failure = error;
       for (const entry of group) entry.reject(error);
-      return;
+      return false;
     }
     this.#open = false;
     this.stats.commits++;
@@ -164,14 +176,15 @@ export class GroupCommit {
         for (const entry of group) entry.resolve(entry.value);
       }
       // What ran during the flush is committed now, and flushed in turn.
-      if (this.#open) this.#commit();
+      if (this.#open) void this.#commit();
     };
     if (this.#sync === undefined) {
       settle();
-      return;
+      return true;
     }
     this.#flushing = true;
     this.#sync(settle, inline);
+    return true;
   }
 
   /** Commits what is queued (its flush may still run) and refuses anything after. */

@@ -191,3 +191,33 @@ describe('SQLite store written by the previous spin', () => {
     home.remove();
   });
 });
+
+describe('SQLite store whose commit fails', () => {
+  it.each(['full', 'normal'] as const)(
+    'rejects the operations, keeps nothing of them, and goes on once the file takes writes (%s)',
+    async (synchronous) => {
+      const home = tempHome();
+      const path = join(home.dir, 'broker.db');
+      const store = new SqliteQueueStore({ path, synchronous });
+      const pkg = await store.createPackage();
+      await store.addCommands(pkg, [cmd('r', { id: 'a' })]);
+      await store.enqueue(pkg);
+      // Another connection makes every journal write fail, as a full disk would.
+      const other = new Database(path);
+      other.exec(
+        `CREATE TRIGGER refuse BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+      );
+      const q = { node: 'local', resource: 'r' };
+      await expect(store.lease(q)).rejects.toThrow('disk full');
+      expect((await store.status(pkg)).commands[0]?.state).toBe('ready');
+      other.exec('DROP TRIGGER refuse');
+      other.close();
+      const lease = await store.lease(q);
+      expect(lease?.commandId).toBe('a');
+      await store.ack(lease!, { ok: true });
+      expect((await store.status(pkg)).state).toBe('succeeded');
+      await store.close();
+      home.remove();
+    },
+  );
+});
