@@ -5,6 +5,7 @@ import type { WireError } from '../core/errors.js';
 import type { QueueConsumer } from './broker.js';
 import type { AttemptRef, Lease } from './broker-types.js';
 import { parseAgentRequest } from './wire-validation.js';
+import { writeCorked } from './write-corked.js';
 import type { AgentRequest } from './wire-validation.js';
 
 /** The longest line an agent may send (an ack with its output). */
@@ -136,7 +137,9 @@ export class AgentSession {
   }
 
   #send(message: Record<string, unknown>): void {
-    if (!this.#closed && this.#socket.writable) this.#socket.write(JSON.stringify(message) + '\n');
+    if (!this.#closed && this.#socket.writable) {
+      writeCorked(this.#socket, JSON.stringify(message) + '\n');
+    }
   }
 
   async #shutdown(): Promise<void> {

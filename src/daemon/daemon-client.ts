@@ -20,6 +20,7 @@ import type {
 import { agentUpgradeToken } from './daemon-server.js';
 import type { DaemonHealth } from './daemon-server.js';
 import type { AckReply, PackageSummary } from './queue-store.js';
+import { writeCorked } from './write-corked.js';
 
 /** Where a daemon listens: its unix socket, or loopback TCP with the bearer token. */
 export type DaemonEndpoint = { socketPath: string } | { host: string; port: number; token: string };
@@ -275,7 +276,7 @@ class RemoteConsumer implements QueueConsumer {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#socket.write(JSON.stringify({ id, ...body }) + '\n');
+      writeCorked(this.#socket, JSON.stringify({ id, ...body }) + '\n');
     });
   }
 
