@@ -28,7 +28,9 @@ import type {
  *   retryable; otherwise the command fails and every command needing it, transitively, is
  *   `skipped` with a reason naming it.
  * - Every state change is reported to subscribers after it is durable, in commit order.
- * - An operation whose promise resolved is durable: it survives a crash of the process.
+ * - An operation whose promise resolved is durable: it survives a crash of the machine. A lease
+ *   may resolve before (a lost lease is delivered again), unless the command became ready in a
+ *   change not yet durable.
  *
  * Failures are SpinErrors: `not_found` (unknown package or command), `invalid_input` (duplicate
  * ids, unknown needs, cycles), `state_conflict` (adding to an enqueued package), `stale_attempt`,
@@ -43,7 +45,10 @@ export interface QueueStore {
   enqueue(packageId: string): Promise<PackageState>;
   /** Cancels every unfinished command of the package; a running one's attempt is fenced off. */
   cancel(packageId: string): Promise<PackageState>;
-  /** Leases the next command of a queue, or returns undefined when none may run now. */
+  /**
+   * Leases the next command of a queue, or returns undefined when none may run now. May resolve
+   * before the lease is durable; never before the change that made the command ready is.
+   */
   lease(options: LeaseOptions): Promise<Lease | undefined>;
   /** Extends a lease by `leaseMs` (the store's default otherwise); returns the new expiry. */
   renew(ref: AttemptRef, leaseMs?: number): Promise<number>;
