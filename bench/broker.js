@@ -4,6 +4,8 @@
 // (the bound without any durability). Consumers work as `spin agent` does: each ack goes out
 // with the request for the next lease, which comes back once written while the ack waits for its
 // flush; the "ack+next" rows instead wait for each ack to be durable before the next lease.
+// Each broker first runs an unmeasured round of 1,000 commands per queue (JIT warm-up), as a
+// long-running daemon would be.
 // Run: npm run bench:broker [-- --commands 5000]
 import { spawn } from 'node:child_process';
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -46,8 +48,8 @@ async function pQueueRate(queues) {
   return ((perQueue * queues) / (performance.now() - start)) * 1000;
 }
 
-/** Drains a queue as the agent runner does: ack, and lease the next at once; 8 acks in flight. */
-async function pipelined(consumer) {
+/** Drains a queue as the agent runner does: ack, and lease the next at once; 32 acks in flight. */
+async function pipelined(consumer, count) {
   let done = 0;
   const acks = [];
   let lease = await consumer.lease({ waitMs: 1000 });
@@ -55,7 +57,7 @@ async function pipelined(consumer) {
     acks.push(consumer.ack(lease, { ok: true }));
     if (acks.length > maxUnflushedAcks) await acks.shift();
     done++;
-    lease = done < perQueue ? await consumer.lease({ waitMs: 1000 }) : undefined;
+    lease = done < count ? await consumer.lease({ waitMs: 1000 }) : undefined;
   }
   await Promise.all(acks);
   return done;
@@ -73,10 +75,10 @@ async function ackThenNext(consumer) {
 }
 
 /** Submits perQueue commands on each of `queues` queues, then drains them with one consumer each. */
-async function brokerRate(broker, queues, commitStats, drain = pipelined) {
+async function brokerRate(broker, queues, commitStats, drain = pipelined, count = perQueue) {
   const resources = Array.from({ length: queues }, (_, i) => `bench${i}`);
   const commands = [];
-  for (let i = 0; i < perQueue; i++) {
+  for (let i = 0; i < count; i++) {
     for (const resource of resources) {
       commands.push({
         resource,
@@ -100,8 +102,8 @@ async function brokerRate(broker, queues, commitStats, drain = pipelined) {
   await broker.enqueue(pkg);
   await Promise.all(
     consumers.map(async (consumer) => {
-      const done = await drain(consumer);
-      if (done !== perQueue) throw new Error(`a consumer got ${done} of ${perQueue} commands`);
+      const done = await drain(consumer, count);
+      if (done !== count) throw new Error(`a consumer got ${done} of ${count} commands`);
     }),
   );
   const rate = (commands.length / (performance.now() - start)) * 1000;
@@ -111,11 +113,16 @@ async function brokerRate(broker, queues, commitStats, drain = pipelined) {
   return { rate, note: `${perCommit.toFixed(2)} operations per commit` };
 }
 
+/** Commands per queue of the unmeasured round each broker runs first, so the JIT has compiled it. */
+const warmUp = 1000;
+
 async function embedded(queues, drain) {
   const home = join(root, `embedded-${queues}-${drain?.name ?? 'pipelined'}`);
   const broker = await openOwnedBroker({ home, sweepIntervalMs: 0 });
   try {
-    return await brokerRate(broker, queues, () => broker.store.stats(), drain);
+    const stats = () => broker.store.stats();
+    await brokerRate(broker, queues, stats, drain, warmUp);
+    return await brokerRate(broker, queues, stats, drain);
   } finally {
     await broker.close();
   }
@@ -137,7 +144,9 @@ async function overSocket(queues) {
   });
   const client = await DaemonClient.connect({ socketPath: brokerPaths(home).socket });
   try {
-    return await brokerRate(client, queues, async () => (await client.health()).commits);
+    const stats = async () => (await client.health()).commits;
+    await brokerRate(client, queues, stats, pipelined, warmUp);
+    return await brokerRate(client, queues, stats);
   } finally {
     await client.shutdown();
     await client.close();

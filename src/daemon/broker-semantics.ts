@@ -148,8 +148,7 @@ export function prepareCommands(
     if (id === undefined) {
       do id = `c${String(++counter)}`;
       while (taken.has(id));
-    }
-    if (!commandIdPattern.test(id)) {
+    } else if (!commandIdPattern.test(id)) {
       throw new SpinError('invalid_input', `command id '${id}' is not a valid id`, {
         details: { commandId: id },
       });
@@ -160,7 +159,8 @@ export function prepareCommands(
       });
     }
     taken.add(id);
-    return { ...command, id, needs: [...new Set(command.needs)] };
+    const needs = command.needs.length < 2 ? [...command.needs] : [...new Set(command.needs)];
+    return { ...command, id, needs };
   });
 }
 

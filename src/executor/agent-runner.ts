@@ -91,7 +91,7 @@ async function runLeased(
 }
 
 /** How many acks an agent may have waiting for their flush while it goes on. */
-export const maxUnflushedAcks = 8;
+export const maxUnflushedAcks = 32;
 
 /** Acks in flight, at most `size`: adding one waits for the oldest once full; failures surface. */
 class AckWindow {
