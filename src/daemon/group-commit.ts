@@ -8,10 +8,11 @@ export interface CommitTarget {
    */
   begin(): boolean;
   /**
-   * Commits the open transaction; returns what to do once it is durable (emit its events). If it
-   * throws, the transaction is abandoned and the target is back in the state of the file.
+   * Commits the open transaction; returns whether it wrote anything, and what to do once it is
+   * durable (emit its events). If it throws, the transaction is abandoned and the target is back
+   * in the state of the file.
    */
-  commit(): () => void;
+  commit(): { wrote: boolean; durable: () => void };
 }
 
 /**
@@ -151,9 +152,9 @@ export class GroupCommit {
    */
   #commit(): boolean {
     const group = this.#uncommitted.splice(0);
-    let durable: () => void;
+    let committed: { wrote: boolean; durable: () => void };
     try {
-      durable = this.#target.commit();
+      committed = this.#target.commit();
     } catch (error) {
       // The commit failed (disk full, I/O error): nothing of the transaction is durable.
       this.#open = false;
@@ -172,13 +173,15 @@ export class GroupCommit {
       if (error) {
         for (const entry of group) entry.reject(error);
       } else {
-        durable();
+        committed.durable();
         for (const entry of group) entry.resolve(entry.value);
       }
       // What ran during the flush is committed now, and flushed in turn.
       if (this.#open) void this.#commit();
     };
-    if (this.#sync === undefined) {
+    // Nothing to flush when nothing was written (a lease that found no work): every earlier
+    // commit is flushed already, since none is made while a flush runs.
+    if (this.#sync === undefined || !committed.wrote) {
       settle();
       return true;
     }

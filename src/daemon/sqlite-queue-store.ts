@@ -126,8 +126,9 @@ export class SqliteQueueStore implements QueueStore {
         commit: () => {
           const events = this.#t.events;
           this.#t.events = [];
+          let patches: TablePatch[];
           try {
-            const patches = this.#tables.takePatches();
+            patches = this.#tables.takePatches();
             if (patches.length > 0) {
               this.#sql.appendJournal.run(this.#applied + 1, JSON.stringify(patches));
             }
@@ -144,9 +145,12 @@ export class SqliteQueueStore implements QueueStore {
           const seq = this.#applied;
           if (this.#sinceSnapshot >= snapshotEvery) this.#snapshot();
           else if (this.#sinceSnapshot > 0) this.#snapshotWhenIdle();
-          return () => {
-            this.#durableSeq = Math.max(this.#durableSeq, seq);
-            for (const event of events) for (const listener of this.#listeners) listener(event);
+          return {
+            wrote: patches.length > 0,
+            durable: () => {
+              this.#durableSeq = Math.max(this.#durableSeq, seq);
+              for (const event of events) for (const listener of this.#listeners) listener(event);
+            },
           };
         },
       },

@@ -15,7 +15,7 @@ function recorder(): CommitTarget & { commits: string[][]; open: string[]; fail:
     commit() {
       if (target.fail) throw new Error('disk full');
       target.commits.push(target.open);
-      return () => undefined;
+      return { wrote: target.open.length > 0, durable: () => undefined };
     },
   };
   return target;
@@ -112,5 +112,18 @@ describe('group commit', () => {
     expect(busy).toBe(-1);
     // The event loop went on meanwhile.
     expect(other).toBeGreaterThan(0);
+  });
+
+  it('flushes nothing for a transaction that wrote nothing', async () => {
+    const target = recorder();
+    let flushes = 0;
+    const commits = new GroupCommit(target, (done) => {
+      flushes++;
+      done();
+    });
+    await commits.run(() => 'found no work');
+    expect(flushes).toBe(0);
+    await commits.run(() => target.open.push('a'));
+    expect(flushes).toBe(1);
   });
 });

@@ -24,7 +24,7 @@ describe('durable commits through WalSync', () => {
         },
         commit: () => {
           db.prepare('COMMIT').run();
-          return () => undefined;
+          return { wrote: true, durable: () => undefined };
         },
       },
       (done, inline) => {
