@@ -130,49 +130,63 @@ export function migrate(db: Database.Database): void {
   ).run(String(schemaVersion));
 }
 
+/** The columns of a package that change after it is created. */
+export const packageChangingColumns = [
+  'state',
+  'enqueued_at',
+  'finished_at',
+  'commands',
+  'unfinished',
+  'failed',
+  'started',
+] as const satisfies readonly (keyof PackageRow)[];
+
+/** Every column of `packages`. */
+const packageColumns = [
+  'id',
+  'name',
+  'created_at',
+  'ttl_ms',
+  ...packageChangingColumns,
+] as const satisfies readonly (keyof PackageRow)[];
+
+/** The columns of a command that change after it is added. */
+export const commandChangingColumns = [
+  'seq',
+  'state',
+  'active',
+  'pending_needs',
+  'dependents',
+  'attempt',
+  'failures',
+  'attempt_id',
+  'holder',
+  'lease_expires_at',
+  'deadline_at',
+  'available_at',
+  'reason',
+  'error',
+  'output',
+  'updated_at',
+] as const satisfies readonly (keyof CommandRow)[];
+
+/** Every column of `commands`. */
+const commandColumns = [
+  'package_id',
+  'id',
+  'position',
+  'node',
+  'resource',
+  'action',
+  'params',
+  'needs',
+  'timeout_ms',
+  'retries',
+  ...commandChangingColumns,
+] as const satisfies readonly (keyof CommandRow)[];
+
 /** Prepares the statements of the snapshot and the journal, once per connection. */
 export function prepareStatements(db: Database.Database) {
-  const packageColumns = [
-    'id',
-    'name',
-    'state',
-    'created_at',
-    'ttl_ms',
-    'enqueued_at',
-    'finished_at',
-    'commands',
-    'unfinished',
-    'failed',
-    'started',
-  ] as const satisfies readonly (keyof PackageRow)[];
-  const commandColumns = [
-    'package_id',
-    'id',
-    'position',
-    'seq',
-    'node',
-    'resource',
-    'action',
-    'params',
-    'needs',
-    'timeout_ms',
-    'retries',
-    'state',
-    'active',
-    'pending_needs',
-    'dependents',
-    'attempt',
-    'failures',
-    'attempt_id',
-    'holder',
-    'lease_expires_at',
-    'deadline_at',
-    'available_at',
-    'reason',
-    'error',
-    'output',
-    'updated_at',
-  ] as const satisfies readonly (keyof CommandRow)[];
   return {
     dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
     getMeta: db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck(),

@@ -1,5 +1,6 @@
 import type { CommandSpec } from '../core/package.js';
 import { enqueuedState } from './broker-semantics.js';
+import { commandChangingColumns, packageChangingColumns } from './sqlite-schema.js';
 import type { CommandRow, PackageRow } from './sqlite-schema.js';
 
 /**
@@ -108,10 +109,6 @@ export class StoreTables {
     return [...(this.#byPackage.get(packageId) ?? [])];
   }
 
-  maxSeq(): number {
-    return this.#maxSeq;
-  }
-
   /** Ids of the commands of a package that need `id`. */
   dependents(packageId: string, id: string): readonly string[] {
     return this.#deps.get(packageId)?.get(id) ?? [];
@@ -155,11 +152,6 @@ export class StoreTables {
     return rows.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
   }
 
-  /** Every package and command row, for a snapshot. */
-  rows(): { packages: Iterable<PackageRow>; commands: Iterable<CommandRow> } {
-    return { packages: this.#packages.values(), commands: this.#commands.values() };
-  }
-
   // Writes
 
   insertPackage(row: PackageRow): void {
@@ -171,7 +163,7 @@ export class StoreTables {
   updatePackage(next: PackageRow): void {
     const before = this.#packages.get(next.id);
     if (before === undefined) throw new Error(`Internal error: no package ${next.id}`);
-    const changed = diff(packageColumns, before, next);
+    const changed = diff(packageChangingColumns, before, next);
     if (changed === undefined) return;
     this.#setPackage(next.id, next);
     this.#patches.push(['p', next.id, changed]);
@@ -204,7 +196,7 @@ export class StoreTables {
   /** Writes a command row; journals the columns that changed. */
   updateCommand(next: CommandRow): void {
     const key = keyOf(next.package_id, next.id);
-    const changed = diff(commandColumns, this.#row(key), next);
+    const changed = diff(commandChangingColumns, this.#row(key), next);
     if (changed === undefined) return;
     this.#setCommand(key, next);
     this.#patches.push(['c', next.package_id, next.id, changed]);
@@ -448,37 +440,6 @@ export function keyOf(packageId: string, id: string): string {
 function queueKeyOf(node: string, resource: string): string {
   return `${node}\u0000${resource}`;
 }
-
-/** The columns of a command that change after it is added. */
-const commandColumns = [
-  'seq',
-  'state',
-  'active',
-  'pending_needs',
-  'dependents',
-  'attempt',
-  'failures',
-  'attempt_id',
-  'holder',
-  'lease_expires_at',
-  'deadline_at',
-  'available_at',
-  'reason',
-  'error',
-  'output',
-  'updated_at',
-] as const satisfies readonly (keyof CommandRow)[];
-
-/** The columns of a package that change after it is created. */
-const packageColumns = [
-  'state',
-  'enqueued_at',
-  'finished_at',
-  'commands',
-  'unfinished',
-  'failed',
-  'started',
-] as const satisfies readonly (keyof PackageRow)[];
 
 /** The columns of `columns` in which `next` differs from `before`; undefined when none does. */
 function diff<T extends object>(

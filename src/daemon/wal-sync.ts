@@ -4,11 +4,10 @@ import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 export type DurableCallback = (error?: Error) => void;
 
 /**
- * Makes the commits of a SQLite database in WAL mode durable by syncing its `-wal` file, the way
- * `synchronous=FULL` does at each commit, but shared: one sync at a time, covering every commit
- * written before it started. Commits made while a sync runs wait for the next one, which starts
- * as soon as the running one ends. Meanwhile the event loop goes on, so the next batch is built
- * and written while the disk flushes the last (the group commit of DESIGN.md, pipelined).
+ * Makes the commits of a SQLite database in WAL mode durable by syncing its `-wal` file, as
+ * `synchronous=FULL` does at each commit, but off the event loop: the next batch is built while
+ * the disk flushes the last. Flushes run one after another, each covering every commit written
+ * before it started; `GroupCommit` decides how many commits one flush covers.
  *
  * The connection runs with `synchronous=NORMAL`: its commits reach the file (the page cache) but
  * are not flushed; a checkpoint still flushes the WAL before copying it into the database.
@@ -16,10 +15,10 @@ export type DurableCallback = (error?: Error) => void;
 export class WalSync {
   readonly #path: string;
   #fd: number | undefined;
-  #running = false;
-  #waiting: DurableCallback[] = [];
+  /** The flushes asked for, chained; resolves when the last one ended. */
+  #last: Promise<void> = Promise.resolve();
+  #running = 0;
   #failure: Error | undefined;
-  #drained: (() => void)[] = [];
 
   /** @param database the database file; its WAL is `<database>-wal`. */
   constructor(database: string) {
@@ -27,68 +26,47 @@ export class WalSync {
   }
 
   /**
-   * Makes everything committed so far durable, then calls `done`. With `inline`, when no sync is
-   * running, the sync runs at once on this thread: the shortest wait for a lone consumer.
+   * Makes everything committed so far durable, then calls `done`. With `inline`, when no flush is
+   * running, it runs at once on this thread: the shortest wait for a lone consumer.
    */
   afterCommit(done: DurableCallback, inline = false): void {
     if (this.#failure) {
       done(this.#failure);
       return;
     }
-    if (this.#running) {
-      this.#waiting.push(done);
-      return;
-    }
-    if (inline) {
+    if (inline && this.#running === 0) {
       try {
         fdatasyncSync(this.#file());
       } catch (error) {
         this.#fail(error);
-        done(this.#failure);
-        return;
       }
-      done();
+      done(this.#failure);
       return;
     }
-    this.#start([done]);
+    this.#running++;
+    this.#last = this.#last.then(
+      () =>
+        new Promise<void>((resolve) => {
+          const finish = (error?: unknown): void => {
+            if (error) this.#fail(error);
+            this.#running--;
+            done(this.#failure);
+            resolve();
+          };
+          try {
+            fdatasync(this.#file(), finish);
+          } catch (error) {
+            finish(error);
+          }
+        }),
+    );
   }
 
-  /** Resolves once every commit handed over so far is durable (or failed); then closes the file. */
+  /** Resolves once every flush asked for has ended; then closes the file. */
   async close(): Promise<void> {
-    if (this.#running) {
-      await new Promise<void>((resolve) => {
-        this.#drained.push(resolve);
-      });
-    }
+    await this.#last;
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
-  }
-
-  #start(callbacks: DurableCallback[]): void {
-    let fd: number;
-    try {
-      fd = this.#file();
-    } catch (error) {
-      this.#fail(error);
-      for (const done of callbacks) done(this.#failure);
-      return;
-    }
-    this.#running = true;
-    fdatasync(fd, (error) => {
-      this.#running = false;
-      if (error) this.#fail(error);
-      for (const done of callbacks) done(this.#failure);
-      if (this.#restarted()) return;
-      const next = this.#waiting;
-      this.#waiting = [];
-      if (next.length > 0) this.#start(next);
-      else for (const resolve of this.#drained.splice(0)) resolve();
-    });
-  }
-
-  /** Whether a callback of the flush that just ended started the next one already. */
-  #restarted(): boolean {
-    return this.#running;
   }
 
   #file(): number {
