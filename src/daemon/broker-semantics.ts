@@ -133,32 +133,33 @@ export function packageStateOf(counts: {
 const commandIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /**
- * Checks commands about to be added to a package that already holds `existingIds`, and assigns
- * generated ids (`c<n>`, n counting every command of the package). Needs may point at commands
- * added later; `checkPackageGraph` checks them at enqueue.
+ * Checks commands about to be added to a package that already holds the ids of `existing`, and
+ * assigns generated ids (`c<n>`, n counting every command of the package). Needs may point at
+ * commands added later; `checkPackageGraph` checks them at enqueue.
  */
 export function prepareCommands(
-  existingIds: ReadonlySet<string>,
+  existing: { has(id: string): boolean; readonly size: number },
   commands: readonly CommandInput[],
 ): CommandSpec[] {
-  const taken = new Set(existingIds);
-  let counter = existingIds.size;
+  const added = new Set<string>();
+  const taken = (id: string): boolean => added.has(id) || existing.has(id);
+  let counter = existing.size;
   return commands.map((command) => {
     let id = command.id;
     if (id === undefined) {
       do id = `c${String(++counter)}`;
-      while (taken.has(id));
+      while (taken(id));
     } else if (!commandIdPattern.test(id)) {
       throw new SpinError('invalid_input', `command id '${id}' is not a valid id`, {
         details: { commandId: id },
       });
     }
-    if (taken.has(id)) {
+    if (taken(id)) {
       throw new SpinError('invalid_input', `the package already has a command '${id}'`, {
         details: { commandId: id },
       });
     }
-    taken.add(id);
+    added.add(id);
     const needs = command.needs.length < 2 ? [...command.needs] : [...new Set(command.needs)];
     return { ...command, id, needs };
   });

@@ -198,7 +198,7 @@ export class SqliteQueueStore implements QueueStore {
           { details: { packageId, state: pkg.state } },
         );
       }
-      const existing = new Set(this.#tables.packageCommandIds(packageId));
+      const existing = this.#tables.packageCommands(packageId);
       const specs = prepareCommands(existing, commands);
       this.#tables.addCommands(packageId, this.#t.now, existing.size, specs);
       for (const spec of specs) {
@@ -214,7 +214,7 @@ export class SqliteQueueStore implements QueueStore {
           spec,
         });
       }
-      this.#t.savePackage({ ...pkg, commands: pkg.commands + specs.length });
+      this.#t.savePackage(pkg, { commands: pkg.commands + specs.length });
       return specs.map((s) => s.id);
     });
   }
@@ -223,15 +223,19 @@ export class SqliteQueueStore implements QueueStore {
     return this.#write(() => {
       const pkg = this.#t.package(packageId);
       if (pkg.state !== 'staged') return pkg.state;
-      const specs = this.#tables
-        .packageCommands(packageId)
-        .map((row) => ({ id: row.id, needs: JSON.parse(row.needs) as string[] }));
+      const specs = [...this.#tables.packageCommands(packageId).values()].map((row) => ({
+        id: row.id,
+        needs: JSON.parse(row.needs) as string[],
+      }));
       checkPackageGraph(specs);
       for (const row of this.#tables.enqueuePackage(packageId, this.#t.now)) {
         this.#t.commandEvent(row, 'staged');
       }
-      const next = { ...pkg, enqueued_at: this.#t.now, unfinished: specs.length };
-      return this.#t.savePackage({ ...next, state: this.#t.derivedState(next) });
+      return this.#t.savePackage(pkg, {
+        state: 'enqueued',
+        enqueued_at: this.#t.now,
+        unfinished: specs.length,
+      });
     });
   }
 
@@ -239,11 +243,11 @@ export class SqliteQueueStore implements QueueStore {
     return this.#write(() => {
       const pkg = this.#t.package(packageId);
       if (terminalPackageStates.has(pkg.state)) return pkg.state;
-      for (const row of this.#tables.packageCommands(packageId)) {
+      for (const row of this.#tables.packageCommands(packageId).values()) {
         if (terminalCommandStates.has(row.state)) continue;
         this.#t.setCommand(row, { state: 'cancelled', reason: 'the package was cancelled' });
       }
-      return this.#t.savePackage({ ...pkg, state: 'cancelled', unfinished: 0 });
+      return this.#t.savePackage(pkg, { state: 'cancelled', unfinished: 0 });
     });
   }
 
@@ -268,7 +272,7 @@ export class SqliteQueueStore implements QueueStore {
       // A renewal never reaches past the deadline: a hung consumer times out even if it renews.
       const asked = this.#t.now + (leaseMs ?? this.#timings.leaseMs);
       const expires = Math.min(asked, row.deadline_at ?? asked);
-      this.#tables.updateCommand({ ...row, lease_expires_at: expires, updated_at: this.#t.now });
+      this.#tables.updateCommand(row, { lease_expires_at: expires, updated_at: this.#t.now });
       return expires;
     });
   }
@@ -340,7 +344,7 @@ export class SqliteQueueStore implements QueueStore {
   #status(packageId: string): PackageStatus {
     this.#read();
     const pkg = this.#t.package(packageId);
-    const commands = this.#tables.packageCommands(packageId).map(commandStatusOf);
+    const commands = [...this.#tables.packageCommands(packageId).values()].map(commandStatusOf);
     const failures: { commandId: string; error: WireError }[] = [];
     for (const c of commands) {
       if (c.state === 'failed' && c.error) failures.push({ commandId: c.id, error: c.error });
@@ -507,13 +511,11 @@ export class SqliteQueueStore implements QueueStore {
         .transaction(() => {
           this.#catchUp();
           const tables = this.#tables;
-          for (const id of tables.dirtyPackages) {
-            const row = tables.package(id);
-            if (row) this.#sql.upsertPackage.run(row);
+          for (const row of tables.dirtyPackages) {
+            if (tables.package(row.id) === row) this.#sql.upsertPackage.run(row);
           }
-          for (const key of tables.dirtyCommands) {
-            const row = tables.commandByKey(key);
-            if (row) this.#sql.upsertCommand.run(row);
+          for (const row of tables.dirtyCommands) {
+            if (tables.holds(row)) this.#sql.upsertCommand.run(row);
           }
           for (const [packageId, needsId, commandId] of tables.newDeps) {
             this.#sql.insertDep.run(packageId, needsId, commandId);

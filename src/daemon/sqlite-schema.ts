@@ -131,7 +131,7 @@ export function migrate(db: Database.Database): void {
 }
 
 /** The columns of a package that change after it is created. */
-export const packageChangingColumns = [
+const packageChangingColumns = [
   'state',
   'enqueued_at',
   'finished_at',
@@ -151,7 +151,7 @@ const packageColumns = [
 ] as const satisfies readonly (keyof PackageRow)[];
 
 /** The columns of a command that change after it is added. */
-export const commandChangingColumns = [
+const commandChangingColumns = [
   'seq',
   'state',
   'active',

@@ -1,6 +1,6 @@
 import type { CommandSpec } from '../core/package.js';
+import type { CommandState } from './broker-types.js';
 import { enqueuedState } from './broker-semantics.js';
-import { commandChangingColumns, packageChangingColumns } from './sqlite-schema.js';
 import type { CommandRow, PackageRow } from './sqlite-schema.js';
 
 /**
@@ -17,52 +17,68 @@ export type TablePatch =
   | ['D', string, string, string]
   | ['X', string];
 
+/** A package with its commands (by id, in the order they were added) and who needs whom. */
+interface PackageEntry {
+  row: PackageRow;
+  commands: Map<string, CommandRow>;
+  /** For each command id, the ids of the commands that need it. */
+  dependents: Map<string, string[]>;
+}
+
 interface Queue {
-  /** Keys of the queue's commands in enqueue order; finished ones are dropped from the front. */
-  keys: string[];
+  /** The queue's commands in enqueue order; finished ones are dropped from the front. */
+  rows: CommandRow[];
   start: number;
-  running: Set<string>;
+  running: Set<CommandRow>;
+}
+
+/** A point of the batch to roll back to. */
+export interface TablesMark {
+  patches: number;
+  undo: number;
 }
 
 /**
  * The queue store's tables in memory: packages, commands and needs with the indexes the broker's
- * rules look things up by (queue order, the running command of a queue, dependents). Every write
- * is recorded twice: as a patch for the journal, and as an undo step, so that a failed operation
- * or a failed commit leaves the tables as they were. Replaying patches (another connection's,
- * or the journal at open) goes through the same writes.
+ * rules look things up by (queue order, the running command of a queue, dependents). Rows are
+ * changed in place, and every change is recorded twice: as a patch for the journal (the columns
+ * that changed), and as an undo step (the values they held), so that a failed operation or a
+ * failed commit leaves the tables as they were. Replaying patches (another connection's, or the
+ * journal at open) goes through the same writes.
  */
 export class StoreTables {
-  readonly #packages = new Map<string, PackageRow>();
-  readonly #commands = new Map<string, CommandRow>();
-  readonly #byPackage = new Map<string, string[]>();
-  readonly #deps = new Map<string, Map<string, string[]>>();
+  readonly #packages = new Map<string, PackageEntry>();
   readonly #queues = new Map<string, Queue>();
-  readonly #running = new Set<string>();
+  readonly #running = new Set<CommandRow>();
   #maxSeq = 0;
   /** Patches since the last `takePatches`: what the current batch will journal. */
   #patches: TablePatch[] = [];
-  #undo: (() => void)[] = [];
+  /**
+   * Undo steps of the batch, three slots each, newest last: a row, a column and the value it
+   * held; or a function and two empty slots.
+   */
+  #undo: unknown[] = [];
   /** Queues with a long finished prefix, trimmed once the batch can no longer roll back. */
   readonly #trim = new Set<Queue>();
-  /** Keys written since the last `takeDirty`: what the next snapshot must rewrite. */
-  readonly dirtyPackages = new Set<string>();
-  readonly dirtyCommands = new Set<string>();
+  /** Rows written since the last `clearDirty`: what the next snapshot must rewrite. */
+  readonly dirtyPackages = new Set<PackageRow>();
+  readonly dirtyCommands = new Set<CommandRow>();
   readonly deletedPackages = new Set<string>();
   readonly newDeps: [string, string, string][] = [];
   /** The journal row being written (or replayed): what `readySince` records. */
   batchSeq = 0;
   /** For each ready or running command, the journal row that last made it ready. */
-  readonly #readySince = new Map<string, number>();
+  readonly #readySince = new Map<CommandRow, number>();
 
-  // Reads
+  // Reads. Rows are live: they change with the tables, so copy what must outlast an operation.
 
   package(id: string): PackageRow | undefined {
-    return this.#packages.get(id);
+    return this.#packages.get(id)?.row;
   }
 
   /** Packages newest first (creation time, then creation order). */
   listPackages(limit: number): PackageRow[] {
-    const rows = [...this.#packages.values()].reverse();
+    const rows = [...this.#packages.values()].map((p) => p.row).reverse();
     rows.sort((a, b) => b.created_at - a.created_at);
     return rows.slice(0, limit);
   }
@@ -70,8 +86,8 @@ export class StoreTables {
   /** Staged packages whose TTL ran out by `now`. */
   expiredPackages(now: number): PackageRow[] {
     const rows: PackageRow[] = [];
-    for (const p of this.#packages.values()) {
-      if (p.state === 'staged' && p.created_at + p.ttl_ms <= now) rows.push(p);
+    for (const { row } of this.#packages.values()) {
+      if (row.state === 'staged' && row.created_at + row.ttl_ms <= now) rows.push(row);
     }
     return rows;
   }
@@ -79,45 +95,42 @@ export class StoreTables {
   /** Finished packages whose end lies at or before `time`, at most `limit` of them. */
   finishedBefore(time: number, limit = 1000): PackageRow[] {
     const rows: PackageRow[] = [];
-    for (const p of this.#packages.values()) {
+    for (const { row } of this.#packages.values()) {
       if (rows.length >= limit) break;
-      if (p.finished_at !== null && p.finished_at <= time) rows.push(p);
+      if (row.finished_at !== null && row.finished_at <= time) rows.push(row);
     }
     return rows;
   }
 
   command(packageId: string, id: string): CommandRow | undefined {
-    return this.#commands.get(keyOf(packageId, id));
+    return this.#packages.get(packageId)?.commands.get(id);
+  }
+
+  /** Whether `row` is in the tables (not rolled back, not deleted with its package). */
+  holds(row: CommandRow): boolean {
+    return this.command(row.package_id, row.id) === row;
   }
 
   /** The journal row that made a ready command ready; 0 when that is not known to be later. */
   readySince(packageId: string, id: string): number {
-    return this.#readySince.get(keyOf(packageId, id)) ?? 0;
+    const row = this.command(packageId, id);
+    return row === undefined ? 0 : (this.#readySince.get(row) ?? 0);
   }
 
-  commandByKey(key: string): CommandRow | undefined {
-    return this.#commands.get(key);
-  }
-
-  /** A package's commands in the order they were added. */
-  packageCommands(packageId: string): CommandRow[] {
-    const ids = this.#byPackage.get(packageId) ?? [];
-    return ids.map((id) => this.#row(keyOf(packageId, id)));
-  }
-
-  packageCommandIds(packageId: string): string[] {
-    return [...(this.#byPackage.get(packageId) ?? [])];
+  /** A package's commands by id, in the order they were added. */
+  packageCommands(packageId: string): ReadonlyMap<string, CommandRow> {
+    return this.#packages.get(packageId)?.commands ?? new Map<string, CommandRow>();
   }
 
   /** Ids of the commands of a package that need `id`. */
   dependents(packageId: string, id: string): readonly string[] {
-    return this.#deps.get(packageId)?.get(id) ?? [];
+    return this.#packages.get(packageId)?.dependents.get(id) ?? [];
   }
 
   runningInQueue(node: string, resource: string): CommandRow | undefined {
     const queue = this.#queues.get(queueKeyOf(node, resource));
     if (queue === undefined) return undefined;
-    for (const key of queue.running) return this.#row(key);
+    for (const row of queue.running) return row;
     return undefined;
   }
 
@@ -125,18 +138,16 @@ export class StoreTables {
   headOfQueue(node: string, resource: string): CommandRow | undefined {
     const queue = this.#queues.get(queueKeyOf(node, resource));
     if (queue === undefined) return undefined;
-    const { keys } = queue;
+    const { rows } = queue;
     const start = queue.start;
-    while (queue.start < keys.length && this.#commands.get(keys[queue.start] ?? '')?.active !== 1) {
-      queue.start++;
-    }
+    while (queue.start < rows.length && rows[queue.start]?.active !== 1) queue.start++;
     if (queue.start !== start) {
-      // A rollback may make a skipped command active again: it must be found again then.
-      this.#undo.push(() => (queue.start = start));
+      // A rollback may make a passed command active again: it must be found again then.
+      this.#undone(() => (queue.start = start));
       if (queue.start > 1024) this.#trim.add(queue);
     }
-    for (let i = queue.start; i < keys.length; i++) {
-      const row = this.#commands.get(keys[i] ?? '');
+    for (let i = queue.start; i < rows.length; i++) {
+      const row = rows[i];
       if (row?.active === 1 && row.state === 'ready') return row;
     }
     return undefined;
@@ -145,8 +156,7 @@ export class StoreTables {
   /** Running commands, in enqueue order; with `expiredBy`, only leases that ran out by then. */
   running(expiredBy?: number): CommandRow[] {
     const rows: CommandRow[] = [];
-    for (const key of this.#running) {
-      const row = this.#row(key);
+    for (const row of this.#running) {
       if (expiredBy === undefined || (row.lease_expires_at ?? 0) <= expiredBy) rows.push(row);
     }
     return rows.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
@@ -155,18 +165,16 @@ export class StoreTables {
   // Writes
 
   insertPackage(row: PackageRow): void {
-    this.#setPackage(row.id, row);
-    this.#patches.push(['P', row]);
+    this.#insertPackage({ ...row });
+    this.#patches.push(['P', { ...row }]);
   }
 
-  /** Writes a package row; journals the columns that changed. */
-  updatePackage(next: PackageRow): void {
-    const before = this.#packages.get(next.id);
-    if (before === undefined) throw new Error(`Internal error: no package ${next.id}`);
-    const changed = diff(packageChangingColumns, before, next);
+  /** Sets columns of a package; journals those that changed. */
+  updatePackage(row: PackageRow, change: Partial<PackageRow>): void {
+    const changed = this.#assign(row, change);
     if (changed === undefined) return;
-    this.#setPackage(next.id, next);
-    this.#patches.push(['p', next.id, changed]);
+    this.dirtyPackages.add(row);
+    this.#patches.push(['p', row.id, changed]);
   }
 
   /** Removes a package with its commands and needs. */
@@ -184,7 +192,7 @@ export class StoreTables {
   /**
    * Puts every command of a staged package in its queue, in the order they were added, with
    * `seq` counting on from the highest so far; journals one patch for the whole package, which
-   * replays to the same rows. Returns the rows as they are now.
+   * replays to the same rows. Returns the rows.
    */
   enqueuePackage(packageId: string, now: number): CommandRow[] {
     const firstSeq = this.#maxSeq + 1;
@@ -193,28 +201,28 @@ export class StoreTables {
     return rows;
   }
 
-  /** Writes a command row; journals the columns that changed. */
-  updateCommand(next: CommandRow): void {
-    const key = keyOf(next.package_id, next.id);
-    const changed = diff(commandChangingColumns, this.#row(key), next);
+  /** Sets columns of a command; journals those that changed. */
+  updateCommand(row: CommandRow, change: Partial<CommandRow>): void {
+    const from = row.state;
+    const changed = this.#assign(row, change);
     if (changed === undefined) return;
-    this.#setCommand(key, next);
-    this.#patches.push(['c', next.package_id, next.id, changed]);
+    this.#changedCommand(row, from);
+    this.#patches.push(['c', row.package_id, row.id, changed]);
   }
 
   /** Applies a patch journaled elsewhere (or earlier); it is not journaled again. */
   apply(patch: TablePatch): void {
     switch (patch[0]) {
       case 'P':
-        this.#setPackage(patch[1].id, patch[1]);
+        this.#insertPackage({ ...patch[1] });
         return;
       case 'p': {
-        const before = this.#packages.get(patch[1]);
-        if (before) this.#setPackage(patch[1], { ...before, ...patch[2] });
+        const row = this.package(patch[1]);
+        if (row && this.#assign(row, patch[2])) this.dirtyPackages.add(row);
         return;
       }
       case 'C':
-        this.#setCommand(keyOf(patch[1].package_id, patch[1].id), patch[1]);
+        this.#insertCommand({ ...patch[1] });
         return;
       case 'A':
         this.#addCommands(patch[1], patch[2], patch[3], patch[4]);
@@ -223,9 +231,10 @@ export class StoreTables {
         this.#enqueuePackage(patch[1], patch[2], patch[3]);
         return;
       case 'c': {
-        const key = keyOf(patch[1], patch[2]);
-        const before = this.#commands.get(key);
-        if (before) this.#setCommand(key, { ...before, ...patch[3] });
+        const row = this.command(patch[1], patch[2]);
+        if (row === undefined) return;
+        const from = row.state;
+        if (this.#assign(row, patch[3])) this.#changedCommand(row, from);
         return;
       }
       case 'D':
@@ -240,13 +249,20 @@ export class StoreTables {
   // Batches: patches to journal, undo to roll back
 
   /** A point to roll back to. */
-  mark(): { patches: number; undo: number } {
+  mark(): TablesMark {
     return { patches: this.#patches.length, undo: this.#undo.length };
   }
 
   /** Undoes every write since `mark`, newest first, and forgets their patches. */
-  rollback(mark: { patches: number; undo: number }): void {
-    while (this.#undo.length > mark.undo) this.#undo.pop()?.();
+  rollback(mark: TablesMark): void {
+    const undo = this.#undo;
+    while (undo.length > mark.undo) {
+      const value = undo.pop();
+      const column = undo.pop() as string | undefined;
+      const target = undo.pop();
+      if (typeof target === 'function') (target as () => void)();
+      else (target as Record<string, unknown>)[column ?? ''] = value;
+    }
     this.#patches.length = mark.patches;
   }
 
@@ -256,7 +272,7 @@ export class StoreTables {
     this.#patches = [];
     this.#undo = [];
     for (const queue of this.#trim) {
-      queue.keys.splice(0, queue.start);
+      queue.rows.splice(0, queue.start);
       queue.start = 0;
     }
     this.#trim.clear();
@@ -271,189 +287,173 @@ export class StoreTables {
     this.newDeps.length = 0;
   }
 
-  // Internals: every change of a row goes through these, keeping the indexes and the undo log.
+  // Internals: every change goes through these, keeping the indexes and the undo log.
 
-  #row(key: string): CommandRow {
-    const row = this.#commands.get(key);
-    if (row === undefined) throw new Error(`Internal error: no command ${key}`);
-    return row;
+  /** Sets the columns of `change` that differ on `row`; returns them, or undefined if none. */
+  #assign<T extends object>(row: T, change: Partial<T>): Partial<T> | undefined {
+    let changed: Partial<T> | undefined;
+    for (const column in change) {
+      const value = change[column] as T[typeof column];
+      if (row[column] === value) continue;
+      this.#undo.push(row, column, row[column]);
+      row[column] = value;
+      changed ??= {};
+      changed[column] = value;
+    }
+    return changed;
   }
 
-  #setPackage(id: string, row: PackageRow): void {
-    const before = this.#packages.get(id);
-    this.#packages.set(id, row);
-    this.dirtyPackages.add(id);
-    this.deletedPackages.delete(id);
-    this.#undo.push(() => {
-      if (before === undefined) this.#packages.delete(id);
-      else this.#packages.set(id, before);
+  /** Records an undo step that is not a column's value. */
+  #undone(step: () => void): void {
+    this.#undo.push(step, undefined, undefined);
+  }
+
+  /** Keeps the indexes of a command whose columns changed (its state was `from`). */
+  #changedCommand(row: CommandRow, from: CommandState): void {
+    this.dirtyCommands.add(row);
+    const to = row.state;
+    if (to === from) return;
+    const since = this.#readySince.get(row);
+    // Kept while the command runs: a lease asks when what it leased became ready.
+    if (to === 'ready') this.#readySince.set(row, this.batchSeq);
+    else if (row.active !== 1) this.#readySince.delete(row);
+    if (from === 'running' || to === 'running') this.#setRunning(row, to === 'running');
+    this.#undone(() => {
+      if (since === undefined) this.#readySince.delete(row);
+      else this.#readySince.set(row, since);
+      if (from === 'running' || to === 'running') this.#setRunning(row, from === 'running');
     });
   }
 
-  #setCommand(key: string, row: CommandRow): void {
-    const before = this.#commands.get(key);
-    this.#commands.set(key, row);
-    this.dirtyCommands.add(key);
-    if (before === undefined) {
-      let ids = this.#byPackage.get(row.package_id);
-      if (ids === undefined) this.#byPackage.set(row.package_id, (ids = []));
-      ids.push(row.id);
+  #setRunning(row: CommandRow, running: boolean): void {
+    const queue = this.#queue(row.node, row.resource);
+    if (running) {
+      queue.running.add(row);
+      this.#running.add(row);
+    } else {
+      queue.running.delete(row);
+      this.#running.delete(row);
     }
-    if (row.seq !== null && before?.seq !== row.seq) {
-      // Enqueue assigns seq in ascending order, so appending keeps the queue sorted.
-      this.#queue(row.node, row.resource).keys.push(key);
+  }
+
+  #insertPackage(row: PackageRow): void {
+    const entry: PackageEntry = { row, commands: new Map(), dependents: new Map() };
+    this.#packages.set(row.id, entry);
+    this.dirtyPackages.add(row);
+    this.deletedPackages.delete(row.id);
+    this.#undone(() => this.#packages.delete(row.id));
+  }
+
+  /** Adds a whole row (from the snapshot): to its package and, once enqueued, its queue. */
+  #insertCommand(row: CommandRow): void {
+    const entry = this.#entry(row.package_id);
+    entry.commands.set(row.id, row);
+    this.dirtyCommands.add(row);
+    if (row.seq !== null) {
+      this.#queue(row.node, row.resource).rows.push(row);
       if (row.seq > this.#maxSeq) this.#maxSeq = row.seq;
     }
-    if (row.state !== before?.state) {
-      // Kept while the command runs: a lease asks when what it leased became ready.
-      if (row.state === 'ready') this.#readySince.set(key, this.batchSeq);
-      else if (row.active !== 1) this.#readySince.delete(key);
-    }
-    const wasRunning = before?.state === 'running';
-    const isRunning = row.state === 'running';
-    if (wasRunning !== isRunning) {
-      const queue = this.#queue(row.node, row.resource);
-      if (isRunning) {
-        queue.running.add(key);
-        this.#running.add(key);
-      } else {
-        queue.running.delete(key);
-        this.#running.delete(key);
-      }
-    }
-    this.#undo.push(() => {
-      this.#unsetCommand(key, row, before);
-    });
-  }
-
-  /** Reverts `#setCommand(key, row)` to `before` (undefined: the row did not exist). */
-  #unsetCommand(key: string, row: CommandRow, before: CommandRow | undefined): void {
-    const queue = this.#queue(row.node, row.resource);
-    if (row.state === 'running' && before?.state !== 'running') {
-      queue.running.delete(key);
-      this.#running.delete(key);
-    } else if (row.state !== 'running' && before?.state === 'running') {
-      queue.running.add(key);
-      this.#running.add(key);
-    }
-    if (row.seq !== null && before?.seq !== row.seq && queue.keys.at(-1) === key) queue.keys.pop();
-    if (before === undefined) {
-      this.#commands.delete(key);
-      this.#byPackage.get(row.package_id)?.pop();
-    } else {
-      this.#commands.set(key, before);
-    }
+    if (row.state === 'ready' || row.state === 'running') this.#readySince.set(row, this.batchSeq);
+    if (row.state === 'running') this.#setRunning(row, true);
   }
 
   #addCommands(packageId: string, now: number, position: number, specs: CommandSpec[]): void {
-    specs.forEach((spec, i) => {
-      this.#setCommand(keyOf(packageId, spec.id), stagedRow(packageId, position + i, spec, now));
+    const { commands } = this.#entry(packageId);
+    for (let i = 0; i < specs.length; i++) {
+      const row = stagedRow(packageId, position + i, specs[i] as CommandSpec, now);
+      commands.set(row.id, row);
+      this.dirtyCommands.add(row);
+    }
+    this.#undone(() => {
+      for (const spec of specs) commands.delete(spec.id);
     });
   }
 
   #enqueuePackage(packageId: string, firstSeq: number, now: number): CommandRow[] {
-    const staged = this.packageCommands(packageId);
-    const needsOf = staged.map((row) => JSON.parse(row.needs) as string[]);
+    const rows = [...this.#entry(packageId).commands.values()];
+    const needsOf = rows.map((row) => JSON.parse(row.needs) as string[]);
     const dependents = new Map<string, number>();
     for (const needs of needsOf) {
       for (const need of needs) dependents.set(need, (dependents.get(need) ?? 0) + 1);
     }
-    return staged.map((row, i) => {
+    const maxSeq = this.#maxSeq;
+    const queued = new Map<Queue, number>();
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as CommandRow;
       const needs = needsOf[i] ?? [];
-      const next: CommandRow = {
-        ...row,
+      const queue = this.#queue(row.node, row.resource);
+      if (!queued.has(queue)) queued.set(queue, queue.rows.length);
+      queue.rows.push(row);
+      this.#assign(row, {
         seq: firstSeq + i,
         state: enqueuedState(needs),
         active: 1,
         pending_needs: needs.length,
         dependents: dependents.get(row.id) ?? 0,
         updated_at: now,
-      };
-      this.#setCommand(keyOf(packageId, row.id), next);
+      });
+      this.dirtyCommands.add(row);
+      if (row.state === 'ready') this.#readySince.set(row, this.batchSeq);
       for (const need of needs) this.#addDep(packageId, need, row.id);
-      return next;
+    }
+    this.#maxSeq = Math.max(maxSeq, firstSeq + rows.length - 1);
+    this.#undone(() => {
+      this.#maxSeq = maxSeq;
+      for (const [queue, length] of queued) queue.rows.length = length;
+      for (const row of rows) this.#readySince.delete(row);
     });
+    return rows;
   }
 
   #addDep(packageId: string, needsId: string, commandId: string): void {
-    let byNeed = this.#deps.get(packageId);
-    if (byNeed === undefined) this.#deps.set(packageId, (byNeed = new Map<string, string[]>()));
+    const byNeed = this.#entry(packageId).dependents;
     let ids = byNeed.get(needsId);
     if (ids === undefined) byNeed.set(needsId, (ids = []));
     if (ids.includes(commandId)) return;
     const list = ids;
     list.push(commandId);
     this.newDeps.push([packageId, needsId, commandId]);
-    this.#undo.push(() => list.pop());
+    this.#undone(() => list.pop());
   }
 
   #deletePackage(id: string): void {
-    const pkg = this.#packages.get(id);
-    const ids = this.#byPackage.get(id) ?? [];
-    const rows = ids.map((c) => this.#row(keyOf(id, c)));
-    const deps = this.#deps.get(id);
+    const entry = this.#packages.get(id);
+    if (entry === undefined) return;
+    const rows = [...entry.commands.values()];
     for (const row of rows) {
-      const key = keyOf(id, row.id);
-      this.#commands.delete(key);
-      this.#running.delete(key);
-      this.#readySince.delete(key);
-      this.#queue(row.node, row.resource).running.delete(key);
-      this.dirtyCommands.delete(key);
+      if (row.state === 'running') this.#setRunning(row, false);
+      this.#readySince.delete(row);
+      this.dirtyCommands.delete(row);
     }
     this.#packages.delete(id);
-    this.#byPackage.delete(id);
-    this.#deps.delete(id);
-    this.dirtyPackages.delete(id);
+    this.dirtyPackages.delete(entry.row);
     this.deletedPackages.add(id);
-    this.#undo.push(() => {
+    this.#undone(() => {
       this.deletedPackages.delete(id);
-      if (pkg) this.#packages.set(id, pkg);
-      this.#byPackage.set(id, ids);
-      if (deps) this.#deps.set(id, deps);
-      for (const row of rows) {
-        const key = keyOf(id, row.id);
-        this.#commands.set(key, row);
-        if (row.state === 'running') {
-          this.#running.add(key);
-          this.#queue(row.node, row.resource).running.add(key);
-        }
-      }
+      this.#packages.set(id, entry);
+      for (const row of rows) if (row.state === 'running') this.#setRunning(row, true);
     });
+  }
+
+  #entry(packageId: string): PackageEntry {
+    const entry = this.#packages.get(packageId);
+    if (entry === undefined) throw new Error(`Internal error: no package ${packageId}`);
+    return entry;
   }
 
   #queue(node: string, resource: string): Queue {
     const key = queueKeyOf(node, resource);
     let queue = this.#queues.get(key);
     if (queue === undefined) {
-      queue = { keys: [], start: 0, running: new Set() };
+      queue = { rows: [], start: 0, running: new Set() };
       this.#queues.set(key, queue);
     }
     return queue;
   }
 }
 
-/** The key of a command in the tables (package ids and command ids never hold a NUL). */
-export function keyOf(packageId: string, id: string): string {
-  return `${packageId}\u0000${id}`;
-}
-
 function queueKeyOf(node: string, resource: string): string {
   return `${node}\u0000${resource}`;
-}
-
-/** The columns of `columns` in which `next` differs from `before`; undefined when none does. */
-function diff<T extends object>(
-  columns: readonly (keyof T)[],
-  before: T,
-  next: T,
-): Partial<T> | undefined {
-  let changed: Partial<T> | undefined;
-  for (const column of columns) {
-    if (next[column] === before[column]) continue;
-    changed ??= {};
-    changed[column] = next[column];
-  }
-  return changed;
 }
 
 /** The row of a command just added: staged, outside any queue until enqueue. */

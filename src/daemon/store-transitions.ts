@@ -66,10 +66,7 @@ export class StoreTransitions {
       deadline_at: this.now + head.timeout_ms + this.timings.timeoutGraceMs,
       reason: null,
     });
-    if (pkg.started === 0) {
-      const next = { ...pkg, started: 1 };
-      this.savePackage({ ...next, state: this.derivedState(next) });
-    }
+    if (pkg.started === 0) this.savePackage(pkg, { started: 1 });
     return leaseOf(leased);
   }
 
@@ -88,7 +85,7 @@ export class StoreTransitions {
       if (dependent.state === 'waiting' && pending === 0) {
         this.setCommand(dependent, { state: 'ready', pending_needs: 0 });
       } else {
-        this.tables.updateCommand({ ...dependent, pending_needs: pending });
+        this.tables.updateCommand(dependent, { pending_needs: pending });
       }
     }
     this.finishOne(row.package_id, false);
@@ -140,13 +137,10 @@ export class StoreTransitions {
   /** Counts finished commands on the package and settles it when none is left. */
   finishOne(packageId: string, failed: boolean, skipped = 0): void {
     const pkg = this.package(packageId);
-    const next = {
-      ...pkg,
+    this.savePackage(pkg, {
       unfinished: pkg.unfinished - 1 - skipped,
       failed: pkg.failed + (failed ? 1 + skipped : 0),
-    };
-    next.state = this.derivedState(next);
-    this.savePackage(next);
+    });
   }
 
   expireLease(row: CommandRow): 'redeliver' | 'timeout' {
@@ -180,18 +174,18 @@ export class StoreTransitions {
 
   /** Writes a command's new state (leases cleared unless given) and reports the transition. */
   setCommand(row: CommandRow, change: Partial<CommandRow> & { state: CommandState }): CommandRow {
-    const next: CommandRow = { ...row, ...change };
-    if (row.state === 'running' && change.state !== 'running') {
-      if (!('attempt_id' in change)) next.attempt_id = null;
-      if (!('holder' in change)) next.holder = null;
-      if (!('lease_expires_at' in change)) next.lease_expires_at = null;
-      if (!('deadline_at' in change)) next.deadline_at = null;
+    const from = row.state;
+    if (from === 'running' && change.state !== 'running') {
+      if (!('attempt_id' in change)) change.attempt_id = null;
+      if (!('holder' in change)) change.holder = null;
+      if (!('lease_expires_at' in change)) change.lease_expires_at = null;
+      if (!('deadline_at' in change)) change.deadline_at = null;
     }
-    if (terminalCommandStates.has(change.state)) next.active = null;
-    next.updated_at = this.now;
-    this.tables.updateCommand(next);
-    this.commandEvent(next, row.state);
-    return next;
+    if (terminalCommandStates.has(change.state)) change.active = null;
+    change.updated_at = this.now;
+    this.tables.updateCommand(row, change);
+    this.commandEvent(row, from);
+    return row;
   }
 
   /** Records the transition of a command to the state `row` holds. */
@@ -216,15 +210,23 @@ export class StoreTransitions {
     this.events.push(event);
   }
 
-  /** Writes a package row, stamping `finished_at` and recording a change of state. */
-  savePackage(pkg: PackageRow): PackageState {
-    const before = this.package(pkg.id);
-    const finished =
-      terminalPackageStates.has(pkg.state) && !terminalPackageStates.has(before.state);
-    const row = finished ? { ...pkg, finished_at: this.now } : pkg;
-    this.tables.updatePackage(row);
-    if (before.state !== row.state) this.packageEvent(row, row.state, before.state);
-    return row.state;
+  /**
+   * Writes columns of a package and, once it is enqueued, the state its counters call for
+   * (`finished_at` stamped when it finishes); records a change of state.
+   */
+  savePackage(pkg: PackageRow, change: Partial<PackageRow>): PackageState {
+    const from = pkg.state;
+    this.tables.updatePackage(pkg, change);
+    if (pkg.state !== 'staged') {
+      const state = this.derivedState(pkg);
+      if (terminalPackageStates.has(state) && !terminalPackageStates.has(from)) {
+        this.tables.updatePackage(pkg, { state, finished_at: this.now });
+      } else {
+        this.tables.updatePackage(pkg, { state });
+      }
+    }
+    if (pkg.state !== from) this.packageEvent(pkg, pkg.state, from);
+    return pkg.state;
   }
 
   /** Records the transition of a package. */
