@@ -8,6 +8,7 @@
 // long-running daemon would be.
 // Run: npm run bench:broker [-- --commands 5000]
 import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,35 @@ async function pQueueRate(queues) {
     }),
   );
   return ((perQueue * queues) / (performance.now() - start)) * 1000;
+}
+
+/**
+ * Round trips of a 300-byte line between this process and an echo server in another, over a unix
+ * socket: one queue over the daemon's socket takes at least one per command, so this is its bound.
+ */
+async function socketRoundTrips(ms = 1500) {
+  const path = join(root, 'echo.sock');
+  const echo = `require('node:net').createServer((s) => s.pipe(s)).listen(${JSON.stringify(path)}, () => console.log('up'))`;
+  const child = spawn(process.execPath, ['-e', echo], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve) => child.stdout.once('data', resolve));
+  const socket = connect(path);
+  socket.setNoDelay(true);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const line = `${'x'.repeat(299)}\n`;
+  let n = 0;
+  const start = performance.now();
+  await new Promise((resolve) => {
+    socket.on('data', () => {
+      n++;
+      if (performance.now() - start < ms) socket.write(line);
+      else resolve();
+    });
+    socket.write(line);
+  });
+  const rate = (n / (performance.now() - start)) * 1000;
+  socket.destroy();
+  child.kill();
+  return rate;
 }
 
 /** Drains a queue as the agent runner does: ack, and lease the next at once; 32 acks in flight. */
@@ -163,6 +193,7 @@ const rows = [
   ['embedded broker, 4 queues', await embedded(4)],
   ['embedded broker, 1 queue, ack+next', await embedded(1, ackThenNext)],
   ['embedded broker, 4 queues, ack+next', await embedded(4, ackThenNext)],
+  ['unix socket round trips between two processes', { rate: await socketRoundTrips() }],
   ['daemon socket, 1 queue', await overSocket(1)],
   ['daemon socket, 4 queues', await overSocket(4)],
 ];
