@@ -29,7 +29,7 @@ import { GroupCommit } from './group-commit.js';
 import { WalSync } from './wal-sync.js';
 import type { AckReply, PackageSummary, QueueStore, SweepReport } from './queue-store.js';
 import { commandStatusOf } from './sqlite-rows.js';
-import { migrate, prepareStatements } from './sqlite-schema.js';
+import { commandValues, migrate, packageValues, prepareStatements } from './sqlite-schema.js';
 import type { Statements } from './sqlite-schema.js';
 import { StoreTables } from './store-tables.js';
 import type { TablePatch } from './store-tables.js';
@@ -512,10 +512,10 @@ export class SqliteQueueStore implements QueueStore {
           this.#catchUp();
           const tables = this.#tables;
           for (const row of tables.dirtyPackages) {
-            if (tables.package(row.id) === row) this.#sql.upsertPackage.run(row);
+            if (tables.package(row.id) === row) this.#sql.upsertPackage.run(...packageValues(row));
           }
           for (const row of tables.dirtyCommands) {
-            if (tables.holds(row)) this.#sql.upsertCommand.run(row);
+            if (tables.holds(row)) this.#sql.upsertCommand.run(...commandValues(row));
           }
           for (const [packageId, needsId, commandId] of tables.newDeps) {
             this.#sql.insertDep.run(packageId, needsId, commandId);

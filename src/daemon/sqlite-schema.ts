@@ -205,8 +205,8 @@ export function prepareStatements(db: Database.Database) {
     ),
     appendJournal: db.prepare<[number, string]>('INSERT INTO journal (seq, patches) VALUES (?, ?)'),
     trimJournal: db.prepare<[number]>('DELETE FROM journal WHERE seq <= ?'),
-    upsertPackage: db.prepare<PackageRow>(upsert('packages', packageColumns, ['id'])),
-    upsertCommand: db.prepare<CommandRow>(upsert('commands', commandColumns, ['package_id', 'id'])),
+    upsertPackage: db.prepare(upsert('packages', packageColumns, ['id'])),
+    upsertCommand: db.prepare(upsert('commands', commandColumns, ['package_id', 'id'])),
     insertDep: db.prepare<[string, string, string]>(
       'INSERT OR IGNORE INTO deps (package_id, needs_id, command_id) VALUES (?, ?, ?)',
     ),
@@ -216,11 +216,24 @@ export function prepareStatements(db: Database.Database) {
   };
 }
 
-/** An insert that updates the row in place (keeping its rowid) when the key exists. */
+/**
+ * An insert that updates the row in place (keeping its rowid) when the key exists. Its values are
+ * positional (`packageValues`, `commandValues`): binding them by name costs about twice as much.
+ */
 function upsert(table: string, columns: readonly string[], key: readonly string[]): string {
   const updates = columns.filter((c) => !key.includes(c)).map((c) => `${c} = excluded.${c}`);
-  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})
+  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})
     ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
+}
+
+/** The values of a package row in the order of `upsertPackage`. */
+export function packageValues(row: PackageRow): unknown[] {
+  return packageColumns.map((column) => row[column]);
+}
+
+/** The values of a command row in the order of `upsertCommand`. */
+export function commandValues(row: CommandRow): unknown[] {
+  return commandColumns.map((column) => row[column]);
 }
 
 /** The prepared statements of one connection. */
