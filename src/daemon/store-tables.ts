@@ -279,6 +279,11 @@ export class StoreTables {
     return patches;
   }
 
+  /** How many rows the next snapshot writes. */
+  get dirtyRows(): number {
+    return this.dirtyPackages.size + this.dirtyCommands.size;
+  }
+
   /** Forgets which rows changed: they are in the snapshot now. */
   clearDirty(): void {
     this.dirtyPackages.clear();
