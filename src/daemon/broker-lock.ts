@@ -1,26 +1,54 @@
 import {
   chmodSync,
-  closeSync,
+  existsSync,
   mkdirSync,
-  openSync,
   readFileSync,
+  renameSync,
   unlinkSync,
-  writeSync,
+  writeFileSync,
 } from 'node:fs';
+import Database from 'better-sqlite3';
 import { SpinError } from '../core/errors.js';
 import type { BrokerPaths } from './broker-paths.js';
 
 /** Who holds a broker lock: the daemon, or a CLI process running the broker embedded. */
 export type BrokerRole = 'daemon' | 'embedded';
 
-/** A held lock; `release` removes the pid file if it is still ours. */
+/** A held lock; `release` removes the pid file and lets the lock go. */
 export interface BrokerLock {
   pid: number;
   release(): void;
 }
 
-/** The pid and role written in a pid file, if it names a live process. */
+/**
+ * The broker that holds the lock of a home, as its pid file names it; undefined when no broker
+ * holds it (a pid file left by one killed outright names nobody, even if its pid was reused).
+ */
 export function lockHolder(paths: BrokerPaths): { pid: number; role: string } | undefined {
+  return isLocked(paths) ? pidFileHolder(paths) : undefined;
+}
+
+/** Whether a broker holds the lock: a read of the lock file is refused while it does. */
+function isLocked(paths: BrokerPaths): boolean {
+  if (!existsSync(paths.lockFile)) return false;
+  const db = new Database(paths.lockFile, { readonly: true, timeout: 0 });
+  try {
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    return false;
+  } catch (error) {
+    if (isBusy(error)) return true;
+    throw error;
+  } finally {
+    db.close();
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  return error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY');
+}
+
+/** The pid and role written in a pid file, if it names a live process. */
+function pidFileHolder(paths: BrokerPaths): { pid: number; role: string } | undefined {
   let text: string;
   try {
     text = readFileSync(paths.pidFile, 'utf8');
@@ -43,55 +71,51 @@ function isAlive(pid: number): boolean {
 }
 
 /**
- * Makes this process the one broker of a `SPIN_HOME` (one store owner, one socket), by creating
- * the pid file exclusively. A pid file of a dead process is stale and replaced. The home is made
- * 0700, so the socket and store inside are private to the user. Throws `daemon_running` (exit 3)
- * naming the pid that holds it.
+ * Makes this process the one broker of a `SPIN_HOME` (one store owner, one socket). The lock is
+ * SQLite's exclusive lock on `broker.lock`, held by a connection in exclusive locking mode: the
+ * kernel keeps it while the process lives and drops it when it dies, even by kill -9, so there
+ * is no stale lock to judge and no window in which two starting brokers both win. The pid file
+ * is written (atomically) only once the lock is ours, to say who holds it. The home is made 0700,
+ * so the lock, the socket and the store inside are private to the user. Throws `daemon_running`
+ * (exit 3) naming the pid that holds it.
  */
 export function acquireBrokerLock(paths: BrokerPaths, role: BrokerRole): BrokerLock {
   mkdirSync(paths.home, { recursive: true, mode: 0o700 });
   chmodSync(paths.home, 0o700);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    let fd: number;
-    try {
-      fd = openSync(paths.pidFile, 'wx', 0o600);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = lockHolder(paths);
-      if (holder !== undefined) {
-        throw new SpinError(
-          'daemon_running',
-          `a broker already runs for ${paths.home}: pid ${String(holder.pid)} (${holder.role})`,
-          {
-            details: { pid: holder.pid, role: holder.role },
-            suggestions: ['stop it with `spin daemon stop`, or use it: spin talks to it by itself'],
-          },
-        );
-      }
-      unlinkStale(paths.pidFile);
-      continue;
-    }
-    writeSync(fd, `${String(process.pid)} ${role}\n`);
-    closeSync(fd);
-    return {
-      pid: process.pid,
-      release: () => {
-        try {
-          const [pid] = readFileSync(paths.pidFile, 'utf8').trim().split(/\s+/);
-          if (pid === String(process.pid)) unlinkSync(paths.pidFile);
-        } catch {
-          // Already gone.
-        }
-      },
-    };
+  // A moment's wait: `lockHolder` probing the file holds it for an instant.
+  const db = new Database(paths.lockFile, { timeout: 250 });
+  try {
+    db.pragma('journal_mode = OFF');
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE; COMMIT');
+  } catch (error) {
+    db.close();
+    if (isBusy(error)) throw heldBy(paths);
+    throw error;
   }
-  throw new SpinError('lock_held', `could not take the broker lock ${paths.pidFile}`);
+  const pending = `${paths.pidFile}.${String(process.pid)}`;
+  writeFileSync(pending, `${String(process.pid)} ${role}\n`, { mode: 0o600 });
+  renameSync(pending, paths.pidFile);
+  return {
+    pid: process.pid,
+    release: () => {
+      try {
+        unlinkSync(paths.pidFile);
+      } catch {
+        // Already gone.
+      }
+      db.close();
+    },
+  };
 }
 
-function unlinkStale(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
+/** The refusal of a second broker, naming the first if its pid file says who it is yet. */
+function heldBy(paths: BrokerPaths): SpinError {
+  const holder = pidFileHolder(paths);
+  const who =
+    holder === undefined ? 'another process' : `pid ${String(holder.pid)} (${holder.role})`;
+  return new SpinError('daemon_running', `a broker already runs for ${paths.home}: ${who}`, {
+    ...(holder === undefined ? {} : { details: { pid: holder.pid, role: holder.role } }),
+    suggestions: ['stop it with `spin daemon stop`, or use it: spin talks to it by itself'],
+  });
 }

@@ -7,6 +7,8 @@ export interface BrokerPaths {
   socket: string;
   /** Holds the pid of the broker that owns this home: the daemon or an embedded broker. */
   pidFile: string;
+  /** Locked, by the kernel, for as long as a broker owns this home (see `acquireBrokerLock`). */
+  lockFile: string;
   /** The daemon's log when started in the background. */
   logFile: string;
   /** The SQLite queue store. */
@@ -23,6 +25,7 @@ export function brokerPaths(home: string): BrokerPaths {
     home,
     socket: join(home, 'spind.sock'),
     pidFile: join(home, 'spind.pid'),
+    lockFile: join(home, 'broker.lock'),
     logFile: join(home, 'spind.log'),
     database: join(home, 'broker.db'),
     auditLog: join(home, 'audit.ndjson'),
