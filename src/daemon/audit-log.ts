@@ -1,5 +1,6 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, renameSync, statSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
 import type { BrokerEvent } from './broker-types.js';
 
 /** How long transitions wait in memory before they are appended, at most. */
@@ -7,24 +8,42 @@ const flushEveryMs = 50;
 /** Lines after which the buffer is written at once. */
 const flushLines = 4096;
 
+/** When the log is rotated, and how many rotated files are kept. */
+export interface AuditRotation {
+  /** The size past which `audit.ndjson` becomes `audit.ndjson.1` and a new one starts. */
+  maxBytes: number;
+  /** Rotated files kept (`.1` the newest); older ones are removed. */
+  keep: number;
+}
+
+/** 64 MiB a file, eight of them kept: a long-running daemon's log stays under 600 MiB. */
+export const defaultAuditRotation: AuditRotation = { maxBytes: 64 * 1024 * 1024, keep: 8 };
+
 /**
  * The machine-readable log of every transition: one JSON object a line, appended to
  * `$SPIN_HOME/audit.ndjson`. The event that adds a command carries its whole spec, so the log is
  * enough to recreate every message. The store is the source of truth; the log is written after
  * each commit is durable, in batches (every 50 ms, or 4,096 lines), so a crash may lose its last
- * lines but never invents one.
+ * lines but never invents one. With `rotation` (the broker that owns the home), a full file is
+ * renamed `audit.ndjson.1`, the older ones shifted up, and the oldest past `keep` dropped;
+ * lines still on their way to a renamed file land in it, since its descriptor stays open.
  */
 export class AuditLog {
-  readonly #stream: WriteStream;
+  readonly #path: string;
+  readonly #rotation: AuditRotation | undefined;
+  #stream: WriteStream;
+  #size: number;
+  /** Streams of rotated files still writing their last lines. */
+  readonly #closing: Promise<void>[] = [];
   #buffer: string[] = [];
   readonly #timer: NodeJS.Timeout;
   #scheduled = false;
 
-  constructor(path: string) {
-    this.#stream = createWriteStream(path, { flags: 'a', mode: 0o600 });
-    this.#stream.on('error', () => {
-      // A full disk must not take the broker down; the store still holds every transition.
-    });
+  constructor(path: string, rotation?: AuditRotation) {
+    this.#path = path;
+    this.#rotation = rotation;
+    this.#stream = this.#open();
+    this.#size = statSync(path, { throwIfNoEntry: false })?.size ?? 0;
     this.#timer = setTimeout(() => {
       this.#flush();
     }, flushEveryMs).unref();
@@ -41,19 +60,60 @@ export class AuditLog {
     }
   }
 
+  /** Writes what is buffered and closes the file. */
+  async close(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#flush();
+    this.#stream.end();
+    this.#closing.push(settled(this.#stream));
+    await Promise.all(this.#closing);
+  }
+
+  #open(): WriteStream {
+    const stream = createWriteStream(this.#path, { flags: 'a', mode: 0o600 });
+    stream.on('error', () => {
+      // A full disk must not take the broker down; the store still holds every transition.
+    });
+    return stream;
+  }
+
   #flush(): void {
     this.#scheduled = false;
     if (this.#buffer.length === 0) return;
-    this.#stream.write(this.#buffer.join('\n') + '\n');
+    const text = this.#buffer.join('\n') + '\n';
     this.#buffer = [];
+    this.#stream.write(text);
+    this.#size += Buffer.byteLength(text);
+    if (this.#rotation !== undefined && this.#size >= this.#rotation.maxBytes) {
+      this.#rotate(this.#rotation.keep);
+    }
   }
 
-  /** Writes what is buffered and closes the file. */
-  close(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#flush();
-    return new Promise((resolve) => {
-      this.#stream.end(resolve);
-    });
+  #rotate(keep: number): void {
+    try {
+      for (let i = keep - 1; i >= 1; i--) renameIfThere(`${this.#path}.${String(i)}`, i + 1);
+      renameSync(this.#path, `${this.#path}.1`);
+    } catch {
+      // Rotation is housekeeping: if the directory refuses, keep appending where we are.
+      return;
+    }
+    this.#stream.end();
+    this.#closing.push(settled(this.#stream));
+    this.#stream = this.#open();
+    this.#size = 0;
   }
+}
+
+/** Renames `path` to the same name ending `.next`, if it exists (replacing what was there). */
+function renameIfThere(path: string, next: number): void {
+  try {
+    renameSync(path, path.replace(/\.\d+$/, `.${String(next)}`));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** Resolves once a stream has written everything, or failed. */
+function settled(stream: WriteStream): Promise<void> {
+  return finished(stream).catch(() => undefined);
 }

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { AuditLog } from './audit-log.js';
+import { AuditLog, defaultAuditRotation } from './audit-log.js';
+import type { AuditRotation } from './audit-log.js';
 import { acquireBrokerLock } from './broker-lock.js';
 import type { BrokerRole } from './broker-lock.js';
 import { brokerPaths } from './broker-paths.js';
@@ -16,6 +17,8 @@ export interface OwnedBrokerOptions {
   sweepIntervalMs?: number;
   /** `full` (default): acks are fsynced. `normal` is for scratch runs and tests only. */
   synchronous?: 'full' | 'normal';
+  /** When the audit log is rotated (`defaultAuditRotation`). */
+  auditRotation?: AuditRotation;
 }
 
 /**
@@ -37,7 +40,7 @@ export async function openOwnedBroker(
       ...(options.timings ? { timings: options.timings } : {}),
       ...(options.synchronous ? { synchronous: options.synchronous } : {}),
     });
-    const audit = new AuditLog(paths.auditLog);
+    const audit = new AuditLog(paths.auditLog, options.auditRotation ?? defaultAuditRotation);
     store.subscribe((event) => {
       audit.record(event);
     });
@@ -61,8 +64,8 @@ export async function openOwnedBroker(
 
 /**
  * Opens the store of `home` without owning it, for the message commands while no daemon runs:
- * packages can be created, filled, enqueued and read. It neither sweeps nor recovers leases;
- * consumers belong on an owned broker.
+ * packages can be created, filled, enqueued and read. It neither sweeps nor recovers leases
+ * (consumers belong on an owned broker), nor rotates the audit log it appends to.
  */
 export function openStoreClient(home: string): LocalBroker {
   mkdirSync(home, { recursive: true, mode: 0o700 });
