@@ -436,7 +436,12 @@ export class StoreTables {
     this.#undone(() => {
       this.deletedPackages.delete(id);
       this.#packages.set(id, entry);
-      for (const row of rows) if (row.state === 'running') this.#setRunning(row, true);
+      // Written again by the next snapshot: harmless if unchanged, needed if they were dirty.
+      this.dirtyPackages.add(entry.row);
+      for (const row of rows) {
+        this.dirtyCommands.add(row);
+        if (row.state === 'running') this.#setRunning(row, true);
+      }
     });
   }
 

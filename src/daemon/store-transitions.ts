@@ -172,7 +172,10 @@ export class StoreTransitions {
     return row;
   }
 
-  /** Writes a command's new state (leases cleared unless given) and reports the transition. */
+  /**
+   * Writes a command's new state (leases cleared unless given) and reports the transition;
+   * returns the row, now in that state. `change` is completed in place: pass a fresh object.
+   */
   setCommand(row: CommandRow, change: Partial<CommandRow> & { state: CommandState }): CommandRow {
     const from = row.state;
     if (from === 'running' && change.state !== 'running') {
