@@ -85,7 +85,7 @@ export function acquireBrokerLock(paths: BrokerPaths, role: BrokerRole): BrokerL
   // A moment's wait: `lockHolder` probing the file holds it for an instant.
   const db = new Database(paths.lockFile, { timeout: 250 });
   try {
-    db.pragma('journal_mode = OFF');
+    db.pragma('journal_mode = MEMORY'); // no journal file beside the lock
     db.pragma('locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (error) {
