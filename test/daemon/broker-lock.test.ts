@@ -99,6 +99,9 @@ describe('the broker lock of a home', () => {
 
     const owner = await openOwnedBroker({ home: home.dir, synchronous: 'normal' });
     expect(lockHolder(paths)).toEqual({ pid: process.pid, role: 'embedded' });
+    const status = await spin(home.dir, 'daemon', 'status');
+    expect(status.code).toBe(4);
+    expect(status.stderr).toContain(`pid ${String(process.pid)} runs the broker embedded`);
     await owner.close();
     expect(lockHolder(paths)).toBeUndefined();
   });

@@ -1,6 +1,9 @@
 import { Flags } from '@oclif/core';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { spinHome } from '../../core/spin-home.js';
+import { SpinError } from '../../core/errors.js';
+import { lockHolder } from '../../daemon/broker-lock.js';
+import { brokerPaths } from '../../daemon/broker-paths.js';
 import { connectDaemon } from '../../daemon/open-broker.js';
 
 /** `spin daemon status`: whether the daemon runs, and what it holds. */
@@ -15,7 +18,17 @@ export default class DaemonStatus extends SpinCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(DaemonStatus);
-    const client = await connectDaemon(spinHome());
+    const home = spinHome();
+    const client = await connectDaemon(home).catch((error: unknown) => {
+      // No daemon, but maybe a `spin apply` running the broker embedded: say who owns the home.
+      const holder = lockHolder(brokerPaths(home));
+      if (holder?.role !== 'embedded') throw error;
+      throw new SpinError(
+        'unreachable',
+        `no spin daemon runs for ${home}; pid ${String(holder.pid)} runs the broker embedded`,
+        { details: { pid: holder.pid, role: holder.role } },
+      );
+    });
     try {
       const health = await client.health();
       const packages = (await client.listPackages(1000)).filter((p) => p.unfinished > 0);
