@@ -130,9 +130,13 @@ export function migrate(db: Database.Database): void {
   ).run(String(schemaVersion));
 }
 
-/** The columns of a package that change after it is created. */
-const packageChangingColumns = [
+/** Every column of `packages`, in the order the snapshot binds them. */
+const packageColumns = [
+  'id',
+  'name',
   'state',
+  'created_at',
+  'ttl_ms',
   'enqueued_at',
   'finished_at',
   'commands',
@@ -141,18 +145,19 @@ const packageChangingColumns = [
   'started',
 ] as const satisfies readonly (keyof PackageRow)[];
 
-/** Every column of `packages`. */
-const packageColumns = [
+/** Every column of `commands`, in the order the snapshot binds them. */
+const commandColumns = [
+  'package_id',
   'id',
-  'name',
-  'created_at',
-  'ttl_ms',
-  ...packageChangingColumns,
-] as const satisfies readonly (keyof PackageRow)[];
-
-/** The columns of a command that change after it is added. */
-const commandChangingColumns = [
+  'position',
   'seq',
+  'node',
+  'resource',
+  'action',
+  'params',
+  'needs',
+  'timeout_ms',
+  'retries',
   'state',
   'active',
   'pending_needs',
@@ -168,21 +173,6 @@ const commandChangingColumns = [
   'error',
   'output',
   'updated_at',
-] as const satisfies readonly (keyof CommandRow)[];
-
-/** Every column of `commands`. */
-const commandColumns = [
-  'package_id',
-  'id',
-  'position',
-  'node',
-  'resource',
-  'action',
-  'params',
-  'needs',
-  'timeout_ms',
-  'retries',
-  ...commandChangingColumns,
 ] as const satisfies readonly (keyof CommandRow)[];
 
 /** Prepares the statements of the snapshot and the journal, once per connection. */
