@@ -227,18 +227,15 @@ export class SqliteQueueStore implements QueueStore {
     return this.#write(() => {
       const pkg = this.#t.package(packageId);
       if (pkg.state !== 'staged') return pkg.state;
-      const specs = [...this.#tables.packageCommands(packageId).values()].map((row) => ({
-        id: row.id,
-        needs: JSON.parse(row.needs) as string[],
-      }));
-      checkPackageGraph(specs);
-      for (const row of this.#tables.enqueuePackage(packageId, this.#t.now)) {
+      const graph = this.#tables.stagedGraph(packageId);
+      checkPackageGraph(graph);
+      for (const row of this.#tables.enqueuePackage(packageId, this.#t.now, graph)) {
         this.#t.commandEvent(row, 'staged');
       }
       return this.#t.savePackage(pkg, {
         state: 'enqueued',
         enqueued_at: this.#t.now,
-        unfinished: specs.length,
+        unfinished: graph.length,
       });
     });
   }

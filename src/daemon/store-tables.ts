@@ -32,6 +32,13 @@ interface Queue {
   running: Set<CommandRow>;
 }
 
+/** A command of a package about to be enqueued, with its needs: what enqueue checks, then queues. */
+export interface StagedCommand {
+  row: CommandRow;
+  id: string;
+  needs: string[];
+}
+
 /** A point of the batch to roll back to. */
 export interface TablesMark {
   patches: number;
@@ -122,6 +129,15 @@ export class StoreTables {
     return this.#packages.get(packageId)?.commands ?? new Map<string, CommandRow>();
   }
 
+  /** A package's commands in the order they were added, with their needs parsed. */
+  stagedGraph(packageId: string): StagedCommand[] {
+    return [...this.packageCommands(packageId).values()].map((row) => ({
+      row,
+      id: row.id,
+      needs: JSON.parse(row.needs) as string[],
+    }));
+  }
+
   /** Ids of the commands of a package that need `id`. */
   dependents(packageId: string, id: string): readonly string[] {
     return this.#packages.get(packageId)?.dependents.get(id) ?? [];
@@ -194,9 +210,13 @@ export class StoreTables {
    * `seq` counting on from the highest so far; journals one patch for the whole package, which
    * replays to the same rows. Returns the rows.
    */
-  enqueuePackage(packageId: string, now: number): CommandRow[] {
+  enqueuePackage(
+    packageId: string,
+    now: number,
+    graph = this.stagedGraph(packageId),
+  ): CommandRow[] {
     const firstSeq = this.#maxSeq + 1;
-    const rows = this.#enqueuePackage(packageId, firstSeq, now);
+    const rows = this.#enqueuePackage(packageId, firstSeq, now, graph);
     this.#patches.push(['E', packageId, firstSeq, now]);
     return rows;
   }
@@ -228,7 +248,7 @@ export class StoreTables {
         this.#addCommands(patch[1], patch[2], patch[3], patch[4]);
         return;
       case 'E':
-        this.#enqueuePackage(patch[1], patch[2], patch[3]);
+        this.#enqueuePackage(patch[1], patch[2], patch[3], this.stagedGraph(patch[1]));
         return;
       case 'c': {
         const row = this.command(patch[1], patch[2]);
@@ -374,9 +394,14 @@ export class StoreTables {
     });
   }
 
-  #enqueuePackage(packageId: string, firstSeq: number, now: number): CommandRow[] {
-    const rows = [...this.#entry(packageId).commands.values()];
-    const needsOf = rows.map((row) => JSON.parse(row.needs) as string[]);
+  #enqueuePackage(
+    packageId: string,
+    firstSeq: number,
+    now: number,
+    graph: StagedCommand[],
+  ): CommandRow[] {
+    const rows = graph.map((c) => c.row);
+    const needsOf = graph.map((c) => c.needs);
     const dependents = new Map<string, number>();
     for (const needs of needsOf) {
       for (const need of needs) dependents.set(need, (dependents.get(need) ?? 0) + 1);
