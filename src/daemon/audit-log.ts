@@ -34,7 +34,7 @@ export class AuditLog {
   #stream: WriteStream;
   #size: number;
   /** Streams of rotated files still writing their last lines. */
-  readonly #closing: Promise<void>[] = [];
+  readonly #closing = new Set<Promise<void>>();
   #buffer: string[] = [];
   readonly #timer: NodeJS.Timeout;
   #scheduled = false;
@@ -64,9 +64,19 @@ export class AuditLog {
   async close(): Promise<void> {
     clearTimeout(this.#timer);
     this.#flush();
-    this.#stream.end();
-    this.#closing.push(settled(this.#stream));
+    this.#retire(this.#stream);
     await Promise.all(this.#closing);
+  }
+
+  /** Ends a stream; `close` waits for it until it has written its last lines. */
+  #retire(stream: WriteStream): void {
+    stream.end();
+    const done: Promise<void> = finished(stream)
+      .catch(() => undefined)
+      .then(() => {
+        this.#closing.delete(done);
+      });
+    this.#closing.add(done);
   }
 
   #open(): WriteStream {
@@ -97,8 +107,7 @@ export class AuditLog {
       // Rotation is housekeeping: if the directory refuses, keep appending where we are.
       return;
     }
-    this.#stream.end();
-    this.#closing.push(settled(this.#stream));
+    this.#retire(this.#stream);
     this.#stream = this.#open();
     this.#size = 0;
   }
@@ -111,9 +120,4 @@ function renameIfThere(path: string, next: number): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-}
-
-/** Resolves once a stream has written everything, or failed. */
-function settled(stream: WriteStream): Promise<void> {
-  return finished(stream).catch(() => undefined);
 }
