@@ -3,14 +3,49 @@ import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-const restrict = (patterns) => ({
-  'no-restricted-imports': ['error', { patterns }],
-});
 const cliOnly = [
   { group: ['@oclif/*'], message: 'Only src/commands may use oclif.' },
   { group: ['listr2'], message: 'Only src/commands renders progress.' },
-  { group: ['**/commands/**', '**/cli/**'], message: 'The core never imports the CLI layer.' },
 ];
+
+/**
+ * The pipeline's stages and the stages each may import: imports point one way, down the
+ * pipeline (file → load → plan → broker → executor → agents → state), to src/core. Only
+ * src/commands and src/cli (the two top stages) may import oclif, listr2 or each other.
+ */
+const stages = {
+  core: [],
+  agents: ['core'],
+  load: ['core', 'agents'],
+  plan: ['core', 'agents', 'load'],
+  broker: ['core'],
+  executor: ['core', 'agents', 'broker'],
+  daemon: ['core', 'broker'],
+  reconcile: ['core', 'agents', 'load', 'plan', 'broker', 'executor', 'daemon'],
+  watch: ['core', 'agents', 'load', 'plan', 'broker', 'executor', 'daemon', 'reconcile'],
+};
+const allStages = [...Object.keys(stages), 'cli', 'commands'];
+const stageRules = Object.entries(stages).map(([stage, allowed]) => {
+  const banned = allStages.filter((other) => other !== stage && !allowed.includes(other));
+  return {
+    files: [`src/${stage}/**/*.ts`],
+    rules: {
+      'no-console': 'error',
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...cliOnly,
+            {
+              group: banned.map((other) => `**/${other}/**`),
+              message: `src/${stage} may import only ${allowed.length > 0 ? allowed.map((a) => `src/${a}`).join(', ') : 'nothing of spin'}.`,
+            },
+          ],
+        },
+      ],
+    },
+  };
+});
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/fixtures/**', 'bench/.out/**'] },
@@ -30,45 +65,16 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
     },
   },
+  ...stageRules,
   {
-    files: ['src/**/*.ts'],
-    ignores: ['src/commands/**', 'src/cli/**'],
-    rules: { 'no-console': 'error', ...restrict(cliOnly) },
-  },
-  {
-    files: ['src/agents/**/*.ts'],
+    files: ['src/cli/**/*.ts'],
     rules: {
-      ...restrict([
-        ...cliOnly,
+      'no-restricted-imports': [
+        'error',
         {
-          group: ['**/planner/**', '**/daemon/**', '**/executor/**'],
-          message: 'Agents sit below the planner, broker and executor.',
+          patterns: [{ group: ['**/commands/**'], message: 'src/cli never imports src/commands.' }],
         },
-      ]),
-    },
-  },
-  {
-    files: ['src/core/**/*.ts'],
-    rules: {
-      ...restrict([
-        ...cliOnly,
-        {
-          group: ['**/planner/**', '**/daemon/**', '**/executor/**', '**/agents/**'],
-          message: 'core sits below everything.',
-        },
-      ]),
-    },
-  },
-  {
-    files: ['src/planner/**/*.ts'],
-    rules: {
-      ...restrict([
-        ...cliOnly,
-        {
-          group: ['**/daemon/**', '**/executor/**'],
-          message: 'The planner does not depend on the broker or executor.',
-        },
-      ]),
+      ],
     },
   },
   {

@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
-import { brokerPaths } from '../dist/daemon/broker-paths.js';
+import { brokerPaths } from '../dist/broker/broker-paths.js';
 import { DaemonClient } from '../dist/daemon/daemon-client.js';
-import { openOwnedBroker } from '../dist/daemon/embedded-broker.js';
+import { openOwnedBroker } from '../dist/broker/embedded-broker.js';
 import { maxUnflushedAcks } from '../dist/executor/agent-runner.js';
 
 const perQueue = Number(process.argv[process.argv.indexOf('--commands') + 1]) || 4000;

@@ -2,8 +2,8 @@
 // (js-yaml's bare load of the same files). Prints {ms, rssMiB, diagnostics}.
 import { readFileSync } from 'node:fs';
 import jsYaml from 'js-yaml';
-import { loadPackages } from '../dist/planner/load-packages.js';
-import { topologicalOrder } from '../dist/planner/topological-order.js';
+import { loadPackages } from '../dist/load/load-packages.js';
+import { topologicalOrder } from '../dist/load/topological-order.js';
 
 const [mode, ...files] = process.argv.slice(2);
 const start = performance.now();

@@ -1,11 +1,11 @@
 // Compiles the package schema and every action's params schema ahead of time into
-// dist/planner/compiled-validators.cjs (ajv standalone code), so no command pays for compiling
+// dist/load/compiled-validators.cjs (ajv standalone code), so no command pays for compiling
 // them at start-up. Also writes schemas/package.schema.json, the schema editors use.
 import { writeFileSync } from 'node:fs';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { actionRegistry } from '../dist/agents/registry.js';
-import { editorSchema, packageSchema } from '../dist/planner/package-schema.js';
-import { createAjv, packageValidatorKey, validatorKey } from '../dist/planner/validators.js';
+import { editorSchema, packageSchema } from '../dist/load/package-schema.js';
+import { createAjv, packageValidatorKey, validatorKey } from '../dist/load/validators.js';
 
 const ajv = createAjv({ source: true });
 const exports = {};
@@ -19,7 +19,7 @@ for (const actions of actionRegistry.values()) {
   }
 }
 writeFileSync(
-  new URL('../dist/planner/compiled-validators.cjs', import.meta.url),
+  new URL('../dist/load/compiled-validators.cjs', import.meta.url),
   standaloneCode.default(ajv, exports),
 );
 writeFileSync(

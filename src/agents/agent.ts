@@ -35,6 +35,16 @@ export interface Observation {
   details: Record<string, unknown>;
 }
 
+/**
+ * Asks the agent that owns a command what is there now; undefined where its action cannot tell.
+ * The plan calls it for commands the state says succeeded.
+ */
+export type Observer = (command: {
+  resource: string;
+  action: string;
+  params: Record<string, unknown>;
+}) => Promise<Observation | undefined>;
+
 /** The result of a successful action: a short line for people and, when cheap, what it left. */
 export interface ActionResult {
   output: string;

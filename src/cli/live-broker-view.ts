@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { brokerPaths } from '../daemon/broker-paths.js';
+import { brokerPaths } from '../broker/broker-paths.js';
 import { connectDaemon } from '../daemon/open-broker.js';
-import type { PackageSummary } from '../daemon/queue-store.js';
+import type { PackageSummary } from '../broker/queue-store.js';
 
 /** The daemon's recent packages when a daemon answers for `home`; undefined otherwise. */
 export async function liveBrokerView(home: string): Promise<PackageSummary[] | undefined> {

@@ -1,8 +1,8 @@
 import type { Diagnostic } from '../core/diagnostic.js';
 import { formatDiagnostic } from '../core/diagnostic.js';
 import { SpinError } from '../core/errors.js';
-import type { LoadResult } from '../planner/load-packages.js';
-import { loadPackages } from '../planner/load-packages.js';
+import type { LoadResult } from '../load/load-packages.js';
+import { loadPackages } from '../load/load-packages.js';
 
 /**
  * Loads packages for a command that cannot go on with invalid input: returns them when every

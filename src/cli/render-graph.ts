@@ -1,6 +1,6 @@
 import type { CommandSpec, PackageSpec } from '../core/package.js';
 import { unreachable } from '../core/errors.js';
-import { topologicalOrder } from '../planner/topological-order.js';
+import { topologicalOrder } from '../load/topological-order.js';
 
 /** The formats `spin graph` can draw a package in. */
 export type GraphFormat = 'text' | 'mermaid' | 'dot';

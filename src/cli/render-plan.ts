@@ -1,4 +1,4 @@
-import type { PackagePlan, PlanAction } from '../reconcile/plan.js';
+import type { PackagePlan, PlanAction } from '../plan/plan.js';
 
 const marks: Record<PlanAction, string> = {
   create: '+',

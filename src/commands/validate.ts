@@ -3,7 +3,7 @@ import { ExitCode } from '../core/exit-codes.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { diagnosticsReport } from '../cli/load-or-report.js';
 import { packageFlags } from '../cli/flags.js';
-import { loadPackages } from '../planner/load-packages.js';
+import { loadPackages } from '../load/load-packages.js';
 
 export default class Validate extends SpinCommand {
   static override summary = 'Check package files without running anything.';

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { SpinError, messageOf } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
-import type { Broker, ConsumerOptions, QueueConsumer } from './broker.js';
+import type { Broker, ConsumerOptions, QueueConsumer } from '../broker/broker.js';
 import type {
   AckOutcome,
   AckResult,
@@ -16,10 +16,10 @@ import type {
   NewPackageOptions,
   PackageState,
   PackageStatus,
-} from './broker-types.js';
+} from '../broker/broker-types.js';
 import { agentUpgradeToken } from './daemon-server.js';
 import type { DaemonHealth } from './daemon-server.js';
-import type { AckReply, PackageSummary } from './queue-store.js';
+import type { AckReply, PackageSummary } from '../broker/queue-store.js';
 import { writeCorked } from './write-corked.js';
 
 /** Where a daemon listens: its unix socket, or loopback TCP with the bearer token. */

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { SpinError } from '../core/errors.js';
-import { brokerPaths } from './broker-paths.js';
-import { lockHolder } from './broker-lock.js';
+import { brokerPaths } from '../broker/broker-paths.js';
+import { lockHolder } from '../broker/broker-lock.js';
 import { connectDaemon } from './open-broker.js';
 
 /** How to start the daemon in the background. */

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { brokerPaths } from './broker-paths.js';
-import type { BrokerPaths } from './broker-paths.js';
-import type { BrokerTimings } from './broker-semantics.js';
+import { brokerPaths } from '../broker/broker-paths.js';
+import type { BrokerPaths } from '../broker/broker-paths.js';
+import type { BrokerTimings } from '../broker/broker-semantics.js';
 import { DaemonServer } from './daemon-server.js';
-import { openOwnedBroker } from './embedded-broker.js';
-import type { Broker } from './broker.js';
+import { openOwnedBroker } from '../broker/embedded-broker.js';
+import type { Broker } from '../broker/broker.js';
 
 /** What the daemon reports about itself; `spin daemon run` renders these as log lines. */
 export type DaemonLogEntry =

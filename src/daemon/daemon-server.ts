@@ -6,9 +6,9 @@ import type { Socket } from 'node:net';
 import { SpinError } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { AgentSession, wireErrorOf } from './agent-session.js';
-import type { BrokerPaths } from './broker-paths.js';
-import type { BrokerEvent } from './broker-types.js';
-import type { LocalBroker } from './local-broker.js';
+import type { BrokerPaths } from '../broker/broker-paths.js';
+import type { BrokerEvent } from '../broker/broker-types.js';
+import type { LocalBroker } from '../broker/local-broker.js';
 import { parseCommandInputs, parseNewPackage } from './wire-validation.js';
 
 /** The largest request body the API reads; larger ones get 413 and change nothing. */

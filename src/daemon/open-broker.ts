@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { SpinError } from '../core/errors.js';
 import { spinHome } from '../core/spin-home.js';
-import type { Broker } from './broker.js';
-import { brokerPaths } from './broker-paths.js';
+import type { Broker } from '../broker/broker.js';
+import { brokerPaths } from '../broker/broker-paths.js';
 import { DaemonClient } from './daemon-client.js';
-import { openOwnedBroker, openStoreClient } from './embedded-broker.js';
-import type { OwnedBrokerOptions } from './embedded-broker.js';
+import { openOwnedBroker, openStoreClient } from '../broker/embedded-broker.js';
+import type { OwnedBrokerOptions } from '../broker/embedded-broker.js';
 
 /** Options of `openBroker`. */
 export interface OpenBrokerOptions extends Partial<OwnedBrokerOptions> {

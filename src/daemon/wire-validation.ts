@@ -1,6 +1,11 @@
 import { SpinError } from '../core/errors.js';
 import type { ErrorCode, WireError } from '../core/errors.js';
-import type { AckResult, AttemptRef, CommandInput, NewPackageOptions } from './broker-types.js';
+import type {
+  AckResult,
+  AttemptRef,
+  CommandInput,
+  NewPackageOptions,
+} from '../broker/broker-types.js';
 
 /**
  * Checks of what arrives over the daemon's socket, before anything reaches the store: a request

@@ -1,7 +1,7 @@
 import type { Agent, AgentRoots } from '../agents/agent.js';
 import { SpinError } from '../core/errors.js';
-import type { Broker, QueueConsumer } from '../daemon/broker.js';
-import type { AckResult, Lease } from '../daemon/broker-types.js';
+import type { Broker, QueueConsumer } from '../broker/broker.js';
+import type { AckResult, Lease } from '../broker/broker-types.js';
 import { runAction } from './run-action.js';
 
 /** Options of an agent runner: which broker and queue, which agent, and when to stop. */

@@ -1,5 +1,5 @@
 import type { Agent, AgentRoots } from '../agents/agent.js';
-import type { AckResult, Lease } from '../daemon/broker-types.js';
+import type { AckResult, Lease } from '../broker/broker-types.js';
 import { SpinError, messageOf } from '../core/errors.js';
 
 /** How long an action's output tail may be when it travels in an ack. */

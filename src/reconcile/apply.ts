@@ -2,13 +2,13 @@ import type { CommandSpec, PackageSpec } from '../core/package.js';
 import type { ReconcileListener, ReconcileSummary } from './events.js';
 import { emptySummary } from './events.js';
 import { inverseRequest } from './inverse-request.js';
-import { computePlan, type PackagePlan } from './plan.js';
+import { computePlan, type PackagePlan } from '../plan/plan.js';
 import { recordOutcome } from './record-outcome.js';
 import type { CommandOutcome, RunRequest } from './run-packages.js';
 import { runPackages } from './run-packages.js';
-import { selectCommands } from './selection.js';
+import { selectCommands } from '../plan/selection.js';
 import { ReconcileSession } from './session.js';
-import type { CommandRecord } from './state-types.js';
+import type { CommandRecord } from '../core/state-types.js';
 
 /** What `spin apply` and `spin plan` are asked to do. */
 export interface ReconcileOptions {

@@ -1,5 +1,5 @@
 import type { WireError } from '../core/errors.js';
-import type { PackagePlan } from './plan.js';
+import type { PackagePlan } from '../plan/plan.js';
 
 /** Where a command stands during an apply, as the progress display shows it. */
 export type CommandPhase = 'waiting' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';

@@ -1,7 +1,7 @@
-import type { AgentHost } from './agent-host.js';
-import { inverseOf } from './plan.js';
+import type { AgentHost } from '../executor/agent-host.js';
+import { inverseOf } from '../plan/plan.js';
 import type { RunRequest } from './run-packages.js';
-import type { CommandRecord } from './state-types.js';
+import type { CommandRecord } from '../core/state-types.js';
 
 /**
  * The commands that undo `records` (prune, destroy): each record's inverse action, ordered so

@@ -1,7 +1,7 @@
-import type { CommandInput } from '../daemon/broker-types.js';
+import type { CommandInput } from '../broker/broker-types.js';
 import type { CommandOutcome } from './run-packages.js';
-import { specHash } from './spec-hash.js';
-import type { StateData } from './state-types.js';
+import { specHash } from '../plan/spec-hash.js';
+import type { StateData } from '../core/state-types.js';
 
 /**
  * Writes one command's outcome into the state data. An applied command gets its record (what

@@ -1,6 +1,6 @@
-import type { Broker } from '../daemon/broker.js';
-import type { BrokerEvent, CommandInput, CommandState } from '../daemon/broker-types.js';
-import { terminalPackageStates } from '../daemon/broker-types.js';
+import type { Broker } from '../broker/broker.js';
+import type { BrokerEvent, CommandInput, CommandState } from '../broker/broker-types.js';
+import { terminalPackageStates } from '../broker/broker-types.js';
 import type { WireError } from '../core/errors.js';
 import type { ActionOutput } from '../executor/run-action.js';
 import type { CommandPhase, ReconcileListener } from './events.js';

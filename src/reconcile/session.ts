@@ -1,6 +1,6 @@
-import type { Broker } from '../daemon/broker.js';
+import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
-import { AgentHost } from './agent-host.js';
+import { AgentHost } from '../executor/agent-host.js';
 import { openLockedState, type LockedState } from './locked-state.js';
 import type { StateFile } from './state-file.js';
 

@@ -3,7 +3,7 @@ import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import { SpinError } from '../core/errors.js';
-import type { StateData } from './state-types.js';
+import type { StateData } from '../core/state-types.js';
 
 /**
  * lowdb's storage for the state file, written so that a crash at any moment leaves either the

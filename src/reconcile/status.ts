@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { SpinError } from '../core/errors.js';
-import { AgentHost } from './agent-host.js';
+import { AgentHost } from '../executor/agent-host.js';
 import { parseState } from './state-file.js';
-import type { CommandRecord, StateData } from './state-types.js';
+import type { CommandRecord, StateData } from '../core/state-types.js';
 
 /** One command as `spin status` shows it. */
 export interface CommandView {

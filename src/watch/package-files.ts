@@ -1,12 +1,8 @@
 import type { Diagnostic } from '../core/diagnostic.js';
 import type { PackageSpec } from '../core/package.js';
-import {
-  defaultLoadLimits,
-  loadPackageText,
-  type LoadLimits,
-} from '../planner/load-package-file.js';
-import { Validators } from '../planner/validators.js';
-import { readPackageFile } from '../planner/read-package-file.js';
+import { defaultLoadLimits, loadPackageText, type LoadLimits } from '../load/load-package-file.js';
+import { Validators } from '../load/validators.js';
+import { readPackageFile } from '../load/read-package-file.js';
 
 /**
  * What reading a package file again found.

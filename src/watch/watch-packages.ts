@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { SpinError } from '../core/errors.js';
-import { expandInputs } from '../planner/input-files.js';
+import { expandInputs } from '../load/input-files.js';
 import { ReconcileSession } from '../reconcile/session.js';
 import { DirectoryWatcher } from './directory-watcher.js';
 import { PathSettler } from './path-settler.js';

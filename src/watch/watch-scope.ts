@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { agentRoots } from '../agents/agent-roots.js';
-import { packageSuffix } from '../planner/input-files.js';
+import { packageSuffix } from '../load/input-files.js';
 
 /** Which paths below a watched directory are package files of the watch. */
 export interface WatchScope {

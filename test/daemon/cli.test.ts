@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { brokerPaths } from '../../src/daemon/broker-paths.js';
-import type { BrokerEvent } from '../../src/daemon/broker-types.js';
-import { openOwnedBroker } from '../../src/daemon/embedded-broker.js';
-import { requireBuild, spin } from './cli-process.js';
-import { tempHome } from './helpers.js';
+import { brokerPaths } from '../../src/broker/broker-paths.js';
+import type { BrokerEvent } from '../../src/broker/broker-types.js';
+import { openOwnedBroker } from '../../src/broker/embedded-broker.js';
+import { requireBuild, spin } from '../support/cli-process.js';
+import { tempHome } from '../support/broker-helpers.js';
 
 describe('spin message and spin daemon, the built binary', () => {
   let home: ReturnType<typeof tempHome>;

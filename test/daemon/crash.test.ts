@@ -2,11 +2,11 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpinError } from '../../src/core/errors.js';
-import { brokerPaths } from '../../src/daemon/broker-paths.js';
-import type { BrokerEvent, Lease } from '../../src/daemon/broker-types.js';
+import { brokerPaths } from '../../src/broker/broker-paths.js';
+import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
 import { DaemonClient } from '../../src/daemon/daemon-client.js';
-import { killHard, requireBuild, runDaemonProcess } from './cli-process.js';
-import { cmd, tempHome } from './helpers.js';
+import { killHard, requireBuild, runDaemonProcess } from '../support/cli-process.js';
+import { cmd, tempHome } from '../support/broker-helpers.js';
 
 /**
  * kill -9 the daemon at random points of a 1,000-command run over 4 queues, restart it, finish.

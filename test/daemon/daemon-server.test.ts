@@ -3,13 +3,13 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SpinError } from '../../src/core/errors.js';
-import type { BrokerEvent } from '../../src/daemon/broker-types.js';
+import type { BrokerEvent } from '../../src/broker/broker-types.js';
 import { DaemonClient } from '../../src/daemon/daemon-client.js';
 import { daemonToken, startDaemon } from '../../src/daemon/daemon-runner.js';
 import type { RunningDaemon } from '../../src/daemon/daemon-runner.js';
 import { openBroker } from '../../src/daemon/open-broker.js';
-import { submitPackage } from '../../src/daemon/submit-package.js';
-import { cmd, tempHome } from './helpers.js';
+import { submitPackage } from '../../src/broker/submit-package.js';
+import { cmd, tempHome } from '../support/broker-helpers.js';
 
 interface Raw {
   status: number;

@@ -7,7 +7,7 @@ import {
   parseState,
   serializeState,
 } from '../../src/reconcile/state-file.js';
-import type { StateData } from '../../src/reconcile/state-types.js';
+import type { StateData } from '../../src/core/state-types.js';
 import { tempDir } from '../support/spin-cli.js';
 
 const sample = (): StateData => ({

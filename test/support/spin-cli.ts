@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** The repository root, where `bin/run.js` lives. */
-export const repoRoot = new URL('../../', import.meta.url).pathname;
+export const repoRoot = new URL('../..', import.meta.url).pathname;
 
 /** What a run of the CLI left behind, as a user would see it. */
 export interface CliRun {

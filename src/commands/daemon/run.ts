@@ -3,7 +3,7 @@ import { SpinCommand } from '../../cli/spin-command.js';
 import { spinHome } from '../../core/spin-home.js';
 import { startDaemon } from '../../daemon/daemon-runner.js';
 import type { DaemonLogEntry } from '../../daemon/daemon-runner.js';
-import { AgentHost } from '../../reconcile/agent-host.js';
+import { AgentHost } from '../../executor/agent-host.js';
 
 /** `spin daemon run`: the daemon in the foreground, for systemd and containers. */
 export default class DaemonRun extends SpinCommand {

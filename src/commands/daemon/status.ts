@@ -2,8 +2,8 @@ import { Flags } from '@oclif/core';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { spinHome } from '../../core/spin-home.js';
 import { SpinError } from '../../core/errors.js';
-import { lockHolder } from '../../daemon/broker-lock.js';
-import { brokerPaths } from '../../daemon/broker-paths.js';
+import { lockHolder } from '../../broker/broker-lock.js';
+import { brokerPaths } from '../../broker/broker-paths.js';
 import { connectDaemon } from '../../daemon/open-broker.js';
 
 /** `spin daemon status`: whether the daemon runs, and what it holds. */

@@ -4,7 +4,7 @@ import { durationToMs } from '../../core/duration.js';
 import { SpinError } from '../../core/errors.js';
 import { packageDefaults } from '../../core/package.js';
 import { openBroker } from '../../daemon/open-broker.js';
-import { parseParamAssignments } from '../../daemon/param-assignments.js';
+import { parseParamAssignments } from '../../cli/param-assignments.js';
 
 /** `spin message add`: adds one command to a staged package and prints its id. */
 export default class MessageAdd extends SpinCommand {

@@ -1,9 +1,8 @@
-import type { Agent, AgentRoots, Observation } from '../agents/agent.js';
+import type { Agent, AgentRoots, Observation, Observer } from '../agents/agent.js';
 import { agentRoots } from '../agents/agent-roots.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
-import type { Broker } from '../daemon/broker.js';
-import { runAgents } from '../executor/agent-runner.js';
-import type { Observer } from './plan.js';
+import type { Broker } from '../broker/broker.js';
+import { runAgents } from './agent-runner.js';
 
 /**
  * The built-in agents of one SPIN_HOME, in this process: they observe for the plan and, when the

@@ -23,8 +23,8 @@ import type {
   PackageStatus,
 } from './broker-types.js';
 import { terminalCommandStates, terminalPackageStates } from './broker-types.js';
-import { systemClock } from './clock.js';
-import type { Clock } from './clock.js';
+import { systemClock } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import { GroupCommit } from './group-commit.js';
 import { WalSync } from './wal-sync.js';
 import type { AckReply, PackageSummary, QueueStore, SweepReport } from './queue-store.js';

@@ -1,12 +1,12 @@
 import { load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
-import { LineIndex } from '../../src/planner/line-index.js';
+import { LineIndex } from '../../src/load/line-index.js';
 import {
   collectDuplicateKeys,
   locate,
   positionRecorder,
   type PositionNode,
-} from '../../src/planner/yaml-positions.js';
+} from '../../src/load/yaml-positions.js';
 
 /** Parses `text` as the loader does on its slow path, recording positions. */
 function record(text: string): PositionNode {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GroupCommit } from '../../src/daemon/group-commit.js';
-import type { CommitTarget } from '../../src/daemon/group-commit.js';
+import { GroupCommit } from '../../src/broker/group-commit.js';
+import type { CommitTarget } from '../../src/broker/group-commit.js';
 
 /** A target that records what each transaction held; `fail` makes the next commit throw. */
 function recorder(): CommitTarget & { commits: string[][]; open: string[]; fail: boolean } {

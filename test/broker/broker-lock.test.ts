@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { lockHolder } from '../../src/daemon/broker-lock.js';
-import { brokerPaths } from '../../src/daemon/broker-paths.js';
-import { openOwnedBroker } from '../../src/daemon/embedded-broker.js';
-import { binPath, killHard, requireBuild, spin } from './cli-process.js';
-import { tempHome } from './helpers.js';
+import { lockHolder } from '../../src/broker/broker-lock.js';
+import { brokerPaths } from '../../src/broker/broker-paths.js';
+import { openOwnedBroker } from '../../src/broker/embedded-broker.js';
+import { binPath, killHard, requireBuild, spin } from '../support/cli-process.js';
+import { tempHome } from '../support/broker-helpers.js';
 
 /** How a `spin daemon run` ended up: listening (still running), or exited with a code. */
 interface Outcome {

@@ -1,9 +1,9 @@
 import PQueue from 'p-queue';
-import type { Observation } from '../agents/agent.js';
+import type { Observation, Observer } from '../agents/agent.js';
 import { findAction } from '../agents/registry.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
 import { changedFields, specHash } from './spec-hash.js';
-import type { CommandRecord, StateData } from './state-types.js';
+import type { CommandRecord, StateData } from '../core/state-types.js';
 
 /**
  * What apply will do with a command.
@@ -32,11 +32,6 @@ export interface PackagePlan {
   file: string;
   items: PlanItem[];
 }
-
-/** Asks the agent that owns a command what is there now; undefined where it cannot tell. */
-export type Observer = (
-  command: Pick<CommandSpec, 'resource' | 'action' | 'params'>,
-) => Promise<Observation | undefined>;
 
 /** The actions that make apply run a command. */
 export const runsCommand: ReadonlySet<PlanAction> = new Set(['create', 'update', 'drifted']);

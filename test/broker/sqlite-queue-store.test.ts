@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { SqliteQueueStore } from '../../src/daemon/sqlite-queue-store.js';
-import type { Lease } from '../../src/daemon/broker-types.js';
-import { cmd, tempHome } from './helpers.js';
+import { SqliteQueueStore } from '../../src/broker/sqlite-queue-store.js';
+import type { Lease } from '../../src/broker/broker-types.js';
+import { cmd, tempHome } from '../support/broker-helpers.js';
 import { queueStoreConformance } from './queue-store-conformance.js';
 
 queueStoreConformance('SQLite', ({ clock, timings }) => {

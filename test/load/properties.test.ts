@@ -4,13 +4,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { pathPatterns, pathProblem, type PathKind } from '../../src/agents/safe-path.js';
 import type { Diagnostic } from '../../src/core/diagnostic.js';
-import { loadPackageText } from '../../src/planner/load-package-file.js';
-import { topologicalOrder } from '../../src/planner/topological-order.js';
-import { Validators } from '../../src/planner/validators.js';
+import { loadPackageText } from '../../src/load/load-package-file.js';
+import { topologicalOrder } from '../../src/load/topological-order.js';
+import { Validators } from '../../src/load/validators.js';
 import { repoRoot } from '../support/spin-cli.js';
 
 const validators = Validators.load();
-/** Multiplies every numRuns: `SPIN_PROPERTY_SCALE=50 npx vitest run test/planner/properties.test.ts` hunts longer. */
+/** Multiplies every numRuns: `SPIN_PROPERTY_SCALE=50 npx vitest run test/load/properties.test.ts` hunts longer. */
 const scale = Number(process.env['SPIN_PROPERTY_SCALE'] ?? '1');
 const runs = (n: number): number => Math.max(1, Math.round(n * scale));
 

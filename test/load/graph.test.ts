@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { findCycles, type GraphNode } from '../../src/planner/cycle-detection.js';
-import { loadPackageText } from '../../src/planner/load-package-file.js';
-import { topologicalOrder } from '../../src/planner/topological-order.js';
-import { Validators } from '../../src/planner/validators.js';
+import { findCycles, type GraphNode } from '../../src/load/cycle-detection.js';
+import { loadPackageText } from '../../src/load/load-package-file.js';
+import { topologicalOrder } from '../../src/load/topological-order.js';
+import { Validators } from '../../src/load/validators.js';
 
 /** A graph from `id: needs` pairs, in the order given (the file order). */
 function graph(spec: Record<string, string[]>): GraphNode[] {

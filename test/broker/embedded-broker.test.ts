@@ -1,12 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SpinError } from '../../src/core/errors.js';
-import type { Broker } from '../../src/daemon/broker.js';
-import { brokerPaths } from '../../src/daemon/broker-paths.js';
-import type { BrokerEvent } from '../../src/daemon/broker-types.js';
-import { openOwnedBroker } from '../../src/daemon/embedded-broker.js';
+import type { Broker } from '../../src/broker/broker.js';
+import { brokerPaths } from '../../src/broker/broker-paths.js';
+import type { BrokerEvent } from '../../src/broker/broker-types.js';
+import { openOwnedBroker } from '../../src/broker/embedded-broker.js';
 import { openBroker } from '../../src/daemon/open-broker.js';
-import { cmd, tempHome } from './helpers.js';
+import { cmd, tempHome } from '../support/broker-helpers.js';
 
 describe('embedded broker', () => {
   let home: ReturnType<typeof tempHome>;

@@ -2,9 +2,9 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { GroupCommit } from '../../src/daemon/group-commit.js';
-import { WalSync } from '../../src/daemon/wal-sync.js';
-import { tempHome } from './helpers.js';
+import { GroupCommit } from '../../src/broker/group-commit.js';
+import { WalSync } from '../../src/broker/wal-sync.js';
+import { tempHome } from '../support/broker-helpers.js';
 
 describe('durable commits through WalSync', () => {
   it('flushes the WAL of a real database; close waits for the flush under way', async () => {

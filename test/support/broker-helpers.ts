@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CommandInput } from '../../src/daemon/broker-types.js';
-import type { Clock } from '../../src/daemon/clock.js';
+import type { CommandInput } from '../../src/broker/broker-types.js';
+import type { Clock } from '../../src/core/clock.js';
 
 /** A clock the test moves by hand. */
 export class ManualClock implements Clock {

@@ -4,7 +4,7 @@ import {
   checkPackageGraph,
   decideAfterFailure,
   packageStateOf,
-} from '../../src/daemon/broker-semantics.js';
+} from '../../src/broker/broker-semantics.js';
 
 describe('broker semantics', () => {
   it('backs off exponentially up to the cap', () => {

@@ -1,4 +1,4 @@
-import type { WireError } from '../core/errors.js';
+import type { WireError } from './errors.js';
 
 /** How a command ended the last time it ran. */
 export type RecordedStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled';

@@ -10,7 +10,7 @@ import { repoRoot, spin, type CliRun } from '../support/spin-cli.js';
  * Every golden was read line by line before it was written: it is what a user should see.
  *
  * Regenerate after a deliberate change of wording or position (then read the diff!):
- *   UPDATE_GOLDEN=1 npx vitest run test/planner/invalid-corpus.test.ts
+ *   UPDATE_GOLDEN=1 npx vitest run test/load/invalid-corpus.test.ts
  */
 const fixturesDir = 'test/fixtures/invalid';
 const update = process.env['UPDATE_GOLDEN'] === '1';

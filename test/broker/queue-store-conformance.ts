@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SpinError } from '../../src/core/errors.js';
-import type { BrokerEvent, Lease } from '../../src/daemon/broker-types.js';
-import type { BrokerTimings } from '../../src/daemon/broker-semantics.js';
-import type { QueueStore } from '../../src/daemon/queue-store.js';
-import { ManualClock, cmd } from './helpers.js';
+import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
+import type { BrokerTimings } from '../../src/broker/broker-semantics.js';
+import type { QueueStore } from '../../src/broker/queue-store.js';
+import { ManualClock, cmd } from '../support/broker-helpers.js';
 
 /**
  * How the suite gets a store: `open` may be called again after `close` and must then see the

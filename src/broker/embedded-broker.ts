@@ -5,7 +5,7 @@ import { acquireBrokerLock } from './broker-lock.js';
 import type { BrokerRole } from './broker-lock.js';
 import { brokerPaths } from './broker-paths.js';
 import type { BrokerTimings } from './broker-semantics.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import { LocalBroker } from './local-broker.js';
 import { SqliteQueueStore } from './sqlite-queue-store.js';
 
