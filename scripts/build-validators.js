@@ -1,29 +1,41 @@
-// Compiles the package schema and every action's params schema ahead of time into
-// dist/load/compiled-validators.cjs (ajv standalone code), so no command pays for compiling
-// them at start-up. Also writes schemas/package.schema.json, the schema editors use.
+// Compiles every JSON schema spin validates against ahead of time, as ajv standalone code, so no
+// command pays for compiling them at start-up:
+// - the package schema and every action's params schema → dist/load/compiled-validators.cjs;
+// - the daemon's wire schemas → dist/daemon/compiled-wire-validators.cjs.
+// Also writes schemas/package.schema.json, the schema editors use.
 import { writeFileSync } from 'node:fs';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { actionRegistry } from '../dist/agents/registry.js';
+import { createAjv } from '../dist/core/json-schema.js';
+import { compiledWireValidatorsFile, wireSchemas } from '../dist/daemon/wire-validation.js';
 import { editorSchema, packageSchema } from '../dist/load/package-schema.js';
-import { createAjv, packageValidatorKey, validatorKey } from '../dist/load/validators.js';
+import {
+  compiledValidatorsFile,
+  packageValidatorKey,
+  validatorKey,
+} from '../dist/load/validators.js';
 
-const ajv = createAjv({ source: true });
-const exports = {};
-ajv.addSchema(packageSchema, packageValidatorKey);
-exports[packageValidatorKey] = packageValidatorKey;
-for (const actions of actionRegistry.values()) {
-  for (const spec of actions.values()) {
-    const key = validatorKey(spec);
-    ajv.addSchema(spec.params, key);
+/** Writes the standalone code of `schemas` (key → schema) compiled in one ajv flavour. */
+function compile(flavour, schemas, file) {
+  const ajv = createAjv(flavour, { source: true });
+  const exports = {};
+  for (const [key, schema] of schemas) {
+    ajv.addSchema(schema, key);
     exports[key] = key;
   }
+  writeFileSync(file, standaloneCode.default(ajv, exports));
+  return schemas.length;
 }
-writeFileSync(
-  new URL('../dist/load/compiled-validators.cjs', import.meta.url),
-  standaloneCode.default(ajv, exports),
-);
+
+const packageSchemas = [[packageValidatorKey, packageSchema]];
+for (const actions of actionRegistry.values()) {
+  for (const spec of actions.values()) packageSchemas.push([validatorKey(spec), spec.params]);
+}
+const count =
+  compile('package', packageSchemas, compiledValidatorsFile) +
+  compile('wire', Object.entries(wireSchemas), compiledWireValidatorsFile);
 writeFileSync(
   new URL('../schemas/package.schema.json', import.meta.url),
   JSON.stringify(editorSchema(), null, 2) + '\n',
 );
-console.log(`compiled ${Object.keys(exports).length} validators`);
+console.log(`compiled ${count} validators`);

@@ -1,13 +1,14 @@
+import type { JsonSchema } from '../core/json-schema.js';
 import { pathPatterns } from './safe-path.js';
 
 /**
  * What an agent action publishes about itself before anything runs: its parameter schema (JSON
- * Schema, draft 2020-12, strict), the action that undoes it, and a line of help. The planner
+ * Schema, draft 2020-12, strict), the action that undoes it, and a line of help. The loader
  * validates every command's params against `params`; the executor later pairs each spec with
  * its implementation. Specs are plain data, so loading them costs no more than a literal.
  *
  * A string property may carry the annotation `spinPath: 'name' | 'relative'` next to the pattern
- * of that kind (see safe-path.ts); the planner then explains a mismatch in words.
+ * of that kind (see safe-path.ts); the loader then explains a mismatch in words.
  */
 export interface ActionSpec {
   resource: string;
@@ -17,9 +18,6 @@ export interface ActionSpec {
   /** The action that undoes this one, for prune and destroy; absent when nothing needs undoing. */
   inverse?: string;
 }
-
-/** A JSON Schema object, as far as spin needs to type it. */
-export type JsonSchema = Record<string, unknown>;
 
 /** Declares an action spec with a strict object schema for its params. */
 export function defineAction(spec: {

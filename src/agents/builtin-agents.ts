@@ -13,8 +13,9 @@ export interface BuiltinAgentOptions {
 }
 
 /**
- * Every built-in agent, keyed by resource. Kept apart from registry.ts: loading specs for the
- * planner must not import execa or qemu code, and only the executor calls this.
+ * Every built-in agent, keyed by resource. Kept apart from registry.ts: loading and validating a
+ * package needs the specs only and must not import execa or qemu code. Called by the executor's
+ * agent host and by `spin agent`.
  */
 export function builtinAgents(options: BuiltinAgentOptions): ReadonlyMap<string, Agent> {
   const agents = [

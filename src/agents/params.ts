@@ -1,7 +1,7 @@
 import { SpinError } from '../core/errors.js';
 
 /**
- * Readers of action params. The planner validates params against each action's schema before
+ * Readers of action params. The loader validates params against each action's schema before
  * anything runs, but a command may arrive from a queue written by another version, so agents
  * check the fields they use again and throw `invalid_input` (never retryable) on a mismatch.
  */

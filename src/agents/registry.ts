@@ -1,3 +1,4 @@
+import { internalError } from '../core/errors.js';
 import type { ActionSpec } from './action-spec.js';
 import { emulationSpecs } from './emulation/specs.js';
 import { shellSpecs } from './shell/specs.js';
@@ -17,4 +18,12 @@ export const actionRegistry: ReadonlyMap<string, ReadonlyMap<string, ActionSpec>
 /** The spec of `resource`/`action`, or undefined when spin has no such action. */
 export function findAction(resource: string, action: string): ActionSpec | undefined {
   return actionRegistry.get(resource)?.get(action);
+}
+
+/** The spec of an action spin ships, for its implementation; a missing one is a bug in spin. */
+export function builtinSpec(resource: string, action: string): ActionSpec {
+  const spec = findAction(resource, action);
+  if (spec === undefined)
+    throw internalError(`no spec for the built-in action ${resource}/${action}`);
+  return spec;
 }

@@ -1,7 +1,7 @@
 /**
  * The two kinds of path a package may name. `name`: one path component (a volume, an image
  * file). `relative`: a relative path of components, each a `name`. Neither may be absolute,
- * contain `..` or `.`, a NUL, a backslash, or a control character. The planner checks these at
+ * contain `..` or `.`, a NUL, a backslash, or a control character. The loader checks these at
  * load time; agents check again and confine the resolved path to their root at run time.
  */
 export type PathKind = 'name' | 'relative';

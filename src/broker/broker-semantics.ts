@@ -1,12 +1,13 @@
+import { defaults } from '../core/defaults.js';
 import { SpinError } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
 import type { CommandSpec } from '../core/package.js';
 import type { AckResult, CommandInput, CommandState, PackageState } from './broker-types.js';
 
 /**
- * The broker's rules as pure functions, shared by every queue store so that SQLite and a later
- * NATS JetStream store decide the same things the same way. Nothing here does I/O or reads a
- * clock; times come in as arguments.
+ * The broker's rules as pure functions: which state a command or package moves to, when a
+ * failure is retried, what an expired lease means. The store calls them and keeps no rule of its
+ * own. Nothing here does I/O or reads a clock; times come in as arguments.
  */
 
 /** Exponential backoff between attempts: `baseMs · factor^(failures-1)`, capped at `maxMs`. */
@@ -18,7 +19,7 @@ export interface BackoffPolicy {
 
 /** Timing defaults of a broker; each can be overridden per store (tests shrink them). */
 export interface BrokerTimings {
-  /** A lease lasts this long unless renewed (DESIGN.md: 30 s). */
+  /** A lease lasts this long unless renewed (30 s). */
   leaseMs: number;
   /** A never-enqueued package is removed after this long (10 min). */
   packageTtlMs: number;
@@ -34,7 +35,7 @@ export interface BrokerTimings {
 
 /** The timings used where nothing else is said. */
 export const defaultTimings: BrokerTimings = {
-  leaseMs: 30_000,
+  leaseMs: defaults.leaseMs,
   packageTtlMs: 10 * 60_000,
   retainFinishedMs: 7 * 24 * 3_600_000,
   timeoutGraceMs: 5_000,

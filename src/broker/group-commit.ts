@@ -1,3 +1,4 @@
+import { SpinError } from '../core/errors.js';
 import type { DurableCallback } from './wal-sync.js';
 
 /** Where a group commit writes: a transaction opened, then committed (or abandoned). */
@@ -17,7 +18,7 @@ export interface CommitTarget {
 
 /**
  * Runs operations that arrive close together in one transaction, so that they share one durable
- * commit (one fsync): the group commit of DESIGN.md. Each operation isolates its own failure (it
+ * commit (one fsync): a group commit. Each operation isolates its own failure (it
  * undoes what it did and throws); one that throws rejects at once, alone.
  *
  * Operations queued in the same turn of the event loop run together on `setImmediate`. Without
@@ -62,7 +63,7 @@ export class GroupCommit {
    * soon as it ran when `early` says the value may go out before (a lease: see the store).
    */
   run<T>(op: () => T, early?: (value: T) => boolean): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error('the store is closed'));
+    if (this.#closed) return Promise.reject(storeClosed());
     return new Promise<T>((resolve, reject) => {
       this.#pending.push({
         op,
@@ -134,8 +135,10 @@ export class GroupCommit {
     this.#lockedSince ??= now;
     if (now - this.#lockedSince > lockWaitMs) {
       this.#lockedSince = undefined;
-      const error = new Error(
-        `the broker store stayed locked by another process for ${String(lockWaitMs / 1000)} s`,
+      const error = new SpinError(
+        'lock_held',
+        `The broker store stayed locked by another process for ${String(lockWaitMs / 1000)} s.`,
+        { retryable: true },
       );
       for (const entry of this.#pending.splice(0)) entry.reject(error);
       return;
@@ -194,9 +197,14 @@ export class GroupCommit {
   close(): void {
     this.flush();
     this.#closed = true;
-    const error = new Error('the store is closed');
+    const error = storeClosed();
     for (const entry of this.#pending.splice(0)) entry.reject(error);
   }
+}
+
+/** Work that reached a store after it was closed: the broker is going away. */
+function storeClosed(): SpinError {
+  return new SpinError('unreachable', 'The broker store is closed.', { retryable: true });
 }
 
 /** How long a write waits for another connection's write lock. */

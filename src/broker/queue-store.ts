@@ -12,11 +12,11 @@ import type {
 } from './broker-types.js';
 
 /**
- * The contract every queue store keeps: SQLite on one host today, NATS JetStream across hosts
- * later. Both must pass `test/daemon/queue-store-conformance.ts`; the rules themselves live in
- * `broker-semantics.ts` so that a second store computes the same states the same way.
+ * The contract of the broker's queue store (today's one is SQLite: sqlite-queue-store.ts). A store
+ * passes `test/broker/queue-store-conformance.ts`; the rules themselves live in
+ * `broker-semantics.ts`, and the store only applies them.
  *
- * Rules a store guarantees (see DESIGN.md, "Broker semantics"):
+ * Rules a store guarantees:
  * - `enqueue` moves all of a package's commands into their queues in one atomic step, in add
  *   order; a second `enqueue` changes nothing. A package never enqueued expires after its TTL.
  * - A queue is (node, resource). `lease` hands out the first `ready` command of the queue in

@@ -1,3 +1,4 @@
+import { internalError } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
 import type { CommandSpec } from '../core/package.js';
 import type { CommandStatus, Lease } from './broker-types.js';
@@ -20,7 +21,7 @@ export function specOf(row: CommandRow): CommandSpec {
 /** The lease a running row stands for. */
 export function leaseOf(row: CommandRow): Lease {
   if (row.attempt_id === null || row.lease_expires_at === null || row.deadline_at === null) {
-    throw new Error(`Internal error: command ${row.id} is not leased`);
+    throw internalError(`command ${row.id} is not leased`);
   }
   return {
     packageId: row.package_id,

@@ -1,3 +1,4 @@
+import { SpinError } from '../core/errors.js';
 import type Database from 'better-sqlite3';
 import type { CommandState, PackageState } from './broker-types.js';
 
@@ -121,7 +122,17 @@ export function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
   const found = db.prepare<[], string>(`SELECT value FROM meta WHERE key = 'schema'`).pluck().get();
   if (found !== undefined && Number(found) > schemaVersion) {
-    throw new Error(`the store has schema ${found}; this spin knows ${String(schemaVersion)}`);
+    throw new SpinError(
+      'state_conflict',
+      `The broker store ${db.name} was written by a newer spin (store schema ${found}; this spin knows up to ${String(schemaVersion)}).`,
+      {
+        details: { store: db.name, schema: Number(found), known: schemaVersion },
+        suggestions: [
+          'Run the spin that wrote it, or upgrade this one.',
+          `To start over with no queued commands, stop every spin using this home and move ${db.name} aside.`,
+        ],
+      },
+    );
   }
   db.exec(ddl);
   db.prepare(

@@ -1,3 +1,4 @@
+import { internalError, unreachable } from '../core/errors.js';
 import type { CommandSpec } from '../core/package.js';
 import type { CommandState } from './broker-types.js';
 import { enqueuedState } from './broker-semantics.js';
@@ -263,6 +264,8 @@ export class StoreTables {
       case 'X':
         this.#deletePackage(patch[1]);
         return;
+      default:
+        unreachable(patch);
     }
   }
 
@@ -472,7 +475,7 @@ export class StoreTables {
 
   #entry(packageId: string): PackageEntry {
     const entry = this.#packages.get(packageId);
-    if (entry === undefined) throw new Error(`Internal error: no package ${packageId}`);
+    if (entry === undefined) throw internalError(`no package ${packageId}`);
     return entry;
   }
 

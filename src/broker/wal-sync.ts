@@ -1,3 +1,4 @@
+import { SpinError } from '../core/errors.js';
 import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 
 /** Called once a commit is durable, or with the error that keeps it from being so. */
@@ -80,8 +81,10 @@ export class WalSync {
    */
   #fail(error: unknown): void {
     const cause = error instanceof Error ? error : new Error(String(error));
-    this.#failure ??= new Error(`the store could not flush its journal: ${cause.message}`, {
-      cause,
-    });
+    this.#failure ??= new SpinError(
+      'store_failed',
+      `The broker store could not flush its journal: ${cause.message}`,
+      { cause },
+    );
   }
 }

@@ -1,5 +1,5 @@
 import { findAction } from '../agents/registry.js';
-import type { JsonSchema } from '../agents/action-spec.js';
+import type { JsonSchema } from '../core/json-schema.js';
 import { SpinError } from '../core/errors.js';
 
 /**

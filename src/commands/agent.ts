@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { Args, Flags } from '@oclif/core';
 import { agentRoots } from '../agents/agent-roots.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
+import { defaults } from '../core/defaults.js';
 import { SpinError } from '../core/errors.js';
 import { spinHome } from '../core/spin-home.js';
 import { interruptSignal } from '../cli/reconcile-flags.js';
@@ -27,7 +28,10 @@ export default class Agent extends SpinCommand {
     }),
   };
   static override flags = {
-    node: Flags.string({ description: 'the node whose queue to consume', default: 'local' }),
+    node: Flags.string({
+      description: 'the node whose queue to consume',
+      default: defaults.command.node,
+    }),
     'allow-shell': Flags.boolean({ description: 'let the shell agent run commands' }),
   };
 

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'timeout'
   | 'cancelled'
   | 'stale_attempt'
+  | 'store_failed'
   | 'path_outside_root'
   | 'already_exists'
   | 'not_empty'
@@ -42,6 +43,7 @@ const exitCodeOf: Record<ErrorCode, ExitCode> = {
   timeout: ExitCode.commandFailed,
   cancelled: ExitCode.commandFailed,
   stale_attempt: ExitCode.conflict,
+  store_failed: ExitCode.unreachable,
   path_outside_root: ExitCode.invalidInput,
   already_exists: ExitCode.commandFailed,
   not_empty: ExitCode.commandFailed,
@@ -69,7 +71,7 @@ export interface SpinErrorOptions {
 /**
  * The one thrown error type of spin. Every failure at a boundary is a SpinError with a stable
  * `code`; the exit code follows from the code, and oclif's handler renders `message` and
- * `suggestions`. Expected problems inside the planner are values (diagnostics), not throws.
+ * `suggestions`. Expected problems found while loading are values (diagnostics), not throws.
  */
 export class SpinError extends Error {
   readonly code: ErrorCode;

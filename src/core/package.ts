@@ -21,10 +21,3 @@ export interface PackageSpec {
   file: string;
   commands: CommandSpec[];
 }
-
-/** Values used where a package says nothing. */
-export const packageDefaults = {
-  timeoutMs: 10 * 60_000,
-  retries: 0,
-  node: 'local',
-} as const;

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
-import { SpinError, messageOf } from '../core/errors.js';
+import { SpinError, messageOf, unreachable } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
 import type { QueueConsumer } from '../broker/broker.js';
 import type { AttemptRef, Lease } from '../broker/broker-types.js';
@@ -122,6 +122,8 @@ export class AgentSession {
         const next = this.#hold(reply.next);
         return next === undefined ? { outcome: reply.outcome } : { outcome: reply.outcome, next };
       }
+      default:
+        return unreachable(request);
     }
   }
 

@@ -1,3 +1,4 @@
+import { defaults } from '../core/defaults.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -248,7 +249,7 @@ export class DaemonServer {
 
   async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer, needsToken: boolean) {
     const url = new URL(req.url ?? '/', 'http://spind');
-    const node = url.searchParams.get('node') ?? 'local';
+    const node = url.searchParams.get('node') ?? defaults.command.node;
     const resource = url.searchParams.get('resource');
     const leaseMs = Number(url.searchParams.get('leaseMs') ?? '0');
     const refuse = (status: string, message: string): void => {

@@ -1,124 +1,185 @@
-import { SpinError } from '../core/errors.js';
-import type { ErrorCode, WireError } from '../core/errors.js';
+import type { ErrorObject } from 'ajv';
 import type {
   AckResult,
   AttemptRef,
   CommandInput,
   NewPackageOptions,
 } from '../broker/broker-types.js';
+import { defaults } from '../core/defaults.js';
+import { SpinError } from '../core/errors.js';
+import { SchemaValidators, type JsonSchema } from '../core/json-schema.js';
 
 /**
  * Checks of what arrives over the daemon's socket, before anything reaches the store: a request
  * that fails them gets a 4xx naming the field, and changes nothing. Only the shape is checked
- * here; the store applies the broker's rules.
+ * here, with the same validator (ajv) as package files; the store applies the broker's rules.
+ * Each schema's `description` completes the sentence "… must be", which is the error message.
  */
-
-type Json = Record<string, unknown>;
-
-function fail(message: string): never {
-  throw new SpinError('invalid_input', message);
-}
-
-/** The value as a JSON object, or a refusal naming `what`. */
-export function asObject(value: unknown, what: string): Json {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    fail(`${what} must be a JSON object`);
-  }
-  return value as Json;
-}
-
-function optionalString(o: Json, key: string, what: string, max = 256): string | undefined {
-  const value = o[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
-    fail(`${what}.${key} must be a non-empty string of at most ${String(max)} characters`);
-  }
-  return value;
-}
-
-function requiredString(o: Json, key: string, what: string, max = 256): string {
-  const value = optionalString(o, key, what, max);
-  if (value === undefined) fail(`${what}.${key} is required`);
-  return value;
-}
-
-function optionalInt(o: Json, key: string, what: string, max: number): number | undefined {
-  const value = o[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max) {
-    fail(`${what}.${key} must be an integer from 0 to ${String(max)}`);
-  }
-  return value;
-}
 
 const day = 86_400_000;
 
+const text = (max: number): JsonSchema => ({
+  type: 'string',
+  minLength: 1,
+  maxLength: max,
+  description: `a non-empty string of at most ${max.toLocaleString('en')} characters`,
+});
+const count = (max: number): JsonSchema => ({
+  type: 'integer',
+  minimum: 0,
+  maximum: max,
+  description: `an integer from 0 to ${max.toLocaleString('en')}`,
+});
+const object = (schema: JsonSchema): JsonSchema => ({
+  type: 'object',
+  additionalProperties: false,
+  description: 'a JSON object',
+  ...schema,
+});
+const flag = { type: 'boolean', description: 'true or false' };
+
+const attemptRef = object({
+  required: ['packageId', 'commandId', 'attemptId'],
+  properties: { packageId: text(256), commandId: text(256), attemptId: text(256) },
+});
+
+const ackResult = object({
+  required: ['ok'],
+  properties: {
+    ok: flag,
+    output: {},
+    retryable: flag,
+    error: object({
+      required: ['code', 'message'],
+      properties: {
+        code: text(64),
+        message: text(64 * 1024),
+        details: { type: 'object', description: 'a JSON object' },
+      },
+    }),
+  },
+});
+
+/** The wire schemas, by validator key; the build compiles them ahead of time. */
+export const wireSchemas = {
+  /** The body of `POST /v1/packages`. */
+  'new-package': object({ properties: { name: text(256), ttlMs: count(7 * day) } }),
+  /** The body of `POST /v1/packages/:id/commands`: `{commands: [...]}`. */
+  'command-inputs': object({
+    required: ['commands'],
+    properties: {
+      commands: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 10_000,
+        description: 'an array of 1 to 10,000 commands',
+        items: object({
+          required: ['resource', 'action'],
+          properties: {
+            id: text(128),
+            resource: text(256),
+            action: text(256),
+            params: { type: 'object', default: {}, description: 'a JSON object' },
+            needs: {
+              type: 'array',
+              items: { type: 'string' },
+              default: [],
+              description: 'an array of command ids',
+            },
+            node: { ...text(256), default: defaults.command.node },
+            timeoutMs: { ...count(day), default: defaults.command.timeoutMs },
+            retries: { ...count(100), default: defaults.command.retries },
+          },
+        }),
+      },
+    },
+  }),
+  /** One line of an agent connection. */
+  'agent-request': object({
+    required: ['id', 'op'],
+    properties: {
+      id: { type: 'integer', description: 'an integer' },
+      op: {
+        enum: ['lease', 'renew', 'ack', 'release'],
+        description: 'lease, renew, ack or release',
+      },
+      waitMs: { ...count(defaults.command.timeoutMs), default: 0 },
+      ref: attemptRef,
+      result: ackResult,
+      next: { ...flag, default: false },
+    },
+    allOf: [
+      {
+        if: { properties: { op: { enum: ['renew', 'ack', 'release'] } } },
+        then: { properties: { ref: true }, required: ['ref'] },
+      },
+      {
+        if: { properties: { op: { const: 'ack' } } },
+        then: { properties: { result: true }, required: ['result'] },
+      },
+    ],
+  }),
+} satisfies Record<string, JsonSchema>;
+
+type WireKey = keyof typeof wireSchemas;
+
+/** Where the build writes the wire validators (see SchemaValidators). */
+export const compiledWireValidatorsFile = new URL(
+  './compiled-wire-validators.cjs',
+  import.meta.url,
+);
+
+let validators: SchemaValidators | undefined;
+
+/** Validates `value` against a wire schema, filling in its defaults; refuses it naming the field. */
+function check(key: WireKey, value: unknown, what: string): void {
+  validators ??= SchemaValidators.load(compiledWireValidatorsFile, 'wire');
+  const errors = validators.check(key, wireSchemas[key], value).filter((e) => e.keyword !== 'if'); // its `then` reports the field itself
+  if (errors.length > 0) {
+    throw new SpinError(
+      'invalid_input',
+      errors
+        .slice(0, 3)
+        .map((e) => describe(e, what))
+        .join('; '),
+      {
+        details: { fields: errors.map((e) => fieldOf(e, what)) },
+      },
+    );
+  }
+}
+
+/** `/commands/0/action` under `body` → `body.commands[0].action`. */
+function fieldOf(error: ErrorObject, what: string): string {
+  const path = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((part) => (/^[0-9]+$/.test(part) ? `[${part}]` : `.${part}`))
+    .join('');
+  const missing = (error.params as Record<string, unknown>)['missingProperty'];
+  return `${what}${path}${typeof missing === 'string' ? `.${missing}` : ''}`;
+}
+
+function describe(error: ErrorObject, what: string): string {
+  const field = fieldOf(error, what);
+  if (error.keyword === 'required') return `${field} is required`;
+  const schema = error.parentSchema as { description?: unknown } | undefined;
+  return typeof schema?.description === 'string'
+    ? `${field} must be ${schema.description}`
+    : `${field} ${error.message ?? 'is invalid'}`;
+}
+
 /** The body of `POST /v1/packages`. */
 export function parseNewPackage(body: unknown): NewPackageOptions {
-  const o = asObject(body ?? {}, 'the request body');
-  const name = optionalString(o, 'name', 'body');
-  const ttlMs = optionalInt(o, 'ttlMs', 'body', 7 * day);
-  return { ...(name === undefined ? {} : { name }), ...(ttlMs === undefined ? {} : { ttlMs }) };
+  const value: unknown = body ?? {};
+  check('new-package', value, 'body');
+  return value as NewPackageOptions;
 }
 
 /** The body of `POST /v1/packages/:id/commands`: `{commands: [...]}`, at most 10,000 of them. */
 export function parseCommandInputs(body: unknown): CommandInput[] {
-  const list = asObject(body, 'the request body')['commands'];
-  if (!Array.isArray(list) || list.length === 0 || list.length > 10_000) {
-    fail('body.commands must be an array of 1 to 10,000 commands');
-  }
-  return list.map((item: unknown, i) => {
-    const what = `commands[${String(i)}]`;
-    const o = asObject(item, what);
-    const params = asObject(o['params'] ?? {}, `${what}.params`);
-    const needs = o['needs'] ?? [];
-    if (!Array.isArray(needs) || needs.some((n) => typeof n !== 'string')) {
-      fail(`${what}.needs must be an array of command ids`);
-    }
-    const id = optionalString(o, 'id', what, 128);
-    const command: CommandInput = {
-      resource: requiredString(o, 'resource', what),
-      action: requiredString(o, 'action', what),
-      params,
-      needs: needs as string[],
-      node: optionalString(o, 'node', what) ?? 'local',
-      timeoutMs: optionalInt(o, 'timeoutMs', what, day) ?? 10 * 60_000,
-      retries: optionalInt(o, 'retries', what, 100) ?? 0,
-    };
-    return id === undefined ? command : { ...command, id };
-  });
-}
-
-/** An attempt reference in a renew or ack. */
-export function parseAttemptRef(value: unknown): AttemptRef {
-  const o = asObject(value, 'ref');
-  return {
-    packageId: requiredString(o, 'packageId', 'ref'),
-    commandId: requiredString(o, 'commandId', 'ref'),
-    attemptId: requiredString(o, 'attemptId', 'ref'),
-  };
-}
-
-/** The result in an ack: `{ok, output?, error?: {code, message, details?}, retryable?}`. */
-export function parseAckResult(value: unknown): AckResult {
-  const o = asObject(value, 'result');
-  if (typeof o['ok'] !== 'boolean') fail('result.ok must be true or false');
-  const result: AckResult = { ok: o['ok'] };
-  if (o['output'] !== undefined) result.output = o['output'];
-  if (o['retryable'] !== undefined) {
-    if (typeof o['retryable'] !== 'boolean') fail('result.retryable must be true or false');
-    result.retryable = o['retryable'];
-  }
-  if (o['error'] !== undefined) {
-    const e = asObject(o['error'], 'result.error');
-    const error: WireError = {
-      code: requiredString(e, 'code', 'result.error', 64) as ErrorCode,
-      message: requiredString(e, 'message', 'result.error', 64 * 1024),
-    };
-    if (e['details'] !== undefined) error.details = asObject(e['details'], 'result.error.details');
-    result.error = error;
-  }
-  return result;
+  check('command-inputs', body, 'body');
+  return (body as { commands: CommandInput[] }).commands;
 }
 
 /** One request on an agent connection. */
@@ -128,27 +189,8 @@ export type AgentRequest =
   | { id: number; op: 'ack'; ref: AttemptRef; result: AckResult; next: boolean }
   | { id: number; op: 'release'; ref: AttemptRef };
 
-/** Parses one line of an agent connection; the id is returned even when the rest is bad. */
+/** Parses one line of an agent connection (the caller reads its id even when the rest is bad). */
 export function parseAgentRequest(value: unknown): AgentRequest {
-  const o = asObject(value, 'the request');
-  const id = o['id'];
-  if (typeof id !== 'number' || !Number.isSafeInteger(id)) fail('request.id must be an integer');
-  switch (o['op']) {
-    case 'lease':
-      return { id, op: 'lease', waitMs: optionalInt(o, 'waitMs', 'request', 10 * 60_000) ?? 0 };
-    case 'renew':
-      return { id, op: 'renew', ref: parseAttemptRef(o['ref']) };
-    case 'release':
-      return { id, op: 'release', ref: parseAttemptRef(o['ref']) };
-    case 'ack':
-      return {
-        id,
-        op: 'ack',
-        ref: parseAttemptRef(o['ref']),
-        result: parseAckResult(o['result']),
-        next: o['next'] === true,
-      };
-    default:
-      return fail('request.op must be lease, renew, ack or release');
-  }
+  check('agent-request', value, 'request');
+  return value as AgentRequest;
 }

@@ -1,3 +1,4 @@
+import { defaults } from '../core/defaults.js';
 import type { Agent, AgentRoots } from '../agents/agent.js';
 import { SpinError } from '../core/errors.js';
 import type { Broker, QueueConsumer } from '../broker/broker.js';
@@ -30,9 +31,9 @@ export interface AgentRunnerOptions {
  */
 export async function runAgent(options: AgentRunnerOptions): Promise<void> {
   const { broker, agent, signal } = options;
-  const leaseMs = options.leaseMs ?? 30_000;
+  const leaseMs = options.leaseMs ?? defaults.leaseMs;
   const consumer = await broker.consumer({
-    node: options.node ?? 'local',
+    node: options.node ?? defaults.command.node,
     resource: agent.resource,
     leaseMs,
     holder: options.holder ?? `${agent.resource}-agent@${String(process.pid)}`,

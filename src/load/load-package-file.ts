@@ -175,6 +175,23 @@ function syntaxDiagnostic(file: string, text: string, error: YAMLException): Dia
   };
 }
 
+/**
+ * The diagnostic of a file whose package name another file already defines, placed on its
+ * `package:` key. `spin validate`, `spin apply` and `spin watch` all report it this way.
+ */
+export function duplicatePackageDiagnostic(
+  file: string,
+  text: string,
+  name: string,
+  definedIn: string,
+): Diagnostic {
+  const message = `package '${name}' is already defined in ${definedIn}`;
+  const finding: Finding = { path: ['package'], atKey: true, message, reason: 'duplicate-package' };
+  return (
+    place(file, text, [finding], undefined)[0] ?? fileDiagnostic(file, 'duplicate-package', message)
+  );
+}
+
 /** A diagnostic about the file as a whole (cannot be read, too large). */
 export function fileDiagnostic(
   file: string,

@@ -4,13 +4,13 @@ import type { PackageSpec } from '../core/package.js';
 import { expandInputs } from './input-files.js';
 import {
   defaultLoadLimits,
+  duplicatePackageDiagnostic,
   fileDiagnostic,
   loadPackageText,
   type LoadLimits,
 } from './load-package-file.js';
 import { Validators } from './validators.js';
 import { readPackageFile } from './read-package-file.js';
-import { LineIndex } from './line-index.js';
 
 /** What the loader found: the valid packages, and every diagnostic of every file. */
 export interface LoadResult {
@@ -51,23 +51,11 @@ export async function loadPackages(
     if (pkg === undefined) continue;
     const first = owner.get(pkg.name);
     if (first !== undefined) {
-      diagnostics.push(duplicatePackage(file, text, pkg.name, first));
+      diagnostics.push(duplicatePackageDiagnostic(file, text, pkg.name, first));
       continue;
     }
     owner.set(pkg.name, file);
     packages.push(pkg);
   }
   return { packages, diagnostics: diagnostics.sort(compareDiagnostics), files };
-}
-
-function duplicatePackage(file: string, text: string, name: string, first: string): Diagnostic {
-  const match = /^package\s*:/m.exec(text);
-  const at = match === null ? { line: 1, column: 1 } : new LineIndex(text).position(match.index);
-  return {
-    file,
-    ...at,
-    path: 'package',
-    message: `package '${name}' is already defined in ${first}`,
-    reason: 'duplicate-package',
-  };
 }

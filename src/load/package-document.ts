@@ -1,7 +1,7 @@
 import { actionRegistry } from '../agents/registry.js';
 import { durationToMs } from '../core/duration.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
-import { packageDefaults } from '../core/package.js';
+import { defaults as spinDefaults } from '../core/defaults.js';
 import { findCycles } from './cycle-detection.js';
 import { topologicalOrder } from './topological-order.js';
 import type { Finding } from './finding.js';
@@ -25,11 +25,11 @@ export function checkPackageDocument(
   if (!isObject(document) || !isObject(document['commands'])) return { findings };
 
   const defaults = isObject(document['defaults']) ? document['defaults'] : {};
-  const defaultTimeout = durationToMs(defaults['timeout']) ?? packageDefaults.timeoutMs;
+  const defaultTimeout = durationToMs(defaults['timeout']) ?? spinDefaults.command.timeoutMs;
   const defaultRetries =
-    typeof defaults['retries'] === 'number' ? defaults['retries'] : packageDefaults.retries;
+    typeof defaults['retries'] === 'number' ? defaults['retries'] : spinDefaults.command.retries;
   const defaultNode =
-    typeof defaults['node'] === 'string' ? defaults['node'] : packageDefaults.node;
+    typeof defaults['node'] === 'string' ? defaults['node'] : spinDefaults.command.node;
 
   const entries = Object.entries(document['commands']);
   const ids = new Set(entries.map(([id]) => id));

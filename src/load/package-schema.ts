@@ -1,4 +1,4 @@
-import type { JsonSchema } from '../agents/action-spec.js';
+import type { JsonSchema } from '../core/json-schema.js';
 import { schemaParts } from '../agents/action-spec.js';
 import { actionRegistry } from '../agents/registry.js';
 

@@ -2,6 +2,7 @@ import type { Broker } from '../broker/broker.js';
 import type { BrokerEvent, CommandInput, CommandState } from '../broker/broker-types.js';
 import { terminalPackageStates } from '../broker/broker-types.js';
 import type { WireError } from '../core/errors.js';
+import { unreachable } from '../core/errors.js';
 import type { ActionOutput } from '../executor/run-action.js';
 import type { CommandPhase, ReconcileListener } from './events.js';
 
@@ -165,6 +166,8 @@ function phaseOf(state: CommandState): CommandPhase | undefined {
       return state;
     case 'staged':
       return undefined;
+    default:
+      return unreachable(state);
   }
 }
 

@@ -1,6 +1,11 @@
 import type { Diagnostic } from '../core/diagnostic.js';
 import type { PackageSpec } from '../core/package.js';
-import { defaultLoadLimits, loadPackageText, type LoadLimits } from '../load/load-package-file.js';
+import {
+  defaultLoadLimits,
+  duplicatePackageDiagnostic,
+  loadPackageText,
+  type LoadLimits,
+} from '../load/load-package-file.js';
 import { Validators } from '../load/validators.js';
 import { readPackageFile } from '../load/read-package-file.js';
 
@@ -93,16 +98,7 @@ export class PackageFiles {
     const owner = this.#owners.get(pkg.name);
     if (owner !== undefined && owner !== file) {
       next.wants = pkg.name;
-      return this.#invalid(next, [
-        {
-          file,
-          line: 1,
-          column: 1,
-          path: 'package',
-          message: `package '${pkg.name}' is already defined in ${owner}`,
-          reason: 'duplicate-package',
-        },
-      ]);
+      return this.#invalid(next, [duplicatePackageDiagnostic(file, text, pkg.name, owner)]);
     }
     Reflect.deleteProperty(next, 'diagnostics');
     Reflect.deleteProperty(next, 'wants');

@@ -8,7 +8,7 @@ import { confinePath } from '../confined-path.js';
 import { writeFileAtomic } from '../fs-util.js';
 import { objectParam, optionalStringParam, type Params } from '../params.js';
 import type { AccelChoice } from './accel.js';
-import { emulationSpecs } from './specs.js';
+import { builtinSpec } from '../registry.js';
 import {
   parseVmConfig,
   readVmConfig,
@@ -30,11 +30,7 @@ export interface EmulationAgentOptions {
 const defaultStopMs = 30_000;
 const defaultReadyMs = 120_000;
 
-function specOf(action: string): ActionSpec {
-  const spec = emulationSpecs.find((s) => s.action === action);
-  if (spec === undefined) throw new Error(`Internal error: no emulation spec '${action}'`);
-  return spec;
-}
+const specOf = (action: string): ActionSpec => builtinSpec('emulation', action);
 
 function durationParam(params: Params, field: string, fallback: number): number {
   if (params[field] === undefined) return fallback;

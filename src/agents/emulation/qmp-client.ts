@@ -202,7 +202,9 @@ function openSocket(path: string, timeoutMs: number): Promise<Socket> {
     const socket = createConnection({ path });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error('connect timed out'));
+      reject(
+        new SpinError('timeout', `Connecting to QMP at ${path} timed out`, { retryable: true }),
+      );
     }, timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);

@@ -85,7 +85,7 @@ const appendPattern = /^[^\u0000-\u001f]{0,2048}$/;
 const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
 
 /**
- * Checks a VM definition from a package again (the planner validated it against the schema) and
+ * Checks a VM definition from a package again (the loader validated it against the schema) and
  * returns it in canonical form. Paths are only shape-checked here; `resolveVmFiles` confines them.
  */
 export function parseVmConfig(value: unknown): VmConfig {

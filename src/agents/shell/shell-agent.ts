@@ -6,7 +6,7 @@ import { abortedError, throwIfAborted } from '../abort.js';
 import { confinePath } from '../confined-path.js';
 import type { Params } from '../params.js';
 import { OutputTail } from './output-tail.js';
-import { shellSpecs } from './specs.js';
+import { builtinSpec } from '../registry.js';
 
 /** How the shell agent is allowed to run. */
 export interface ShellAgentOptions {
@@ -67,8 +67,7 @@ async function workDir(params: Params, ctx: ActionContext): Promise<string> {
  */
 export function shellAgent(options: ShellAgentOptions): Agent {
   const tailBytes = options.tailBytes ?? 64 * 1024;
-  const spec = shellSpecs[0];
-  if (spec === undefined) throw new Error('Internal error: no shell spec');
+  const spec = builtinSpec('shell', 'run');
   const run: AgentAction = {
     spec,
     async run(params, ctx) {

@@ -6,7 +6,7 @@ import type { ActionSpec } from '../action-spec.js';
 import { confinePath, type ConfinedPath } from '../confined-path.js';
 import { asSpinError, errnoOf, tempPathFor } from '../fs-util.js';
 import { flagParam, intParam, optionalStringParam, stringParam, type Params } from '../params.js';
-import { storageSpecs } from './specs.js';
+import { builtinSpec } from '../registry.js';
 import { copySparse, gib, imageInfo, qemuImg, type ImageFormat } from './image-file.js';
 
 /**
@@ -16,11 +16,7 @@ import { copySparse, gib, imageInfo, qemuImg, type ImageFormat } from './image-f
  */
 const maxGib = 65_536;
 
-function specOf(action: string): ActionSpec {
-  const spec = storageSpecs.find((s) => s.action === action);
-  if (spec === undefined) throw new Error(`Internal error: no storage spec '${action}'`);
-  return spec;
-}
+const specOf = (action: string): ActionSpec => builtinSpec('storage', action);
 
 async function volumeDir(ctx: ActionContext, volume: string): Promise<ConfinedPath> {
   const dir = await confinePath(ctx.roots.images, volume, 'name');

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { durationToMs } from '../../core/duration.js';
 import { SpinError } from '../../core/errors.js';
-import { packageDefaults } from '../../core/package.js';
+import { defaults } from '../../core/defaults.js';
 import { openBroker } from '../../daemon/open-broker.js';
 import { parseParamAssignments } from '../../cli/param-assignments.js';
 
@@ -28,15 +28,14 @@ export default class MessageAdd extends SpinCommand {
     id: Flags.string({ description: 'the command id (default: c<n>)' }),
     node: Flags.string({
       description: 'the node whose queue runs it',
-      default: packageDefaults.node,
+      default: defaults.command.node,
     }),
     timeout: Flags.string({
-      description: 'how long one attempt may take (e.g. 2m)',
-      default: '10m',
+      description: 'how long one attempt may take (e.g. 2m; default 10m)',
     }),
     retries: Flags.integer({
       description: 'attempts after a failed one',
-      default: 0,
+      default: defaults.command.retries,
       min: 0,
       max: 100,
     }),
@@ -44,7 +43,8 @@ export default class MessageAdd extends SpinCommand {
 
   async run(): Promise<void> {
     const { args, flags, argv } = await this.parse(MessageAdd);
-    const timeoutMs = durationToMs(flags.timeout);
+    const timeoutMs =
+      flags.timeout === undefined ? defaults.command.timeoutMs : durationToMs(flags.timeout);
     if (timeoutMs === undefined)
       throw new SpinError('usage', `--timeout ${flags.timeout} is not a duration`);
     const params = parseParamAssignments(args.resource, args.action, (argv as string[]).slice(3));

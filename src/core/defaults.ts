@@ -1,0 +1,16 @@
+/**
+ * The one place for spin's defaults: every value used where a package, a flag or a request says
+ * nothing. A default written anywhere else is a second truth that will drift from this one.
+ */
+export const defaults = {
+  /** A command's bounds where neither it nor its package's `defaults:` set them. */
+  command: {
+    timeoutMs: 10 * 60_000,
+    retries: 0,
+    node: 'local',
+  },
+  /** The bound of an undo (remove, delete, stop) that prune and destroy run. */
+  undoTimeoutMs: 5 * 60_000,
+  /** How long an agent's lease lasts unless renewed. */
+  leaseMs: 30_000,
+} as const;
