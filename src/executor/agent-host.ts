@@ -1,12 +1,23 @@
-import type { Agent, AgentRoots, Observation, Observer } from '../agents/agent.js';
+import type { Agent, AgentAction, AgentRoots, Observation, Observer } from '../agents/agent.js';
 import { agentRoots } from '../agents/agent-roots.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
 import type { Broker } from '../broker/broker.js';
 import { runAgents } from './agent-runner.js';
 
+/** What a host runs: the built-in agents (shell only when allowed), or the `agents` given. */
+export interface AgentHostOptions {
+  allowShell: boolean;
+  /**
+   * Agents to use in place of the built-in ones, one per resource: the core driven in process
+   * with agents of its caller's making (the tests' fake agent).
+   */
+  agents?: readonly Agent[];
+}
+
 /**
- * The built-in agents of one SPIN_HOME, in this process: they observe for the plan and, when the
- * broker is embedded, carry out the commands.
+ * The agents of one SPIN_HOME, in this process (the built-in ones unless others are given): they
+ * observe for the plan, say how each action is undone, and, when the broker is embedded, carry
+ * out the commands.
  */
 export class AgentHost {
   readonly agents: ReadonlyMap<string, Agent>;
@@ -14,14 +25,22 @@ export class AgentHost {
   /** Observations only read; nothing cancels them but the end of the process. */
   readonly #observing = new AbortController().signal;
 
-  constructor(home: string, options: { allowShell: boolean }) {
-    this.agents = builtinAgents({ allowShell: options.allowShell });
+  constructor(home: string, options: AgentHostOptions) {
+    this.agents =
+      options.agents === undefined
+        ? builtinAgents({ allowShell: options.allowShell })
+        : new Map(options.agents.map((agent) => [agent.resource, agent]));
     this.roots = agentRoots(home);
+  }
+
+  /** The action `resource`/`action` of this host's agents, with its spec; undefined if none. */
+  action(resource: string, action: string): AgentAction | undefined {
+    return this.agents.get(resource)?.actions.get(action);
   }
 
   /** Asks the owning agent what is there now; undefined when the action cannot observe. */
   readonly observe: Observer = async (command) => {
-    const action = this.agents.get(command.resource)?.actions.get(command.action);
+    const action = this.action(command.resource, command.action);
     if (action?.observe === undefined) return undefined;
     const observation: Observation = await action.observe(command.params, {
       signal: this.#observing,
@@ -30,16 +49,6 @@ export class AgentHost {
     });
     return observation;
   };
-
-  /** The params of the inverse of a command, as its action maps them. */
-  inverseParams(
-    resource: string,
-    action: string,
-    params: Record<string, unknown>,
-  ): Record<string, unknown> {
-    const map = this.agents.get(resource)?.actions.get(action)?.inverseParams;
-    return map ? map(params) : params;
-  }
 
   /** Runs the agents on the broker's queues until the returned function is called. */
   serve(broker: Broker): () => Promise<void> {

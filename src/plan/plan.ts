@@ -1,6 +1,5 @@
 import PQueue from 'p-queue';
-import type { Observation, Observer } from '../agents/agent.js';
-import { findAction } from '../agents/registry.js';
+import type { AgentAction, Observation, Observer } from '../agents/agent.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
 import { changedFields, specHash } from './spec-hash.js';
 import type { CommandRecord, StateData } from '../core/state-types.js';
@@ -115,16 +114,18 @@ function describeObservation(seen: Observation): string {
 
 /**
  * The inverse of a recorded command, for prune and destroy: the action that undoes it and its
- * params, or undefined when nothing needs undoing (a stop, a delete).
+ * params, as `action` (the recorded command's action, from the agent that carries it out) says
+ * through its spec's `inverse` and its `inverseParams`; undefined when nothing needs undoing (a
+ * stop, a delete) or no agent has the action.
  */
 export function inverseOf(
-  record: Pick<CommandRecord, 'resource' | 'action' | 'params'>,
-  inverseParams?: (params: Record<string, unknown>) => Record<string, unknown>,
+  record: Pick<CommandRecord, 'params'>,
+  action: Pick<AgentAction, 'spec' | 'inverseParams'> | undefined,
 ): { action: string; params: Record<string, unknown> } | undefined {
-  const spec = findAction(record.resource, record.action);
-  if (spec?.inverse === undefined) return undefined;
+  const inverse = action?.spec.inverse;
+  if (action === undefined || inverse === undefined) return undefined;
   return {
-    action: spec.inverse,
-    params: inverseParams ? inverseParams(record.params) : record.params,
+    action: inverse,
+    params: action.inverseParams ? action.inverseParams(record.params) : record.params,
   };
 }

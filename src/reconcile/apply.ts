@@ -1,3 +1,4 @@
+import type { Agent } from '../agents/agent.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
 import type { ReconcileListener, ReconcileSummary } from './events.js';
 import { emptySummary } from './events.js';
@@ -20,6 +21,8 @@ export interface ReconcileOptions {
   prune?: boolean;
   lockTimeoutMs?: number;
   allowShell?: boolean;
+  /** Agents in place of the built-in ones (see SessionOptions). */
+  agents?: readonly Agent[];
   signal?: AbortSignal;
   emit?: ReconcileListener;
 }

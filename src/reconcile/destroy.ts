@@ -1,3 +1,4 @@
+import type { Agent } from '../agents/agent.js';
 import { SpinError } from '../core/errors.js';
 import { runThroughBroker } from './apply.js';
 import type { ReconcileListener, ReconcileSummary } from './events.js';
@@ -13,6 +14,8 @@ export interface DestroyOptions {
   /** Names of packages in the state. */
   packages: readonly string[];
   lockTimeoutMs?: number;
+  /** Agents in place of the built-in ones (see SessionOptions). */
+  agents?: readonly Agent[];
   signal?: AbortSignal;
   emit?: ReconcileListener;
 }

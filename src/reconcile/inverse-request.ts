@@ -1,3 +1,4 @@
+import { defaults } from '../core/defaults.js';
 import type { AgentHost } from '../executor/agent-host.js';
 import { inverseOf } from '../plan/plan.js';
 import type { RunRequest } from './run-packages.js';
@@ -20,9 +21,7 @@ export function inverseRequest(
   const byId = new Map(records);
   const inverses = new Map(
     records.flatMap(([id, record]) => {
-      const inverse = inverseOf(record, (p) =>
-        host.inverseParams(record.resource, record.action, p),
-      );
+      const inverse = inverseOf(record, host.action(record.resource, record.action));
       return inverse === undefined ? [] : [[id, inverse] as const];
     }),
   );
@@ -53,8 +52,8 @@ export function inverseRequest(
       params: inverse.params,
       needs: undoFirst(id),
       node: record.node,
-      timeoutMs: 5 * 60_000,
-      retries: 0,
+      timeoutMs: defaults.undoTimeoutMs,
+      retries: defaults.command.retries,
     };
   });
   const nothingToUndo = records.filter(([id]) => !inverses.has(id)).map(([id]) => id);

@@ -1,3 +1,4 @@
+import type { Agent } from '../agents/agent.js';
 import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
 import { AgentHost } from '../executor/agent-host.js';
@@ -11,13 +12,19 @@ export interface SessionOptions {
   lockTimeoutMs?: number;
   command: string;
   allowShell?: boolean;
+  /**
+   * The agents that observe, undo and (with the embedded broker) carry out commands, in place of
+   * the built-in ones: for driving the core in process with agents the caller controls.
+   */
+  agents?: readonly Agent[];
 }
 
 /**
- * Everything one process needs to reconcile: the state file with its lock held, the built-in
- * agents (for observing, and for carrying out commands when the broker is embedded), and the
- * broker, opened on first use. `spin apply` opens one for a single apply; `spin watch` keeps one
- * for its lifetime and runs applies of independent packages in it side by side.
+ * Everything one process needs to reconcile: the state file with its lock held, the agents (the
+ * built-in ones unless others are given; for observing, undoing, and carrying out commands when
+ * the broker is embedded), and the broker, opened on first use. `spin apply` opens one for a
+ * single apply; `spin watch` keeps one for its lifetime and runs applies of independent
+ * packages in it side by side.
  */
 export class ReconcileSession {
   readonly home: string;
@@ -41,7 +48,10 @@ export class ReconcileSession {
     return new ReconcileSession(
       options.home,
       locked,
-      new AgentHost(options.home, { allowShell: options.allowShell ?? false }),
+      new AgentHost(options.home, {
+        allowShell: options.allowShell ?? false,
+        ...(options.agents === undefined ? {} : { agents: options.agents }),
+      }),
     );
   }
 
@@ -49,7 +59,7 @@ export class ReconcileSession {
     return this.#locked.state;
   }
 
-  /** The broker: the daemon when it answers, else an embedded one served by the built-in agents. */
+  /** The broker: the daemon when it answers, else an embedded one served by the host's agents. */
   broker(): Promise<Broker> {
     this.#broker ??= openBroker({ home: this.home }).then((broker) => {
       if (broker.kind === 'embedded') this.#stopAgents = this.host.serve(broker);

@@ -1,7 +1,10 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, spin, type CliRun } from '../support/spin-cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { diagnosticsReport } from '../../src/cli/load-or-report.js';
+import { defaultLoadLimits, type LoadLimits } from '../../src/load/load-package-file.js';
+import { loadPackages } from '../../src/load/load-packages.js';
+import { repoRoot, spin } from '../support/spin-cli.js';
 
 /**
  * The corpus of invalid packages in test/fixtures/invalid: each `NN-what.spin.yaml` has its
@@ -9,12 +12,15 @@ import { repoRoot, spin, type CliRun } from '../support/spin-cli.js';
  * run from the repo root, and optionally `NN-what.args`, extra CLI arguments one per line.
  * Every golden was read line by line before it was written: it is what a user should see.
  *
+ * Every fixture is loaded in process (`loadPackages`, rendered by `diagnosticsReport` as
+ * `spin validate` prints it); a few also go through the built binary, for the exit code, the
+ * flag parsing and the rendering on stderr.
+ *
  * Regenerate after a deliberate change of wording or position (then read the diff!):
  *   UPDATE_GOLDEN=1 npx vitest run test/load/invalid-corpus.test.ts
  */
 const fixturesDir = 'test/fixtures/invalid';
 const update = process.env['UPDATE_GOLDEN'] === '1';
-const concurrency = 4;
 
 interface Fixture {
   name: string;
@@ -43,19 +49,30 @@ const fixtures: Fixture[] = readdirSync(join(repoRoot, fixturesDir))
     };
   });
 
-/** Runs `work` over `items`, at most `limit` at a time, keeping the results in order. */
-async function mapLimited<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
+/** The fixtures also run through the binary: a syntax error, a flag, several problems. */
+const throughBinary = ['01-yaml-unclosed-flow', '12-file-too-large', '69-many-problems'];
+
+/** The load limits an `.args` file sets; `spin validate` takes no other flag the corpus uses. */
+function limitsOf(fixture: Fixture): LoadLimits {
+  const limits = { ...defaultLoadLimits };
+  for (let i = 0; i < fixture.args.length; i += 2) {
+    const [flag, value] = [fixture.args[i], fixture.args[i + 1]];
+    if (flag !== '--max-bytes' || value === undefined || !/^[0-9]+$/.test(value))
+      throw new Error(`${fixture.name}.args: only --max-bytes <n> is understood here`);
+    limits.maxBytes = Number(value);
+  }
+  return limits;
+}
+
+/** What `spin validate <file> <args>` prints on stderr for an invalid file, in process. */
+async function renderInProcess(fixture: Fixture): Promise<{ stderr: string; lines: number[] }> {
+  const result = await loadPackages([fixture.file], limitsOf(fixture));
+  // oclif's logToStderr ends the report with a newline.
+  const stderr =
+    result.diagnostics.length === 0
+      ? ''
+      : `${diagnosticsReport(result.diagnostics, result.files.length)}\n`;
+  return { stderr, lines: result.diagnostics.map((d) => d.line) };
 }
 
 /** `file:line:col` of each diagnostic line of a rendered report (the count line has none). */
@@ -69,68 +86,62 @@ function reportedLines(stderr: string, file: string): number[] {
   return lines;
 }
 
-interface JsonReport {
-  valid: boolean;
-  packages: unknown[];
-  diagnostics: { file: string; line: number; column: number; path: string; message: string }[];
-}
-
-const runs = new Map<string, CliRun>();
-const jsonRuns = new Map<string, JsonReport>();
-
-beforeAll(async () => {
-  if (!existsSync(join(repoRoot, 'dist/commands/validate.js')))
-    throw new Error('spin is not built: run `npm run build` first');
-  const text = await mapLimited(fixtures, concurrency, (f) =>
-    spin(['validate', f.file, ...f.args]),
-  );
-  fixtures.forEach((f, i) => runs.set(f.name, text[i]!));
-
-  // --json: the fixtures without extra arguments in one run (the command takes many files),
-  // the others one by one. Each run's diagnostics are then split by file.
-  const plain = fixtures.filter((f) => f.args.length === 0);
-  const special = fixtures.filter((f) => f.args.length > 0);
-  const batches = [
-    { files: plain.map((f) => f.file), args: [] as string[] },
-    ...special.map((f) => ({ files: [f.file], args: f.args })),
-  ];
-  const json = await mapLimited(batches, concurrency, (b) =>
-    spin(['validate', '--json', ...b.files, ...b.args]),
-  );
-  batches.forEach((batch, i) => {
-    const run = json[i]!;
-    const report = JSON.parse(run.stdout) as JsonReport;
-    for (const file of batch.files) {
-      const name = fixtures.find((f) => f.file === file)!.name;
-      jsonRuns.set(name, {
-        ...report,
-        diagnostics: report.diagnostics.filter((d) => d.file === file),
-      });
-    }
-  });
-}, 120_000);
+// The goldens name each file as given, relative to the repo root.
+const cwd = process.cwd();
+beforeAll(() => {
+  process.chdir(repoRoot);
+});
+afterAll(() => {
+  process.chdir(cwd);
+});
 
 describe('the invalid corpus', () => {
   it('has at least 40 packages, each with a golden file', () => {
     expect(fixtures.length).toBeGreaterThanOrEqual(40);
     if (!update)
       expect(fixtures.filter((f) => !existsSync(f.expectedPath)).map((f) => f.name)).toEqual([]);
+    expect(throughBinary.filter((n) => !fixtures.some((f) => f.name === n))).toEqual([]);
   });
 
   describe.each(fixtures)('$name', (fixture) => {
-    it('exits 2 with exactly the golden diagnostics on stderr', () => {
-      const run = runs.get(fixture.name)!;
-      if (update) writeFileSync(fixture.expectedPath, run.stderr);
-      expect(run.code).toBe(2);
-      expect(run.stdout).toBe('');
-      expect(run.stderr).toBe(readFileSync(fixture.expectedPath, 'utf8'));
-    });
-
-    it('reports the same lines as JSON, with valid: false', () => {
-      const report = jsonRuns.get(fixture.name)!;
-      expect(report.valid).toBe(false);
+    it('loads with exactly the golden diagnostics, in the same lines', async () => {
+      const { stderr, lines } = await renderInProcess(fixture);
+      if (update) writeFileSync(fixture.expectedPath, stderr);
       const golden = readFileSync(fixture.expectedPath, 'utf8');
-      expect(report.diagnostics.map((d) => d.line)).toEqual(reportedLines(golden, fixture.file));
+      expect(stderr).toBe(golden);
+      expect(lines).toEqual(reportedLines(golden, fixture.file));
     });
+  });
+});
+
+describe('the invalid corpus through spin validate', () => {
+  const chosen = fixtures.filter((f) => throughBinary.includes(f.name));
+  beforeAll(() => {
+    if (!existsSync(join(repoRoot, 'dist/commands/validate.js')))
+      throw new Error('spin is not built: run `npm run build` first');
+  });
+
+  it.each(chosen)('$name exits 2 with exactly the golden diagnostics on stderr', async (f) => {
+    const run = await spin(['validate', f.file, ...f.args]);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(readFileSync(f.expectedPath, 'utf8'));
+    expect(run.code).toBe(2);
+  });
+
+  it('reports the same lines as JSON, with valid: false, file by file', async () => {
+    const plain = chosen.filter((f) => f.args.length === 0);
+    const run = await spin(['validate', '--json', ...plain.map((f) => f.file)]);
+    expect(run.code).toBe(2);
+    const report = JSON.parse(run.stdout) as {
+      valid: boolean;
+      diagnostics: { file: string; line: number }[];
+    };
+    expect(report.valid).toBe(false);
+    for (const f of plain) {
+      const golden = readFileSync(f.expectedPath, 'utf8');
+      expect(report.diagnostics.filter((d) => d.file === f.file).map((d) => d.line)).toEqual(
+        reportedLines(golden, f.file),
+      );
+    }
   });
 });
