@@ -1,9 +1,11 @@
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpinError } from '../../src/core/errors.js';
 import { emulationAgent } from '../../src/agents/emulation/emulation-agent.js';
 import { storageAgent } from '../../src/agents/storage/storage-agent.js';
+import { freePort } from '../support/free-port.js';
 import { makeTempHome, type TempHome } from '../support/temp-home.js';
 import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
 
@@ -20,7 +22,8 @@ async function failure(promise: Promise<unknown>): Promise<SpinError> {
   return error as SpinError;
 }
 
-function vm(initrd: 'graceful' | 'stubborn'): Record<string, unknown> {
+/** The config of a tiny VM; `sshPort`, when given, is forwarded from 127.0.0.1 to its port 22. */
+function vm(initrd: 'graceful' | 'stubborn', sshPort?: number): Record<string, unknown> {
   return {
     name: `tiny-${initrd}`,
     cpus: 1,
@@ -29,7 +32,7 @@ function vm(initrd: 'graceful' | 'stubborn'): Record<string, unknown> {
     kernel: 'boot/vmlinuz',
     initrd: `boot/${initrd}.cpio.gz`,
     append: tiny.append,
-    ports: [{ host: 38_022, guest: 22 }],
+    ports: sshPort === undefined ? [] : [{ host: sshPort, guest: 22 }],
   };
 }
 
@@ -55,10 +58,11 @@ afterAll(async () => {
 
 describe('emulation write_config', () => {
   it('stores the config atomically and idempotently; refuses paths outside the root', async () => {
-    expect((await t.run(emulation, 'write_config', { id: 1, vm: vm('graceful') })).output).toBe(
+    const config = vm('graceful', await freePort());
+    expect((await t.run(emulation, 'write_config', { id: 1, vm: config })).output).toBe(
       'config of vm 1 written',
     );
-    expect((await t.run(emulation, 'write_config', { id: 1, vm: vm('graceful') })).output).toBe(
+    expect((await t.run(emulation, 'write_config', { id: 1, vm: config })).output).toBe(
       'config of vm 1 unchanged',
     );
     const stored = JSON.parse(
@@ -66,7 +70,7 @@ describe('emulation write_config', () => {
     ) as Record<string, unknown>;
     expect(stored['kernel']).toBe('boot/vmlinuz');
     const observed = await emulation.actions.get('write_config')!.observe!(
-      { id: 1, vm: vm('graceful') },
+      { id: 1, vm: config },
       t.ctx(),
     );
     expect(observed).toEqual({ present: true, details: { name: 'tiny-graceful', matches: true } });
@@ -88,6 +92,9 @@ describe('emulation write_config', () => {
 
 describe('emulation with a real qemu VM', () => {
   it('starts, waits for the marker, observes, and stops by ACPI powerdown', async () => {
+    // Picked just before qemu binds it, so that it is still free then.
+    const sshPort = await freePort();
+    await t.run(emulation, 'write_config', { id: 1, vm: vm('graceful', sshPort) });
     const start = await t.run(emulation, 'start', {
       id: 1,
       ready_when: tiny.marker,
@@ -102,7 +109,15 @@ describe('emulation with a real qemu VM', () => {
     const pid = seen.details['pid'] as number;
     const cmdline = await readFile(`/proc/${String(pid)}/cmdline`, 'utf8');
     expect(cmdline).toContain(join(t.home, 'vms', '1', 'qemu.pid'));
-    expect(cmdline).toContain('hostfwd=tcp:127.0.0.1:38022-:22');
+    expect(cmdline).toContain(`hostfwd=tcp:127.0.0.1:${String(sshPort)}-:22`);
+    // The forward is there for a user: the port takes connections (qemu accepts them itself).
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(sshPort, '127.0.0.1', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', reject);
+    });
 
     expect((await t.run(emulation, 'start', { id: 1, ready_when: tiny.marker })).output).toMatch(
       /already running/,
@@ -126,7 +141,7 @@ describe('emulation with a real qemu VM', () => {
   it('forces a guest that ignores powerdown: quit (or SIGKILL) after the timeout', async () => {
     await t.run(emulation, 'write_config', {
       id: 2,
-      vm: { ...vm('stubborn'), images: [], ports: [] },
+      vm: { ...vm('stubborn'), images: [] },
     });
     const notReady = await failure(
       t.run(emulation, 'start', { id: 2, ready_when: 'never printed', ready_timeout: '1s' }),

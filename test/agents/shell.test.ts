@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SpinError } from '../../src/core/errors.js';
 import { shellAgent } from '../../src/agents/shell/shell-agent.js';
+import { fileAppears } from '../support/file-appears.js';
 import { makeTempHome, type TempHome } from '../support/temp-home.js';
 
 const fake = fileURLToPath(new URL('../fixtures/fake-program.js', import.meta.url));
@@ -72,19 +73,32 @@ describe('shell run', () => {
   });
 
   it('kills the child when the signal aborts (timeout), even one that ignores SIGTERM', async () => {
-    const started = Date.now();
-    const error = await failure(
-      t.run(
-        agent,
-        'run',
-        { argv: [node, fake, '--ignore-term', '--sleep=60000'] },
-        AbortSignal.timeout(500),
-      ),
+    const ready = join(t.home, 'child.pid');
+    const controller = new AbortController();
+    const run = t.run(
+      agent,
+      'run',
+      {
+        argv: [
+          node,
+          fake,
+          '--ignore-term',
+          '--print=started',
+          `--ready-file=${ready}`,
+          '--sleep=60000',
+        ],
+      },
+      controller.signal,
     );
+    // The deadline passes only once the child provably runs, and has printed, and ignores SIGTERM.
+    const pid = Number(await fileAppears(ready, run));
+    controller.abort(new DOMException('The deadline passed.', 'TimeoutError'));
+    const error = await failure(run);
     expect(error.code).toBe('timeout');
     expect(error.retryable).toBe(true);
-    expect(error.details['output']).toContain('sleeping');
-    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(error.details['output']).toContain('started');
+    // run settles once the child has ended: it is gone, not left sleeping.
+    expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
   });
 
   it('reports a cancelled command as cancelled', async () => {

@@ -47,8 +47,11 @@ describe('the broker lock of a home', () => {
     home = tempHome();
   });
   afterEach(async () => {
-    await Promise.all(children.splice(0).map(killHard));
-    home.remove();
+    try {
+      await Promise.all(children.splice(0).map(killHard));
+    } finally {
+      home.remove();
+    }
   });
 
   it('lets exactly one of several daemons started at once own the home', async () => {
@@ -87,8 +90,7 @@ describe('the broker lock of a home', () => {
       });
     expect(await signals()).toEqual([]);
     const paths = brokerPaths(home.dir);
-    const broker = await openOwnedBroker({ home: home.dir, synchronous: 'normal' });
-    await broker.close();
+    await (await openOwnedBroker({ home: home.dir, synchronous: 'normal' })).close();
     writeFileSync(paths.pidFile, `${String(bystander.pid)} daemon\n`);
 
     expect(lockHolder(paths)).toBeUndefined();
@@ -98,11 +100,14 @@ describe('the broker lock of a home', () => {
     expect(await signals()).toEqual([]);
 
     const owner = await openOwnedBroker({ home: home.dir, synchronous: 'normal' });
-    expect(lockHolder(paths)).toEqual({ pid: process.pid, role: 'embedded' });
-    const status = await spin(home.dir, 'daemon', 'status');
-    expect(status.code).toBe(4);
-    expect(status.stderr).toContain(`pid ${String(process.pid)} runs the broker embedded`);
-    await owner.close();
+    try {
+      expect(lockHolder(paths)).toEqual({ pid: process.pid, role: 'embedded' });
+      const status = await spin(home.dir, 'daemon', 'status');
+      expect(status.code).toBe(4);
+      expect(status.stderr).toContain(`pid ${String(process.pid)} runs the broker embedded`);
+    } finally {
+      await owner.close();
+    }
     expect(lockHolder(paths)).toBeUndefined();
   });
 });

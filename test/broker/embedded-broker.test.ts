@@ -1,12 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { SpinError } from '../../src/core/errors.js';
 import type { Broker } from '../../src/broker/broker.js';
 import { brokerPaths } from '../../src/broker/broker-paths.js';
 import type { BrokerEvent } from '../../src/broker/broker-types.js';
 import { openOwnedBroker } from '../../src/broker/embedded-broker.js';
 import { openBroker } from '../../src/daemon/open-broker.js';
-import { cmd, tempHome } from '../support/broker-helpers.js';
+import { cmd, tempHome, testHome } from '../support/broker-helpers.js';
 
 describe('embedded broker', () => {
   let home: ReturnType<typeof tempHome>;
@@ -17,8 +17,11 @@ describe('embedded broker', () => {
     broker = await openBroker({ home: home.dir, synchronous: 'normal', sweepIntervalMs: 0 });
   });
   afterEach(async () => {
-    await broker.close();
-    home.remove();
+    try {
+      await broker.close();
+    } finally {
+      home.remove();
+    }
   });
 
   it('is what openBroker gives when no daemon answers, and owns the home', async () => {
@@ -111,49 +114,45 @@ describe('embedded broker', () => {
     const audit = lines.map((l) => JSON.parse(l) as BrokerEvent);
     expect(audit).toEqual(events);
     expect(audit[1]).toMatchObject({ spec: { id: 'a', params: { path: 'x' } } });
-    broker = await openBroker({ home: home.dir, sweepIntervalMs: 0 });
   });
 });
 
 describe('the audit log', () => {
   it('rotates a full file, keeps the newest ones, and loses no line at the seams', async () => {
-    const home = tempHome();
-    const auditLog = brokerPaths(home.dir).auditLog;
+    const home = testHome();
+    const auditLog = brokerPaths(home).auditLog;
     const events: BrokerEvent[] = [];
-    try {
-      // Each round writes well past 2 KiB, so the file rotates at least once a round.
-      for (let round = 0; round < 6; round++) {
-        const broker = await openOwnedBroker({
-          home: home.dir,
-          synchronous: 'normal',
-          sweepIntervalMs: 0,
-          auditRotation: { maxBytes: 2048, keep: 3 },
-        });
-        const stop = await broker.subscribe((e) => events.push(e));
-        const pkg = await broker.createPackage({ name: `round ${String(round)}` });
-        await broker.addCommands(
-          pkg,
-          Array.from({ length: 10 }, (_, i) => cmd('storage', { id: `c${String(i)}` })),
-        );
-        await broker.enqueue(pkg);
-        await broker.cancel(pkg);
-        stop();
-        await broker.close();
-      }
-      const files = [`${auditLog}.3`, `${auditLog}.2`, `${auditLog}.1`, auditLog];
-      expect(existsSync(`${auditLog}.4`)).toBe(false);
-      const kept = files.flatMap((file) =>
-        readFileSync(file, 'utf8')
-          .split('\n')
-          .filter((line) => line !== '')
-          .map((line) => JSON.parse(line) as BrokerEvent),
+    // Each round writes well past 2 KiB, so the file rotates at least once a round.
+    for (let round = 0; round < 6; round++) {
+      const broker = await openOwnedBroker({
+        home,
+        synchronous: 'normal',
+        sweepIntervalMs: 0,
+        auditRotation: { maxBytes: 2048, keep: 3 },
+      });
+      onTestFinished(() => broker.close());
+      const stop = await broker.subscribe((e) => events.push(e));
+      const pkg = await broker.createPackage({ name: `round ${String(round)}` });
+      await broker.addCommands(
+        pkg,
+        Array.from({ length: 10 }, (_, i) => cmd('storage', { id: `c${String(i)}` })),
       );
-      // The files, oldest first, hold the newest events in order, without a gap at any seam.
-      expect(kept.length).toBeGreaterThan(0);
-      expect(kept.length).toBeLessThan(events.length);
-      expect(kept).toEqual(events.slice(events.length - kept.length));
-    } finally {
-      home.remove();
+      await broker.enqueue(pkg);
+      await broker.cancel(pkg);
+      stop();
+      await broker.close();
     }
+    const files = [`${auditLog}.3`, `${auditLog}.2`, `${auditLog}.1`, auditLog];
+    expect(existsSync(`${auditLog}.4`)).toBe(false);
+    const kept = files.flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as BrokerEvent),
+    );
+    // The files, oldest first, hold the newest events in order, without a gap at any seam.
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.length).toBeLessThan(events.length);
+    expect(kept).toEqual(events.slice(events.length - kept.length));
   });
 });

@@ -106,8 +106,11 @@ describe('group commit', () => {
     const commits = new GroupCommit(target);
     let other = 0;
     const timer = setInterval(() => other++, 0);
-    await Promise.all([commits.run(() => target.open.push('a')), commits.run(() => 2)]);
-    clearInterval(timer);
+    try {
+      await Promise.all([commits.run(() => target.open.push('a')), commits.run(() => 2)]);
+    } finally {
+      clearInterval(timer);
+    }
     expect(target.commits).toEqual([['a']]);
     expect(busy).toBe(-1);
     // The event loop went on meanwhile.

@@ -54,8 +54,11 @@ export function queueStoreConformance(name: string, factory: HarnessFactory): vo
       store = harness.open();
     });
     afterEach(async () => {
-      await store.close();
-      harness.dispose();
+      try {
+        await store.close();
+      } finally {
+        harness.dispose();
+      }
     });
 
     async function submit(commands: ReturnType<typeof cmd>[]): Promise<string> {

@@ -1,10 +1,26 @@
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import Database from 'better-sqlite3';
 import { SqliteQueueStore } from '../../src/broker/sqlite-queue-store.js';
 import type { Lease } from '../../src/broker/broker-types.js';
-import { cmd, tempHome } from '../support/broker-helpers.js';
+import { cmd, tempHome, testHome } from '../support/broker-helpers.js';
 import { queueStoreConformance } from './queue-store-conformance.js';
+
+/** Opens a store closed when the test ends (before its home goes), whatever happened. */
+function openStore(options: ConstructorParameters<typeof SqliteQueueStore>[0]): SqliteQueueStore {
+  const store = new SqliteQueueStore(options);
+  onTestFinished(() => store.close());
+  return store;
+}
+
+/** Opens a raw connection to a store's file, closed when the test ends. */
+function openDatabase(path: string, options?: Database.Options): Database.Database {
+  const db = new Database(path, options);
+  onTestFinished(() => {
+    if (db.open) db.close();
+  });
+  return db;
+}
 
 queueStoreConformance('SQLite', ({ clock, timings }) => {
   const home = tempHome();
@@ -23,9 +39,8 @@ queueStoreConformance('SQLite', ({ clock, timings }) => {
 
 describe('SQLite store shared by two processes', () => {
   it('keeps one command in flight per queue across two connections to one file, each flushing', async () => {
-    const home = tempHome();
-    const path = join(home.dir, 'broker.db');
-    const stores = [0, 1].map(() => new SqliteQueueStore({ path }));
+    const path = join(testHome(), 'broker.db');
+    const stores = [0, 1].map(() => openStore({ path }));
     const [a, b] = stores as [SqliteQueueStore, SqliteQueueStore];
     const pkg = await a.createPackage();
     await a.addCommands(
@@ -63,8 +78,6 @@ describe('SQLite store shared by two processes', () => {
     expect(max).toBe(1);
     for (const seqs of order.values()) expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
     expect((await b.status(pkg)).state).toBe('succeeded');
-    await Promise.all(stores.map((s) => s.close()));
-    home.remove();
   });
 });
 
@@ -81,71 +94,65 @@ describe('SQLite store with durable commits', () => {
   }
 
   it('hands out a lease as soon as it is written, before the ack beside it is flushed', async () => {
-    const home = tempHome();
-    const store = new SqliteQueueStore({ path: join(home.dir, 'broker.db') });
+    const store = openStore({ path: join(testHome(), 'broker.db') });
     const pkg = await store.createPackage();
     await store.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b' })]);
     await store.enqueue(pkg);
     const a = await store.lease(q);
     expect(await ackThenLease(store, a!)).toEqual(['lease b', 'ack']);
-    await store.close();
-    home.remove();
   });
 
   it('holds back a lease of a command whose need succeeded in a commit not yet flushed', async () => {
-    const home = tempHome();
-    const store = new SqliteQueueStore({ path: join(home.dir, 'broker.db') });
+    const store = openStore({ path: join(testHome(), 'broker.db') });
     const pkg = await store.createPackage();
     await store.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b', needs: ['a'] })]);
     await store.enqueue(pkg);
     const a = await store.lease(q);
     expect(await ackThenLease(store, a!)).toEqual(['ack', 'lease b']);
-    await store.close();
-    home.remove();
   });
 
   it('reopens with every durable change after a close, from snapshot and journal alike', async () => {
-    const home = tempHome();
-    const path = join(home.dir, 'broker.db');
-    const first = new SqliteQueueStore({ path });
+    const path = join(testHome(), 'broker.db');
+    const first = openStore({ path });
     const pkg = await first.createPackage({ name: 'kept' });
     await first.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b', needs: ['a'] })]);
     await first.enqueue(pkg);
     const a = await first.lease(q);
     await first.ack(a!, { ok: true, output: { n: 1 } });
     // A second connection sees the change through the journal, before any snapshot.
-    const second = new SqliteQueueStore({ path });
+    const second = openStore({ path });
     expect((await second.status(pkg)).commands.map((c) => c.state)).toEqual(['succeeded', 'ready']);
     await first.close();
     await second.close();
-    const reopened = new SqliteQueueStore({ path });
+    const reopened = openStore({ path });
     const status = await reopened.status(pkg);
     expect(status.name).toBe('kept');
     expect(status.commands[0]).toMatchObject({ id: 'a', state: 'succeeded', output: { n: 1 } });
     expect((await reopened.lease(q))?.commandId).toBe('b');
-    await reopened.close();
-    home.remove();
   });
 });
 
 describe('SQLite store snapshot', () => {
   it('folds the journal into its tables once idle, rows equal to what status reports', async () => {
-    const home = tempHome();
-    const path = join(home.dir, 'broker.db');
-    const store = new SqliteQueueStore({ path, synchronous: 'normal' });
+    // The idle timer runs on the real clock: fake it (and only it; commits run on setImmediate),
+    // so the test moves time on itself instead of waiting for the snapshot.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const path = join(testHome(), 'broker.db');
+    const store = openStore({ path, synchronous: 'normal' });
     const pkg = await store.createPackage({ name: 'folded' });
     await store.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b', needs: ['a'] })]);
     await store.enqueue(pkg);
     const a = await store.lease({ node: 'local', resource: 'r' });
     await store.ack(a!, { ok: true, output: 'done' });
-    const reader = new Database(path, { readonly: true });
+    const reader = openDatabase(path, { readonly: true });
     const journalRows = reader.prepare('SELECT count(*) FROM journal').pluck();
     expect(journalRows.get()).toBeGreaterThan(0);
-    // The snapshot comes 200 ms after the last commit: wait for it to happen.
-    for (let waited = 0; journalRows.get() !== 0; waited += 20) {
-      if (waited > 10_000) throw new Error('the journal was never folded');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    // Nothing else runs now: the store is idle. Let its idle time pass.
+    vi.runAllTimers();
+    expect(journalRows.get()).toBe(0);
     const rows = reader
       .prepare('SELECT id, state, output FROM commands WHERE package_id = ? ORDER BY position')
       .all(pkg);
@@ -156,27 +163,27 @@ describe('SQLite store snapshot', () => {
     expect(reader.prepare('SELECT state FROM packages WHERE id = ?').pluck().get(pkg)).toBe(
       'running',
     );
-    reader.close();
-    await store.close();
-    home.remove();
+    expect((await store.status(pkg)).commands.map((c) => `${c.id} ${c.state}`)).toEqual([
+      'a succeeded',
+      'b ready',
+    ]);
   });
 });
 
 describe('SQLite store written by the previous spin', () => {
   it('opens a schema-1 store (tables, no journal) with its packages and queues intact', async () => {
-    const home = tempHome();
-    const path = join(home.dir, 'broker.db');
-    const first = new SqliteQueueStore({ path });
+    const path = join(testHome(), 'broker.db');
+    const first = openStore({ path });
     const pkg = await first.createPackage({ name: 'old' });
     await first.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b' })]);
     await first.enqueue(pkg);
     await first.close();
     // What schema 1 left: the same tables, no journal table, schema 1 in meta.
-    const db = new Database(path);
+    const db = openDatabase(path);
     db.exec(`DROP TABLE journal; DELETE FROM meta WHERE key <> 'schema'`);
     db.prepare(`UPDATE meta SET value = '1' WHERE key = 'schema'`).run();
     db.close();
-    const reopened = new SqliteQueueStore({ path });
+    const reopened = openStore({ path });
     expect((await reopened.status(pkg)).commands.map((c) => `${c.id} ${c.state}`)).toEqual([
       'a ready',
       'b ready',
@@ -185,10 +192,8 @@ describe('SQLite store written by the previous spin', () => {
     expect(a?.commandId).toBe('a');
     await reopened.ack(a!, { ok: true });
     await reopened.close();
-    const check = new Database(path, { readonly: true });
+    const check = openDatabase(path, { readonly: true });
     expect(check.prepare(`SELECT value FROM meta WHERE key = 'schema'`).pluck().get()).toBe('2');
-    check.close();
-    home.remove();
   });
 });
 
@@ -196,14 +201,13 @@ describe('SQLite store whose commit fails', () => {
   it.each(['full', 'normal'] as const)(
     'rejects the operations, keeps nothing of them, and goes on once the file takes writes (%s)',
     async (synchronous) => {
-      const home = tempHome();
-      const path = join(home.dir, 'broker.db');
-      const store = new SqliteQueueStore({ path, synchronous });
+      const path = join(testHome(), 'broker.db');
+      const store = openStore({ path, synchronous });
       const pkg = await store.createPackage();
       await store.addCommands(pkg, [cmd('r', { id: 'a' })]);
       await store.enqueue(pkg);
       // Another connection makes every journal write fail, as a full disk would.
-      const other = new Database(path);
+      const other = openDatabase(path);
       other.exec(
         `CREATE TRIGGER refuse BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
       );
@@ -216,8 +220,6 @@ describe('SQLite store whose commit fails', () => {
       expect(lease?.commandId).toBe('a');
       await store.ack(lease!, { ok: true });
       expect((await store.status(pkg)).state).toBe('succeeded');
-      await store.close();
-      home.remove();
     },
   );
 });

@@ -1,21 +1,24 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { GroupCommit } from '../../src/broker/group-commit.js';
 import { WalSync } from '../../src/broker/wal-sync.js';
-import { tempHome } from '../support/broker-helpers.js';
+import { testHome } from '../support/broker-helpers.js';
 
 describe('durable commits through WalSync', () => {
   it('flushes the WAL of a real database; close waits for the flush under way', async () => {
-    const home = tempHome();
-    const path = join(home.dir, 'broker.db');
+    const path = join(testHome(), 'broker.db');
     const db = new Database(path);
+    onTestFinished(() => {
+      if (db.open) db.close();
+    });
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.exec('CREATE TABLE t (n INTEGER)');
     const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
     const walSync = new WalSync(path);
+    onTestFinished(() => walSync.close());
     const commits = new GroupCommit(
       {
         begin: () => {
@@ -41,14 +44,12 @@ describe('durable commits through WalSync', () => {
     await walSync.close();
     expect(settled).toBe(2);
     expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
-    db.close();
-    home.remove();
   });
 
   it('fails every later commit once a flush failed', async () => {
-    const home = tempHome();
     // No database, so no WAL file to flush: the first flush fails, and so does every later one.
-    const walSync = new WalSync(join(home.dir, 'missing.db'));
+    const walSync = new WalSync(join(testHome(), 'missing.db'));
+    onTestFinished(() => walSync.close());
     const failures: string[] = [];
     await new Promise<void>((resolve) => {
       walSync.afterCommit((error) => {
@@ -59,7 +60,5 @@ describe('durable commits through WalSync', () => {
     walSync.afterCommit((error) => failures.push(error?.message ?? 'none'), true);
     expect(failures).toHaveLength(2);
     for (const message of failures) expect(message).toMatch(/could not flush its journal/);
-    await walSync.close();
-    home.remove();
   });
 });

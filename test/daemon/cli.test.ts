@@ -16,8 +16,11 @@ describe('spin message and spin daemon, the built binary', () => {
     home = tempHome();
   });
   afterEach(async () => {
-    await spin(home.dir, 'daemon', 'stop');
-    home.remove();
+    try {
+      await spin(home.dir, 'daemon', 'stop');
+    } finally {
+      home.remove();
+    }
   });
 
   it('builds, enqueues and follows a package with no daemon running', async () => {
@@ -71,14 +74,17 @@ describe('spin message and spin daemon, the built binary', () => {
 
     // A test consumer fails c1 for good: c2 and c3 are skipped, naming c1.
     const broker = await openOwnedBroker({ home: home.dir, sweepIntervalMs: 0 });
-    const consumer = await broker.consumer({ node: 'local', resource: 'storage' });
-    const lease = await consumer.lease();
-    await consumer.ack(lease!, {
-      ok: false,
-      error: { code: 'path_outside_root', message: 'no' },
-      retryable: false,
-    });
-    await broker.close();
+    try {
+      const consumer = await broker.consumer({ node: 'local', resource: 'storage' });
+      const lease = await consumer.lease();
+      await consumer.ack(lease!, {
+        ok: false,
+        error: { code: 'path_outside_root', message: 'no' },
+        retryable: false,
+      });
+    } finally {
+      await broker.close();
+    }
     const failed = await spin(home.dir, 'message', 'status', pkg);
     expect(failed.code).toBe(1);
     expect(failed.stdout).toContain(`package ${pkg} (vm-demo): failed`);

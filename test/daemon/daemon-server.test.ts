@@ -50,21 +50,34 @@ describe('daemon over its real socket', () => {
     client = await DaemonClient.connect(socket);
   });
   afterEach(async () => {
-    await client.close();
-    await daemon.stop('test over');
-    home.remove();
+    try {
+      await client.close();
+    } finally {
+      try {
+        await daemon.stop('test over');
+      } finally {
+        home.remove();
+      }
+    }
   });
 
   it('creates the socket 0600 in a 0700 home, and openBroker finds it', async () => {
     expect(statSync(daemon.paths.socket).mode & 0o777).toBe(0o600);
     expect(statSync(home.dir).mode & 0o777).toBe(0o700);
     const broker = await openBroker({ home: home.dir });
-    expect(broker.kind).toBe('daemon');
-    await broker.close();
+    try {
+      expect(broker.kind).toBe('daemon');
+    } finally {
+      await broker.close();
+    }
   });
 
   it('refuses a second broker on the same home, naming the pid', async () => {
-    const error = await startDaemon({ home: home.dir }).catch((e: unknown) => e as SpinError);
+    const error = await startDaemon({ home: home.dir }).then(
+      // Were it to start after all, it is stopped before the home goes.
+      (second) => second.stop('test over'),
+      (e: unknown) => e as SpinError,
+    );
     expect(error).toMatchObject({ code: 'daemon_running', exitCode: 3 });
     expect((error as SpinError).message).toContain(String(process.pid));
   });
@@ -126,8 +139,11 @@ describe('daemon over its real socket', () => {
     expect((await raw(tcp, 'GET', '/v1/health', undefined, wrong)).status).toBe(401);
     const token = daemonToken(daemon.paths);
     const overTcp = await DaemonClient.connect({ ...tcp, token });
-    expect((await overTcp.health()).service).toBe('spind');
-    await overTcp.close();
+    try {
+      expect((await overTcp.health()).service).toBe('spind');
+    } finally {
+      await overTcp.close();
+    }
   });
 
   it('runs a test consumer over the agent connection: lease, renew, ack with next', async () => {

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { pathPatterns, pathProblem, type PathKind } from '../../src/agents/safe-path.js';
@@ -348,13 +347,11 @@ function malformed(
 }
 
 describe('random mutations of valid files', () => {
-  it('never throw, return quickly, and give a package or well-placed diagnostics', () => {
+  // How fast a file loads is measured in bench/, not asserted here.
+  it('never throw, and give a package or well-placed diagnostics', () => {
     fc.assert(
       fc.property(mutatedFile, (text) => {
-        const start = performance.now();
         const result = loadPackageText('mutated.spin.yaml', text, validators);
-        const elapsed = performance.now() - start;
-        expect(elapsed).toBeLessThan(2000);
         expect(malformed(text, result.diagnostics, result.package !== undefined)).toEqual([]);
       }),
       { numRuns: runs(1000) },

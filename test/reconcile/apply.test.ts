@@ -1,8 +1,15 @@
 import { existsSync } from 'node:fs';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { repoRoot, spin, startSpin, tempDir } from '../support/spin-cli.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import {
+  repoRoot,
+  spin,
+  startSpin,
+  testDir,
+  type CliRun,
+  type RunningSpin,
+} from '../support/spin-cli.js';
 
 const fake = join(repoRoot, 'test/fixtures/fake-program.js');
 
@@ -10,6 +17,8 @@ interface Setup {
   home: string;
   file: string;
   run: (...args: string[]) => ReturnType<typeof spin>;
+  /** Starts `spin apply <file> ...args`; it is interrupted and waited for when the test ends. */
+  start: (...args: string[]) => RunningSpin;
   write: (text: string) => Promise<void>;
   state: () => Promise<{
     serial: number;
@@ -17,20 +26,65 @@ interface Setup {
   }>;
 }
 
+/** A temp SPIN_HOME holding `pkg.spin.yaml`; removed, with its 1 GiB images, when the test ends. */
 async function setup(text: string): Promise<Setup> {
-  const home = await tempDir('spin-apply-');
+  const home = await testDir('spin-apply-');
   const file = join(home, 'pkg.spin.yaml');
   await writeFile(file, text);
+  const env = { SPIN_HOME: home };
   return {
     home,
     file,
-    run: (...args) => spin(args, { env: { SPIN_HOME: home } }),
+    run: (...args) => spin(args, { env }),
+    start: (...args) => {
+      const running = startSpin(['apply', file, ...args], { env });
+      // Registered after the home, so it runs first: nothing writes in the home once it goes.
+      onTestFinished(() => stop(running));
+      return running;
+    },
     write: (t) => writeFile(file, t),
     state: async () =>
       JSON.parse(await readFile(join(home, 'state.json'), 'utf8')) as Awaited<
         ReturnType<Setup['state']>
       >,
   };
+}
+
+/** Interrupts a run still going, as Ctrl-C would (it cancels its commands), and waits for its end. */
+async function stop(running: RunningSpin): Promise<void> {
+  running.signal('SIGINT');
+  const timer = setTimeout(() => {
+    running.signal('SIGKILL');
+  }, 20_000);
+  await running.done;
+  clearTimeout(timer);
+}
+
+/**
+ * Resolves once `run` watches directory `dir` with inotify, as a `spin apply` waiting for a held
+ * state lock does (it is woken by the lock's directory changing); rejects if it ends first.
+ * Linux lists a process's inotify watches, by inode, in /proc/<pid>/fdinfo.
+ */
+async function watchesDirectory(run: RunningSpin, dir: string): Promise<void> {
+  const inode = `ino:${(await stat(dir)).ino.toString(16)} `;
+  const end: { result?: CliRun } = {};
+  void run.done.then((result) => (end.result = result));
+  const fdinfo = `/proc/${String(run.pid)}/fdinfo`;
+  for (;;) {
+    if (end.result !== undefined) {
+      const { code, stdout, stderr } = end.result;
+      throw new Error(
+        `it ended (${String(code)}) without waiting on ${dir}:\n${stdout}\n${stderr}`,
+      );
+    }
+    for (const fd of await readdir(fdinfo).catch(() => [])) {
+      const info = await readFile(join(fdinfo, fd), 'utf8').catch(() => '');
+      if (info.split('\n').some((line) => line.startsWith('inotify ') && line.includes(inode)))
+        return;
+    }
+    // Not yet: look again shortly. Only how soon this notices depends on the interval.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 const storage = (size2 = 1, name2 = 'b.raw'): string => `package: store
@@ -176,17 +230,24 @@ commands:
     const s = await setup('');
     const gate = join(s.home, 'gate');
     await s.write(slow(gate));
-    const first = startSpin(['apply', s.file, '--allow-shell'], { env: { SPIN_HOME: s.home } });
+    const first = s.start('--allow-shell');
     await first.waitFor(/slow\/wait running/);
     const second = await s.run('apply', s.file, '--allow-shell');
     expect(second.code).toBe(3);
     expect(second.stderr).toContain(`locked by pid ${String(first.pid)} on`);
-    const waiting = startSpin(['apply', s.file, '--allow-shell', '--lock-timeout', '2m'], {
-      env: { SPIN_HOME: s.home },
-    });
+
+    const waiting = s.start('--allow-shell', '--lock-timeout', '2m');
+    // The waiter finds the lock held and waits for it, still running while the first holds it.
+    await watchesDirectory(waiting, s.home);
+    const lock = JSON.parse(await readFile(join(s.home, 'state.json.lock'), 'utf8')) as {
+      pid: number;
+    };
+    expect(lock.pid).toBe(first.pid);
+    // Only now is the lock released: the waiter takes it and finds the first's work done.
     await writeFile(gate, '');
     expect((await first.done).code).toBe(0);
     const after = await waiting.done;
+    expect(after.stderr).toBe('');
     expect(after.code).toBe(0);
     expect(after.stdout).toContain('Nothing to do');
   });
@@ -217,7 +278,7 @@ commands:
     const s = await setup('');
     const gate = join(s.home, 'gate');
     await s.write(slow(gate));
-    const run = startSpin(['apply', s.file, '--allow-shell'], { env: { SPIN_HOME: s.home } });
+    const run = s.start('--allow-shell');
     await run.waitFor(/slow\/wait running/);
     run.signal('SIGINT');
     const ended = await run.done;

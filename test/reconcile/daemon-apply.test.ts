@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { spin, startSpin, tempDir, type RunningSpin } from '../support/spin-cli.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { spin, startSpin, testDir, type RunningSpin } from '../support/spin-cli.js';
 
 const pkg = `package: via-daemon
 commands:
@@ -10,17 +10,28 @@ commands:
   img: { resource: storage, action: create_image, needs: [vol], params: { volume: d, image: i.raw, image_size: 1 } }
 `;
 
-const homes: string[] = [];
-const agents: RunningSpin[] = [];
-afterEach(async () => {
-  for (const agent of agents.splice(0)) agent.signal('SIGTERM');
-  for (const home of homes.splice(0)) await spin(['daemon', 'stop'], { env: { SPIN_HOME: home } });
-});
+/** A temp SPIN_HOME whose daemon is stopped, and which is removed, when the test ends. */
+async function daemonHome(prefix: string): Promise<string> {
+  const home = await testDir(prefix);
+  onTestFinished(async () => {
+    await spin(['daemon', 'stop'], { env: { SPIN_HOME: home } });
+  });
+  return home;
+}
+
+/** `spin agent <args>`, stopped (SIGTERM) and waited for when the test ends, before its daemon. */
+function startAgent(args: string[], env: Record<string, string>): RunningSpin {
+  const agent = startSpin(['agent', ...args], { env });
+  onTestFinished(async () => {
+    agent.signal('SIGTERM');
+    await agent.done;
+  });
+  return agent;
+}
 
 describe('spin apply through the daemon', () => {
   it('runs commands on the daemon and its built-in agents', async () => {
-    const home = await tempDir('spin-daemon-apply-');
-    homes.push(home);
+    const home = await daemonHome('spin-daemon-apply-');
     const env = { SPIN_HOME: home };
     expect((await spin(['daemon', 'start'], { env })).code).toBe(0);
     const file = join(home, 'p.spin.yaml');
@@ -35,12 +46,10 @@ describe('spin apply through the daemon', () => {
   });
 
   it('leaves the queues to `spin agent` processes with --no-agents', async () => {
-    const home = await tempDir('spin-daemon-agent-');
-    homes.push(home);
+    const home = await daemonHome('spin-daemon-agent-');
     const env = { SPIN_HOME: home };
     expect((await spin(['daemon', 'start', '--no-agents'], { env })).code).toBe(0);
-    const agent = startSpin(['agent', 'storage'], { env });
-    agents.push(agent);
+    const agent = startAgent(['storage'], env);
     await agent.waitFor(/storage agent consuming local\/storage/);
     const file = join(home, 'p.spin.yaml');
     await writeFile(file, pkg);
@@ -54,7 +63,7 @@ describe('spin apply through the daemon', () => {
   });
 
   it('spin agent exits 4 when no daemon runs', async () => {
-    const home = await tempDir('spin-no-daemon-');
+    const home = await testDir('spin-no-daemon-');
     const run = await spin(['agent', 'storage'], { env: { SPIN_HOME: home } });
     expect(run.code).toBe(4);
     expect(run.stderr).toContain('no spin daemon runs');

@@ -8,7 +8,7 @@ import {
   serializeState,
 } from '../../src/reconcile/state-file.js';
 import type { StateData } from '../../src/core/state-types.js';
-import { tempDir } from '../support/spin-cli.js';
+import { testDir } from '../support/spin-cli.js';
 
 const sample = (): StateData => ({
   ...emptyState(),
@@ -50,8 +50,7 @@ describe('the state file', () => {
   });
 
   it('writes atomically and keeps the previous version as a backup', async () => {
-    const dir = await tempDir();
-    const path = join(dir, 'state.json');
+    const path = join(await testDir(), 'state.json');
     const state = await StateFile.open(path);
     state.data.serial = 1;
     await state.save();
@@ -70,8 +69,7 @@ describe('the state file', () => {
   });
 
   it('refuses a corrupt, foreign or newer file with exit 3', async () => {
-    const dir = await tempDir();
-    const path = join(dir, 'state.json');
+    const path = join(await testDir(), 'state.json');
     for (const text of [
       '{"serial": ',
       '{"version": 4}',

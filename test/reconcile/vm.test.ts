@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spin, tempDir } from '../support/spin-cli.js';
+import { spin, testDir } from '../support/spin-cli.js';
 import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
 
 let guest: TinyVm;
@@ -59,7 +59,7 @@ commands:
 
 describe('spin apply with a real VM', () => {
   it('boots it, sees it running, restarts it when it died, and destroy powers it off', async () => {
-    const home = await tempDir('spin-vm-');
+    const home = await testDir('spin-vm-');
     await mkdir(join(home, 'images/boot'), { recursive: true });
     await copyFile(guest.kernel, join(home, 'images/boot/vmlinuz'));
     await copyFile(guest.graceful, join(home, 'images/boot/initrd.gz'));

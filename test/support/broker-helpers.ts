@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onTestFinished } from 'vitest';
 import type { CommandInput } from '../../src/broker/broker-types.js';
 import type { Clock } from '../../src/core/clock.js';
 
@@ -27,6 +28,13 @@ export function tempHome(): { dir: string; remove: () => void } {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** `tempHome` for the running test: removed when it finishes, after what was registered later. */
+export function testHome(): string {
+  const home = tempHome();
+  onTestFinished(home.remove);
+  return home.dir;
 }
 
 /** A command on `resource` (node `local`), with test defaults. */

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onTestFinished } from 'vitest';
 
 /** The repository root, where `bin/run.js` lives. */
 export const repoRoot = new URL('../..', import.meta.url).pathname;
@@ -39,9 +40,19 @@ export function spin(
   });
 }
 
-/** A fresh temporary directory for one test. */
+/** A fresh temporary directory; the caller removes it (see `testDir` for one that goes by itself). */
 export function tempDir(prefix = 'spin-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
+}
+
+/**
+ * A fresh temporary directory for the running test, removed when the test finishes, passed or
+ * failed (after its `afterEach` hooks and after cleanups registered later, which end first).
+ */
+export async function testDir(prefix = 'spin-test-'): Promise<string> {
+  const dir = await tempDir(prefix);
+  onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** A CLI run still going: its output so far, a way to wait for a line, and its end. */

@@ -3,7 +3,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import type { WatchEvent } from '../../src/watch/watch-events.js';
-import { repoRoot, tempDir, type CliRun } from '../support/spin-cli.js';
+import { repoRoot, testDir, type CliRun } from '../support/spin-cli.js';
 
 export const fake = join(repoRoot, 'test/fixtures/fake-program.js');
 
@@ -15,9 +15,12 @@ export interface WatchDirs {
   gates: string;
 }
 
-/** Fresh directories for one test: `root/pkgs` (watched), `root/home`, `root/gates`. */
+/**
+ * Fresh directories for one test: `root/pkgs` (watched), `root/home`, `root/gates`; `root` is
+ * removed when the test ends, after the watches (stopped in `afterEach`).
+ */
 export async function watchDirs(homeInside = false): Promise<WatchDirs> {
-  const root = await tempDir('spin-watch-');
+  const root = await testDir('spin-watch-');
   const dir = join(root, 'pkgs');
   const home = homeInside ? join(dir, 'home') : join(root, 'home');
   const gates = join(root, 'gates');
