@@ -1,20 +1,21 @@
-import { SpinError } from '../core/errors.js';
 import type Database from 'better-sqlite3';
+import { SpinError } from '../core/errors.js';
 import type { CommandState, PackageState } from './broker-types.js';
 
 /**
- * The SQLite file of the queue store: a snapshot of its tables (packages, commands, needs) and a
- * journal of the changes since, one row per commit holding that commit's row patches in order.
- * A commit appends one journal row, whatever it changed; every connection replays the rows it
- * has not seen before it reads or writes, and a snapshot (`compacted_through`) folds the journal
- * back into the tables now and then. A command's place in its queue is `seq`, assigned from one
- * counter at enqueue, so enqueue order is global and survives restarts. `pending_needs` counts
- * needs not yet succeeded; the package row keeps counters of its commands.
+ * The SQLite file of the queue store: plain tables, changed in transactions.
+ * - `packages`: one row a package, with counters of its commands (unfinished, failed) so that its
+ *   state follows from one row.
+ * - `commands`: one row a command. `seq` is its place in its queue, assigned at enqueue from one
+ *   counter, so enqueue order is global and survives restarts; `pending_needs` counts needs not
+ *   yet succeeded.
+ * - `deps`: who needs whom, to release or skip dependents without reading the whole package.
+ * Two partial indexes serve the hot path: the ready commands of a queue in order, and the one
+ * running command of a queue.
  */
-export const schemaVersion = 2;
+export const schemaVersion = 3;
 
 const ddl = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS packages (
   id TEXT PRIMARY KEY,
   name TEXT NOT NULL,
@@ -28,7 +29,6 @@ CREATE TABLE IF NOT EXISTS packages (
   failed INTEGER NOT NULL DEFAULT 0,
   started INTEGER NOT NULL DEFAULT 0
 );
-DROP INDEX IF EXISTS packages_staged;
 CREATE TABLE IF NOT EXISTS commands (
   package_id TEXT NOT NULL,
   id TEXT NOT NULL,
@@ -42,9 +42,7 @@ CREATE TABLE IF NOT EXISTS commands (
   timeout_ms INTEGER NOT NULL,
   retries INTEGER NOT NULL,
   state TEXT NOT NULL,
-  active INTEGER,
   pending_needs INTEGER NOT NULL DEFAULT 0,
-  dependents INTEGER NOT NULL DEFAULT 0,
   attempt INTEGER NOT NULL DEFAULT 0,
   failures INTEGER NOT NULL DEFAULT 0,
   attempt_id TEXT,
@@ -58,16 +56,16 @@ CREATE TABLE IF NOT EXISTS commands (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (package_id, id)
 ) WITHOUT ROWID;
-DROP INDEX IF EXISTS commands_queue;
-DROP INDEX IF EXISTS commands_running;
-DROP INDEX IF EXISTS commands_seq;
-CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, patches TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deps (
   package_id TEXT NOT NULL,
   needs_id TEXT NOT NULL,
   command_id TEXT NOT NULL,
   PRIMARY KEY (package_id, needs_id, command_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS commands_ready ON commands (node, resource, seq) WHERE state = 'ready';
+CREATE INDEX IF NOT EXISTS commands_running ON commands (node, resource) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS packages_staged ON packages (created_at) WHERE state = 'staged';
+CREATE INDEX IF NOT EXISTS packages_finished ON packages (finished_at) WHERE finished_at IS NOT NULL;
 `;
 
 /** A row of `packages`. */
@@ -99,11 +97,7 @@ export interface CommandRow {
   timeout_ms: number;
   retries: number;
   state: CommandState;
-  /** 1 from enqueue until the command finishes, else null: membership of the queue index. */
-  active: number | null;
   pending_needs: number;
-  /** How many commands need this one; 0 spares the lookup of dependents on every ack. */
-  dependents: number;
   attempt: number;
   failures: number;
   attempt_id: string | null;
@@ -117,23 +111,28 @@ export interface CommandRow {
   updated_at: number;
 }
 
-/** Creates the tables (idempotent) and refuses a store written by a newer spin. */
+/**
+ * Creates the tables (idempotent), brings a store of an earlier spin to this schema, and refuses
+ * one written by a newer spin. Run in a write transaction.
+ * - Schema 1 had these tables; schema 2 added a journal of changes not yet folded into them,
+ *   which its close folded. A schema-2 file whose journal still holds changes (its broker was
+ *   killed) is refused rather than opened without them.
+ */
 export function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
   const found = db.prepare<[], string>(`SELECT value FROM meta WHERE key = 'schema'`).pluck().get();
-  if (found !== undefined && Number(found) > schemaVersion) {
+  const version = found === undefined ? schemaVersion : Number(found);
+  if (version > schemaVersion) {
     throw new SpinError(
       'state_conflict',
-      `The broker store ${db.name} was written by a newer spin (store schema ${found}; this spin knows up to ${String(schemaVersion)}).`,
+      `The broker store ${db.name} was written by a newer spin (store schema ${String(version)}; this spin knows up to ${String(schemaVersion)}).`,
       {
-        details: { store: db.name, schema: Number(found), known: schemaVersion },
-        suggestions: [
-          'Run the spin that wrote it, or upgrade this one.',
-          `To start over with no queued commands, stop every spin using this home and move ${db.name} aside.`,
-        ],
+        details: { store: db.name, schema: version, known: schemaVersion },
+        suggestions: ['Run the spin that wrote it, or upgrade this one.', moveAside(db.name)],
       },
     );
   }
+  if (version === 2) dropJournal(db);
   db.exec(ddl);
   db.prepare(
     `INSERT INTO meta (key, value) VALUES ('schema', ?)
@@ -141,38 +140,34 @@ export function migrate(db: Database.Database): void {
   ).run(String(schemaVersion));
 }
 
-/** Every column of `packages`, in the order the snapshot binds them. */
-const packageColumns = [
-  'id',
-  'name',
-  'state',
-  'created_at',
-  'ttl_ms',
-  'enqueued_at',
-  'finished_at',
-  'commands',
-  'unfinished',
-  'failed',
-  'started',
-] as const satisfies readonly (keyof PackageRow)[];
+function dropJournal(db: Database.Database): void {
+  const pending = db.prepare<[], number>('SELECT count(*) FROM journal').pluck().get() ?? 0;
+  if (pending > 0) {
+    throw new SpinError(
+      'state_conflict',
+      `The broker store ${db.name} holds ${String(pending)} changes that the spin which wrote it never folded in (it was stopped abruptly).`,
+      {
+        details: { store: db.name, pending },
+        suggestions: [
+          'Start and stop that spin once (spin daemon start, then spin daemon stop) to fold them in.',
+          moveAside(db.name),
+        ],
+      },
+    );
+  }
+  db.exec(`DROP TABLE journal; DELETE FROM meta WHERE key = 'compacted_through';
+    DROP INDEX IF EXISTS packages_staged`);
+}
 
-/** Every column of `commands`, in the order the snapshot binds them. */
-const commandColumns = [
-  'package_id',
-  'id',
-  'position',
+function moveAside(file: string): string {
+  return `To start over with no queued commands, stop every spin using this home and move ${file} aside.`;
+}
+
+/** The columns of `commands` that change after a command is added, in a fixed order. */
+export const mutableCommandColumns = [
   'seq',
-  'node',
-  'resource',
-  'action',
-  'params',
-  'needs',
-  'timeout_ms',
-  'retries',
   'state',
-  'active',
   'pending_needs',
-  'dependents',
   'attempt',
   'failures',
   'attempt_id',
@@ -186,56 +181,80 @@ const commandColumns = [
   'updated_at',
 ] as const satisfies readonly (keyof CommandRow)[];
 
-/** Prepares the statements of the snapshot and the journal, once per connection. */
+/** The columns of `packages` that change after it is created. */
+export const mutablePackageColumns = [
+  'state',
+  'enqueued_at',
+  'finished_at',
+  'commands',
+  'unfinished',
+  'failed',
+  'started',
+] as const satisfies readonly (keyof PackageRow)[];
+
+/** Prepares the statements of the store, once per connection. */
 export function prepareStatements(db: Database.Database) {
+  const set = (columns: readonly string[]): string => columns.map((c) => `${c} = ?`).join(', ');
   return {
-    dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
     getMeta: db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck(),
     setMeta: db.prepare<[string, string]>(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     ),
-    loadPackages: db.prepare<[], PackageRow>('SELECT * FROM packages ORDER BY rowid'),
-    loadCommands: db.prepare<[], CommandRow>(
-      'SELECT * FROM commands ORDER BY seq NULLS FIRST, package_id, position',
+    package: db.prepare<[string], PackageRow>('SELECT * FROM packages WHERE id = ?'),
+    insertPackage: db.prepare<[PackageRow]>(
+      `INSERT INTO packages (id, name, state, created_at, ttl_ms)
+       VALUES (@id, @name, @state, @created_at, @ttl_ms)`,
     ),
-    loadDeps: db.prepare<[], { package_id: string; needs_id: string; command_id: string }>(
-      'SELECT * FROM deps',
-    ),
-    journalSince: db.prepare<[number], { seq: number; patches: string }>(
-      'SELECT seq, patches FROM journal WHERE seq > ? ORDER BY seq',
-    ),
-    appendJournal: db.prepare<[number, string]>('INSERT INTO journal (seq, patches) VALUES (?, ?)'),
-    trimJournal: db.prepare<[number]>('DELETE FROM journal WHERE seq <= ?'),
-    upsertPackage: db.prepare(upsert('packages', packageColumns, ['id'])),
-    upsertCommand: db.prepare(upsert('commands', commandColumns, ['package_id', 'id'])),
-    insertDep: db.prepare<[string, string, string]>(
-      'INSERT OR IGNORE INTO deps (package_id, needs_id, command_id) VALUES (?, ?, ?)',
-    ),
+    updatePackage: db.prepare(`UPDATE packages SET ${set(mutablePackageColumns)} WHERE id = ?`),
     deletePackage: db.prepare<[string]>('DELETE FROM packages WHERE id = ?'),
     deleteCommands: db.prepare<[string]>('DELETE FROM commands WHERE package_id = ?'),
     deleteDeps: db.prepare<[string]>('DELETE FROM deps WHERE package_id = ?'),
+    listPackages: db.prepare<[number], PackageRow>(
+      'SELECT * FROM packages ORDER BY created_at DESC, rowid DESC LIMIT ?',
+    ),
+    expiredPackages: db.prepare<[number], PackageRow>(
+      `SELECT * FROM packages WHERE state = 'staged' AND created_at + ttl_ms <= ?`,
+    ),
+    finishedBefore: db.prepare<[number], PackageRow>(
+      'SELECT * FROM packages WHERE finished_at IS NOT NULL AND finished_at <= ?',
+    ),
+    command: db.prepare<[string, string], CommandRow>(
+      'SELECT * FROM commands WHERE package_id = ? AND id = ?',
+    ),
+    commandIds: db
+      .prepare<[string], string>('SELECT id FROM commands WHERE package_id = ?')
+      .pluck(),
+    packageCommands: db.prepare<[string], CommandRow>(
+      'SELECT * FROM commands WHERE package_id = ? ORDER BY position',
+    ),
+    insertCommand: db.prepare(
+      `INSERT INTO commands (package_id, id, position, node, resource, action, params, needs,
+         timeout_ms, retries, state, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'staged', ?)`,
+    ),
+    updateCommand: db.prepare(
+      `UPDATE commands SET ${set(mutableCommandColumns)} WHERE package_id = ? AND id = ?`,
+    ),
+    insertDep: db.prepare<[string, string, string]>(
+      'INSERT OR IGNORE INTO deps (package_id, needs_id, command_id) VALUES (?, ?, ?)',
+    ),
+    dependents: db
+      .prepare<[string, string], string>(
+        'SELECT command_id FROM deps WHERE package_id = ? AND needs_id = ?',
+      )
+      .pluck(),
+    headOfQueue: db.prepare<[string, string], CommandRow>(
+      `SELECT * FROM commands WHERE node = ? AND resource = ? AND state = 'ready'
+       ORDER BY seq LIMIT 1`,
+    ),
+    runningInQueue: db.prepare<[string, string], CommandRow>(
+      `SELECT * FROM commands WHERE node = ? AND resource = ? AND state = 'running' LIMIT 1`,
+    ),
+    running: db.prepare<[], CommandRow>(
+      `SELECT * FROM commands WHERE state = 'running' ORDER BY seq`,
+    ),
   };
 }
 
-/**
- * An insert that updates the row in place (keeping its rowid) when the key exists. Its values are
- * positional (`packageValues`, `commandValues`): binding them by name costs about twice as much.
- */
-function upsert(table: string, columns: readonly string[], key: readonly string[]): string {
-  const updates = columns.filter((c) => !key.includes(c)).map((c) => `${c} = excluded.${c}`);
-  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})
-    ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
-}
-
-/** The values of a package row in the order of `upsertPackage`. */
-export function packageValues(row: PackageRow): unknown[] {
-  return packageColumns.map((column) => row[column]);
-}
-
-/** The values of a command row in the order of `upsertCommand`. */
-export function commandValues(row: CommandRow): unknown[] {
-  return commandColumns.map((column) => row[column]);
-}
-
-/** The prepared statements of one connection. */
+/** The statements of one connection. */
 export type Statements = ReturnType<typeof prepareStatements>;

@@ -1,8 +1,10 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import Database from 'better-sqlite3';
 import { SqliteQueueStore } from '../../src/broker/sqlite-queue-store.js';
-import type { Lease } from '../../src/broker/broker-types.js';
+import type { SpinError } from '../../src/core/errors.js';
 import { cmd, tempHome, testHome } from '../support/broker-helpers.js';
 import { queueStoreConformance } from './queue-store-conformance.js';
 
@@ -81,37 +83,22 @@ describe('SQLite store shared by two processes', () => {
   });
 });
 
-describe('SQLite store with durable commits', () => {
+describe('SQLite store on disk', () => {
   const q = { node: 'local', resource: 'r' };
 
-  /** Settles `ack` and `lease` in one batch; returns the order in which they resolved. */
-  async function ackThenLease(store: SqliteQueueStore, ref: Lease): Promise<string[]> {
-    const order: string[] = [];
-    const ack = store.ack(ref, { ok: true }).then(() => order.push('ack'));
-    const lease = store.lease(q).then((l) => order.push(`lease ${l?.commandId ?? 'none'}`));
-    await Promise.all([ack, lease]);
-    return order;
-  }
-
-  it('hands out a lease as soon as it is written, before the ack beside it is flushed', async () => {
-    const store = openStore({ path: join(testHome(), 'broker.db') });
-    const pkg = await store.createPackage();
-    await store.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b' })]);
-    await store.enqueue(pkg);
-    const a = await store.lease(q);
-    expect(await ackThenLease(store, a!)).toEqual(['lease b', 'ack']);
-  });
-
-  it('holds back a lease of a command whose need succeeded in a commit not yet flushed', async () => {
+  it('answers an ack and the lease beside it from one commit', async () => {
     const store = openStore({ path: join(testHome(), 'broker.db') });
     const pkg = await store.createPackage();
     await store.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b', needs: ['a'] })]);
     await store.enqueue(pkg);
     const a = await store.lease(q);
-    expect(await ackThenLease(store, a!)).toEqual(['ack', 'lease b']);
+    const before = store.stats().commits;
+    const [, b] = await Promise.all([store.ack(a!, { ok: true }), store.lease(q)]);
+    expect(b?.commandId).toBe('b');
+    expect(store.stats().commits).toBe(before + 1);
   });
 
-  it('reopens with every durable change after a close, from snapshot and journal alike', async () => {
+  it('reopens with every change after a close, and a second connection sees them at once', async () => {
     const path = join(testHome(), 'broker.db');
     const first = openStore({ path });
     const pkg = await first.createPackage({ name: 'kept' });
@@ -119,7 +106,6 @@ describe('SQLite store with durable commits', () => {
     await first.enqueue(pkg);
     const a = await first.lease(q);
     await first.ack(a!, { ok: true, output: { n: 1 } });
-    // A second connection sees the change through the journal, before any snapshot.
     const second = openStore({ path });
     expect((await second.status(pkg)).commands.map((c) => c.state)).toEqual(['succeeded', 'ready']);
     await first.close();
@@ -132,94 +118,129 @@ describe('SQLite store with durable commits', () => {
   });
 });
 
-describe('SQLite store snapshot', () => {
-  it('folds the journal into its tables once idle, rows equal to what status reports', async () => {
-    // The idle timer runs on the real clock: fake it (and only it; commits run on setImmediate),
-    // so the test moves time on itself instead of waiting for the snapshot.
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    onTestFinished(() => {
-      vi.useRealTimers();
-    });
-    const path = join(testHome(), 'broker.db');
-    const store = openStore({ path, synchronous: 'normal' });
-    const pkg = await store.createPackage({ name: 'folded' });
-    await store.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b', needs: ['a'] })]);
-    await store.enqueue(pkg);
-    const a = await store.lease({ node: 'local', resource: 'r' });
-    await store.ack(a!, { ok: true, output: 'done' });
-    const reader = openDatabase(path, { readonly: true });
-    const journalRows = reader.prepare('SELECT count(*) FROM journal').pluck();
-    expect(journalRows.get()).toBeGreaterThan(0);
-    // Nothing else runs now: the store is idle. Let its idle time pass.
-    vi.runAllTimers();
-    expect(journalRows.get()).toBe(0);
-    const rows = reader
-      .prepare('SELECT id, state, output FROM commands WHERE package_id = ? ORDER BY position')
-      .all(pkg);
-    expect(rows).toEqual([
-      { id: 'a', state: 'succeeded', output: '"done"' },
-      { id: 'b', state: 'ready', output: null },
-    ]);
-    expect(reader.prepare('SELECT state FROM packages WHERE id = ?').pluck().get(pkg)).toBe(
-      'running',
-    );
-    expect((await store.status(pkg)).commands.map((c) => `${c.id} ${c.state}`)).toEqual([
-      'a succeeded',
-      'b ready',
-    ]);
+describe('SQLite store written by an earlier spin', () => {
+  it('opens a schema-1 or schema-2 store with its packages and queues intact', async () => {
+    for (const version of ['1', '2']) {
+      const home = testHome();
+      const path = join(home, 'broker.db');
+      const first = openStore({ path });
+      const pkg = await first.createPackage({ name: 'old' });
+      await first.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b' })]);
+      await first.enqueue(pkg);
+      await first.close();
+      // What schema 2 left after a clean close: the same tables and an empty journal.
+      const db = openDatabase(path);
+      if (version === '2') db.exec('CREATE TABLE journal (seq INTEGER PRIMARY KEY, patches TEXT)');
+      db.prepare(`UPDATE meta SET value = ? WHERE key = 'schema'`).run(version);
+      db.close();
+      const reopened = openStore({ path });
+      expect((await reopened.status(pkg)).commands.map((c) => `${c.id} ${c.state}`)).toEqual([
+        'a ready',
+        'b ready',
+      ]);
+      const a = await reopened.lease({ node: 'local', resource: 'r' });
+      expect(a?.commandId).toBe('a');
+      await reopened.ack(a!, { ok: true });
+      await reopened.close();
+      const check = openDatabase(path, { readonly: true });
+      expect(check.prepare(`SELECT value FROM meta WHERE key = 'schema'`).pluck().get()).toBe('3');
+      expect(
+        check.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'journal'`).pluck().get(),
+      ).toBe(0);
+      check.close();
+    }
   });
-});
 
-describe('SQLite store written by the previous spin', () => {
-  it('opens a schema-1 store (tables, no journal) with its packages and queues intact', async () => {
-    const path = join(testHome(), 'broker.db');
-    const first = openStore({ path });
-    const pkg = await first.createPackage({ name: 'old' });
-    await first.addCommands(pkg, [cmd('r', { id: 'a' }), cmd('r', { id: 'b' })]);
-    await first.enqueue(pkg);
-    await first.close();
-    // What schema 1 left: the same tables, no journal table, schema 1 in meta.
+  it('refuses a schema-2 store whose journal holds changes, and one of a newer spin, saying what to do', () => {
+    const home = testHome();
+    const path = join(home, 'broker.db');
+    new SqliteQueueStore({ path }).close().catch(() => undefined);
     const db = openDatabase(path);
-    db.exec(`DROP TABLE journal; DELETE FROM meta WHERE key <> 'schema'`);
-    db.prepare(`UPDATE meta SET value = '1' WHERE key = 'schema'`).run();
+    db.exec(`CREATE TABLE journal (seq INTEGER PRIMARY KEY, patches TEXT);
+      INSERT INTO journal VALUES (1, '[]'); UPDATE meta SET value = '2' WHERE key = 'schema'`);
     db.close();
-    const reopened = openStore({ path });
-    expect((await reopened.status(pkg)).commands.map((c) => `${c.id} ${c.state}`)).toEqual([
-      'a ready',
-      'b ready',
-    ]);
-    const a = await reopened.lease({ node: 'local', resource: 'r' });
-    expect(a?.commandId).toBe('a');
-    await reopened.ack(a!, { ok: true });
-    await reopened.close();
-    const check = openDatabase(path, { readonly: true });
-    expect(check.prepare(`SELECT value FROM meta WHERE key = 'schema'`).pluck().get()).toBe('2');
+    const refusal = (): SpinError => {
+      try {
+        new SqliteQueueStore({ path }).close().catch(() => undefined);
+      } catch (error) {
+        return error as SpinError;
+      }
+      throw new Error('expected a refusal');
+    };
+    expect(refusal()).toMatchObject({ code: 'state_conflict', exitCode: 3 });
+    expect(refusal().message).toContain('holds 1 changes');
+    const again = openDatabase(path);
+    again.exec(`DROP TABLE journal; UPDATE meta SET value = '99' WHERE key = 'schema'`);
+    again.close();
+    expect(refusal().message).toContain('written by a newer spin (store schema 99');
+    expect(refusal().suggestions.join(' ')).toContain('move');
   });
 });
 
 describe('SQLite store whose commit fails', () => {
   it.each(['full', 'normal'] as const)(
-    'rejects the operations, keeps nothing of them, and goes on once the file takes writes (%s)',
+    'rejects the operation, keeps nothing of it, and goes on once the file takes writes (%s)',
     async (synchronous) => {
       const path = join(testHome(), 'broker.db');
       const store = openStore({ path, synchronous });
       const pkg = await store.createPackage();
       await store.addCommands(pkg, [cmd('r', { id: 'a' })]);
       await store.enqueue(pkg);
-      // Another connection makes every journal write fail, as a full disk would.
+      // Another connection makes every write of a command fail.
       const other = openDatabase(path);
       other.exec(
-        `CREATE TRIGGER refuse BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+        `CREATE TRIGGER refuse BEFORE UPDATE ON commands BEGIN SELECT RAISE(ABORT, 'refused'); END`,
       );
       const q = { node: 'local', resource: 'r' };
-      await expect(store.lease(q)).rejects.toThrow('disk full');
+      await expect(store.lease(q)).rejects.toThrow('refused');
       expect((await store.status(pkg)).commands[0]?.state).toBe('ready');
       other.exec('DROP TRIGGER refuse');
-      other.close();
       const lease = await store.lease(q);
       expect(lease?.commandId).toBe('a');
       await store.ack(lease!, { ok: true });
       expect((await store.status(pkg)).state).toBe('succeeded');
     },
   );
+
+  it('on a full disk says no_space naming the file, loses nothing committed, and works once space is freed', async () => {
+    expect(
+      process.getuid?.(),
+      'this test mounts a 4 MiB tmpfs as a full disk and must run as root (CI does)',
+    ).toBe(0);
+    const dir = join(testHome(), 'disk');
+    mkdirSync(dir);
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir], {
+      encoding: 'utf8',
+    });
+    expect(mounted.status, `mount -t tmpfs failed: ${mounted.stderr}`).toBe(0);
+    onTestFinished(() => {
+      execFileSync('umount', ['-l', dir]);
+    });
+    const path = join(dir, 'broker.db');
+    const store = openStore({ path });
+    const pkg = await store.createPackage({ name: 'kept' });
+    await store.addCommands(pkg, [cmd('r', { id: 'a' })]);
+    // Fill what is left of the disk.
+    const filler = join(dir, 'filler');
+    const fd = openSync(filler, 'w');
+    try {
+      for (;;) writeSync(fd, Buffer.alloc(64 * 1024));
+    } catch (error) {
+      expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    } finally {
+      closeSync(fd);
+    }
+    const big = Array.from({ length: 200 }, () => cmd('r', { params: { pad: 'x'.repeat(4096) } }));
+    const refused = await store.addCommands(pkg, big).then(
+      () => undefined,
+      (error: unknown) => error as SpinError,
+    );
+    expect(refused).toMatchObject({ code: 'no_space', exitCode: 1 });
+    expect(refused?.message).toContain(path);
+    expect((await store.status(pkg)).commands.map((c) => c.id)).toEqual(['a']);
+    rmSync(filler);
+    expect(await store.addCommands(pkg, big)).toHaveLength(200);
+    await store.enqueue(pkg);
+    expect((await store.status(pkg)).commands).toHaveLength(201);
+  });
 });

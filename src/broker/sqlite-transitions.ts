@@ -19,45 +19,40 @@ import type {
 } from './broker-types.js';
 import { terminalCommandStates, terminalPackageStates } from './broker-types.js';
 import { leaseOf, specOf } from './sqlite-rows.js';
-import type { CommandRow, PackageRow } from './sqlite-schema.js';
-import type { StoreTables } from './store-tables.js';
+import { mutableCommandColumns, mutablePackageColumns } from './sqlite-schema.js';
+import type { CommandRow, PackageRow, Statements } from './sqlite-schema.js';
 
 /**
- * The state changes of the queue store, run on its tables inside a batch: leasing, settling an
+ * The state changes of the queue store, run inside its transactions: leasing, settling an
  * attempt, releasing dependents, the transitive skip, lease expiry, and the package counters.
- * Each change is written and recorded as an event; the store emits the events once the batch is
- * durable. The rules themselves come from `broker-semantics.ts`.
+ * Each change writes its rows and records its events, which the store emits once the transaction
+ * is committed. The rules themselves come from `broker-semantics.ts`.
  */
-export class StoreTransitions {
-  readonly tables: StoreTables;
+export class SqliteTransitions {
+  readonly sql: Statements;
   readonly timings: BrokerTimings;
   /** The instant of the operation being run: one clock reading per operation. */
   now = 0;
-  /** Events of the batch in progress, emitted once it is durable. */
+  /** Events of the transaction in progress. */
   events: BrokerEvent[] = [];
 
-  constructor(tables: StoreTables, timings: BrokerTimings) {
-    this.tables = tables;
+  constructor(sql: Statements, timings: BrokerTimings) {
+    this.sql = sql;
     this.timings = timings;
   }
 
-  /**
-   * Leases the head of a queue. `slotFree` says the caller just settled this queue's running
-   * command, so no other can be running (one in flight per queue) and the lookup is skipped.
-   */
-  lease(options: LeaseOptions, slotFree = false): Lease | undefined {
-    const running = slotFree
-      ? undefined
-      : this.tables.runningInQueue(options.node, options.resource);
+  /** Leases the head of a queue, unless another command of the queue runs. */
+  lease(options: LeaseOptions): Lease | undefined {
+    const running = this.sql.runningInQueue.get(options.node, options.resource);
     if (running !== undefined) {
       if ((running.lease_expires_at ?? 0) > this.now) return undefined;
       this.expireLease(running);
-      if (this.tables.runningInQueue(options.node, options.resource)) return undefined;
+      if (this.sql.runningInQueue.get(options.node, options.resource)) return undefined;
     }
-    const head = this.tables.headOfQueue(options.node, options.resource);
+    const head = this.sql.headOfQueue.get(options.node, options.resource);
     if (head === undefined || head.available_at > this.now) return undefined;
     const pkg = this.package(head.package_id);
-    const leased = this.setCommand(head, {
+    this.setCommand(head, {
       state: 'running',
       attempt: head.attempt + 1,
       attempt_id: randomUUID(),
@@ -67,29 +62,28 @@ export class StoreTransitions {
       reason: null,
     });
     if (pkg.started === 0) this.savePackage(pkg, { started: 1 });
-    return leaseOf(leased);
+    return leaseOf(head);
   }
 
   /** Records a successful attempt and makes ready every dependent whose needs all succeeded. */
   succeed(row: CommandRow, output: unknown): CommandRow {
-    const done = this.setCommand(row, {
+    this.setCommand(row, {
       state: 'succeeded',
       output: output === undefined ? null : JSON.stringify(output),
       error: null,
       reason: null,
     });
-    const dependents = row.dependents === 0 ? [] : this.tables.dependents(row.package_id, row.id);
-    for (const command_id of dependents) {
-      const dependent = this.command(row.package_id, command_id);
+    for (const id of this.sql.dependents.all(row.package_id, row.id)) {
+      const dependent = this.command(row.package_id, id);
       const pending = dependent.pending_needs - 1;
       if (dependent.state === 'waiting' && pending === 0) {
         this.setCommand(dependent, { state: 'ready', pending_needs: 0 });
       } else {
-        this.tables.updateCommand(dependent, { pending_needs: pending });
+        this.update(dependent, { pending_needs: pending });
       }
     }
     this.finishOne(row.package_id, false);
-    return done;
+    return row;
   }
 
   /** Records a failed attempt: a retry after backoff, or failure and the transitive skip. */
@@ -113,28 +107,23 @@ export class StoreTransitions {
         error: errorText,
       });
     }
-    const failed = this.setCommand(row, {
-      state: 'failed',
-      failures,
-      reason: decision.reason,
-      error: errorText,
-    });
+    this.setCommand(row, { state: 'failed', failures, reason: decision.reason, error: errorText });
     let skipped = 0;
     const frontier = [row.id];
     for (let id = frontier.pop(); id !== undefined; id = frontier.pop()) {
-      for (const command_id of this.tables.dependents(row.package_id, id)) {
-        const dependent = this.command(row.package_id, command_id);
+      for (const dependentId of this.sql.dependents.all(row.package_id, id)) {
+        const dependent = this.command(row.package_id, dependentId);
         if (terminalCommandStates.has(dependent.state)) continue;
         this.setCommand(dependent, { state: 'skipped', reason: skipReason(row.id) });
         skipped++;
-        frontier.push(command_id);
+        frontier.push(dependentId);
       }
     }
     this.finishOne(row.package_id, true, skipped);
-    return failed;
+    return row;
   }
 
-  /** Counts finished commands on the package and settles it when none is left. */
+  /** Counts finished commands on the package, which settles once none is left. */
   finishOne(packageId: string, failed: boolean, skipped = 0): void {
     const pkg = this.package(packageId);
     this.savePackage(pkg, {
@@ -143,6 +132,7 @@ export class StoreTransitions {
     });
   }
 
+  /** Before its deadline, a lease that ran out is delivered again; past it, it timed out. */
   expireLease(row: CommandRow): 'redeliver' | 'timeout' {
     const kind = expiryKind(this.now, row.deadline_at ?? 0);
     if (kind === 'timeout') this.fail(row, timeoutError(specOf(row)), true);
@@ -173,26 +163,19 @@ export class StoreTransitions {
   }
 
   /**
-   * Writes a command's new state (leases cleared unless given) and reports the transition;
-   * returns the row, now in that state. `change` is completed in place: pass a fresh object.
+   * Moves a command to a new state (its lease cleared on leaving `running`, unless given) and
+   * records the transition; returns the row, changed in place.
    */
   setCommand(row: CommandRow, change: Partial<CommandRow> & { state: CommandState }): CommandRow {
     const from = row.state;
     if (from === 'running' && change.state !== 'running') {
-      if (!('attempt_id' in change)) change.attempt_id = null;
-      if (!('holder' in change)) change.holder = null;
-      if (!('lease_expires_at' in change)) change.lease_expires_at = null;
-      if (!('deadline_at' in change)) change.deadline_at = null;
+      change.attempt_id ??= null;
+      change.holder ??= null;
+      change.lease_expires_at ??= null;
+      change.deadline_at ??= null;
     }
-    if (terminalCommandStates.has(change.state)) change.active = null;
     change.updated_at = this.now;
-    this.tables.updateCommand(row, change);
-    this.commandEvent(row, from);
-    return row;
-  }
-
-  /** Records the transition of a command to the state `row` holds. */
-  commandEvent(row: CommandRow, from: CommandState): void {
+    this.update(row, change);
     const event: BrokerEvent = {
       type: 'command',
       at: this.now,
@@ -211,6 +194,13 @@ export class StoreTransitions {
     }
     if (row.output !== null && row.state === 'succeeded') event.output = JSON.parse(row.output);
     this.events.push(event);
+    return row;
+  }
+
+  /** Writes the changed columns of a command row (the row object changes with them). */
+  update(row: CommandRow, change: Partial<CommandRow>): void {
+    Object.assign(row, change);
+    this.sql.updateCommand.run(...mutableCommandColumns.map((c) => row[c]), row.package_id, row.id);
   }
 
   /**
@@ -219,20 +209,23 @@ export class StoreTransitions {
    */
   savePackage(pkg: PackageRow, change: Partial<PackageRow>): PackageState {
     const from = pkg.state;
-    this.tables.updatePackage(pkg, change);
+    Object.assign(pkg, change);
     if (pkg.state !== 'staged') {
-      const state = this.derivedState(pkg);
-      if (terminalPackageStates.has(state) && !terminalPackageStates.has(from)) {
-        this.tables.updatePackage(pkg, { state, finished_at: this.now });
-      } else {
-        this.tables.updatePackage(pkg, { state });
+      pkg.state = packageStateOf({
+        started: pkg.started === 1,
+        unfinished: pkg.unfinished,
+        failedOrSkipped: pkg.failed,
+        cancelled: pkg.state === 'cancelled',
+      });
+      if (terminalPackageStates.has(pkg.state) && !terminalPackageStates.has(from)) {
+        pkg.finished_at = this.now;
       }
     }
+    this.sql.updatePackage.run(...mutablePackageColumns.map((c) => pkg[c]), pkg.id);
     if (pkg.state !== from) this.packageEvent(pkg, pkg.state, from);
     return pkg.state;
   }
 
-  /** Records the transition of a package. */
   packageEvent(pkg: PackageRow, to: PackageState, from: PackageState = pkg.state): void {
     this.events.push({
       type: 'package',
@@ -244,19 +237,15 @@ export class StoreTransitions {
     });
   }
 
-  /** The state a package's counters call for (`packageStateOf`). */
-  derivedState(pkg: PackageRow): PackageState {
-    return packageStateOf({
-      started: pkg.started === 1,
-      unfinished: pkg.unfinished,
-      failedOrSkipped: pkg.failed,
-      cancelled: pkg.state === 'cancelled',
-    });
+  deletePackage(id: string): void {
+    this.sql.deleteDeps.run(id);
+    this.sql.deleteCommands.run(id);
+    this.sql.deletePackage.run(id);
   }
 
   /** A package row, or `not_found`. */
   package(id: string): PackageRow {
-    const pkg = this.tables.package(id);
+    const pkg = this.sql.package.get(id);
     if (pkg === undefined) {
       throw new SpinError('not_found', `no package ${id}`, { details: { packageId: id } });
     }
@@ -265,7 +254,7 @@ export class StoreTransitions {
 
   /** A command row, or `not_found`. */
   command(packageId: string, id: string): CommandRow {
-    const row = this.tables.command(packageId, id);
+    const row = this.sql.command.get(packageId, id);
     if (row === undefined) {
       throw new SpinError('not_found', `no command ${id} in package ${packageId}`, {
         details: { packageId, commandId: id },
