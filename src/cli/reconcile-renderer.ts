@@ -5,6 +5,7 @@ const maxLines = 25;
 
 type Task = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRenderer>;
 import { formatDuration } from '../core/duration.js';
+import type { LockHolder } from '../reconcile/state-lock.js';
 import type {
   CommandPhase,
   ReconcileEvent,
@@ -72,6 +73,9 @@ function plainRenderer(sink: Sink, verb: string): Renderer {
         if (event.phase === 'failed' && event.output) sink.out(indent(event.output));
         return;
       }
+      case 'lock-wait':
+        sink.err(`${stamp} ${lockWaitLine(event.holder)}`);
+        return;
       case 'interrupted':
         sink.err(`${stamp} interrupted: cancelling what has not run; the state stays consistent`);
         return;
@@ -233,6 +237,9 @@ function ttyRenderer(sink: Sink, verb: string): Renderer {
         view.changed();
         return;
       }
+      case 'lock-wait':
+        sink.err(lockWaitLine(event.holder));
+        return;
       case 'interrupted':
         sink.err('interrupted: cancelling what has not run; the state stays consistent');
         return;
@@ -279,6 +286,11 @@ function indent(text: string): string {
     .slice(-20)
     .map((l) => `    | ${l}`)
     .join('\n');
+}
+
+/** What a command waiting for the state lock says, naming who holds it. */
+export function lockWaitLine(holder: LockHolder): string {
+  return `waiting for the state lock, held by ${holder.command} (pid ${String(holder.pid)} on ${holder.host}) since ${holder.since}`;
 }
 
 /** The closing line of an apply, destroy or prune. */

@@ -5,6 +5,7 @@ import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
 import { lockTimeoutMs, resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { hasChanges, renderPlan } from '../cli/render-plan.js';
+import { lockWaitLine } from '../cli/reconcile-renderer.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { plan } from '../reconcile/apply.js';
 
@@ -38,6 +39,9 @@ export default class Plan extends SpinCommand {
         ...resolveHome(flags),
         packages,
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
+        emit: (event) => {
+          if (event.type === 'lock-wait') this.logToStderr(lockWaitLine(event.holder));
+        },
       });
       if (flags.json) {
         const out = plans.map((p) => ({

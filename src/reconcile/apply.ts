@@ -38,7 +38,11 @@ export type ApplyRun = Pick<
  * Takes the state lock while it reads, so a plan never sees a half-applied state.
  */
 export async function plan(options: ReconcileOptions): Promise<PackagePlan[]> {
-  const session = await ReconcileSession.open({ ...options, command: 'spin plan' });
+  const session = await ReconcileSession.open({
+    ...options,
+    command: 'spin plan',
+    onLockWait: (holder) => options.emit?.({ type: 'lock-wait', holder }),
+  });
   try {
     return await computePlan(options.packages, session.state.data, session.host.observe);
   } finally {
@@ -54,7 +58,11 @@ export async function plan(options: ReconcileOptions): Promise<PackagePlan[]> {
  * waits for everything to settle, and leaves a consistent state for the next apply.
  */
 export async function apply(options: ReconcileOptions): Promise<ReconcileSummary> {
-  const session = await ReconcileSession.open({ ...options, command: 'spin apply' });
+  const session = await ReconcileSession.open({
+    ...options,
+    command: 'spin apply',
+    onLockWait: (holder) => options.emit?.({ type: 'lock-wait', holder }),
+  });
   try {
     return await applyIn(session, options);
   } finally {

@@ -27,7 +27,11 @@ export interface DestroyOptions {
  * in the state is an error (`not_found`, exit 2) and nothing runs.
  */
 export async function destroy(options: DestroyOptions): Promise<ReconcileSummary> {
-  const session = await ReconcileSession.open({ ...options, command: 'spin destroy' });
+  const session = await ReconcileSession.open({
+    ...options,
+    command: 'spin destroy',
+    onLockWait: (holder) => options.emit?.({ type: 'lock-wait', holder }),
+  });
   try {
     return await destroyIn(session, options);
   } finally {

@@ -1,5 +1,6 @@
 import type { WireError } from '../core/errors.js';
 import type { PackagePlan } from '../plan/plan.js';
+import type { LockHolder } from './state-lock.js';
 
 /** Where a command stands during an apply, as the progress display shows it. */
 export type CommandPhase = 'waiting' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
@@ -11,6 +12,7 @@ export type CommandPhase = 'waiting' | 'running' | 'succeeded' | 'failed' | 'ski
 export type ReconcileEvent =
   | { type: 'plan'; plans: PackagePlan[] }
   | { type: 'broker'; kind: 'daemon' | 'embedded' }
+  | { type: 'lock-wait'; holder: LockHolder }
   | {
       type: 'start';
       package: string;

@@ -1,4 +1,4 @@
-import { acquireStateLock } from './state-lock.js';
+import { acquireStateLock, type LockHolder } from './state-lock.js';
 import { StateFile } from './state-file.js';
 
 /** The state file, open, with its lock held. */
@@ -13,7 +13,7 @@ export interface LockedState {
  */
 export async function openLockedState(
   path: string,
-  options: { timeoutMs: number; command: string },
+  options: { timeoutMs: number; command: string; onWait?: (holder: LockHolder) => void },
 ): Promise<LockedState> {
   const lock = await acquireStateLock(path, options);
   try {

@@ -3,6 +3,7 @@ import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
 import { AgentHost } from '../executor/agent-host.js';
 import { openLockedState, type LockedState } from './locked-state.js';
+import type { LockHolder } from './state-lock.js';
 import type { StateFile } from './state-file.js';
 
 /** What a session needs: where spin lives, which state, and how long to wait for its lock. */
@@ -10,6 +11,8 @@ export interface SessionOptions {
   home: string;
   statePath: string;
   lockTimeoutMs?: number;
+  /** Hears of each holder of the state lock that the session waits for. */
+  onLockWait?: (holder: LockHolder) => void;
   command: string;
   allowShell?: boolean;
   /**
@@ -44,6 +47,7 @@ export class ReconcileSession {
     const locked = await openLockedState(options.statePath, {
       timeoutMs: options.lockTimeoutMs ?? 0,
       command: options.command,
+      ...(options.onLockWait === undefined ? {} : { onWait: options.onLockWait }),
     });
     return new ReconcileSession(
       options.home,

@@ -1,5 +1,5 @@
 import { watch } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { SpinError } from '../core/errors.js';
@@ -23,10 +23,11 @@ export interface StateLock {
  * never write one state at once. A lock whose process is gone (same host, pid not alive) is
  * taken over. Otherwise the lock is waited for up to `timeoutMs` (woken by the directory
  * changing, not by polling), then refused with `lock_held` (exit 3) naming the holder.
+ * `onWait` hears of each holder it starts waiting for, so the user knows why nothing happens.
  */
 export async function acquireStateLock(
   statePath: string,
-  options: { timeoutMs?: number; command: string },
+  options: { timeoutMs?: number; command: string; onWait?: (holder: LockHolder) => void },
 ): Promise<StateLock> {
   const path = `${statePath}.lock`;
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
@@ -37,6 +38,7 @@ export async function acquireStateLock(
     command: options.command,
   };
   const deadline = Date.now() + (options.timeoutMs ?? 0);
+  let waitingFor: LockHolder | undefined;
   for (;;) {
     if (await tryCreate(path, holder)) {
       return { holder, release: () => releaseIfOurs(path, holder) };
@@ -57,6 +59,10 @@ export async function acquireStateLock(
           suggestions: ['wait for it to finish, or pass --lock-timeout to wait'],
         },
       );
+    }
+    if (waitingFor?.pid !== current.pid || waitingFor.since !== current.since) {
+      waitingFor = current;
+      options.onWait?.(current);
     }
     await changeOf(path, left);
   }
@@ -130,6 +136,8 @@ function changeOf(path: string, ms: number): Promise<void> {
     });
     // A holder that dies without removing its lock changes nothing; check it again now and then.
     const timer = setTimeout(done, Math.min(ms, 1000));
+    // The lock may have gone between the caller's look and the watch: then look again at once.
+    stat(path).catch(done);
     function done(): void {
       clearTimeout(timer);
       watcher.close();

@@ -1,15 +1,8 @@
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import {
-  repoRoot,
-  spin,
-  startSpin,
-  testDir,
-  type CliRun,
-  type RunningSpin,
-} from '../support/spin-cli.js';
+import { repoRoot, spin, startSpin, testDir, type RunningSpin } from '../support/spin-cli.js';
 
 const fake = join(repoRoot, 'test/fixtures/fake-program.js');
 
@@ -58,33 +51,6 @@ async function stop(running: RunningSpin): Promise<void> {
   }, 20_000);
   await running.done;
   clearTimeout(timer);
-}
-
-/**
- * Resolves once `run` watches directory `dir` with inotify, as a `spin apply` waiting for a held
- * state lock does (it is woken by the lock's directory changing); rejects if it ends first.
- * Linux lists a process's inotify watches, by inode, in /proc/<pid>/fdinfo.
- */
-async function watchesDirectory(run: RunningSpin, dir: string): Promise<void> {
-  const inode = `ino:${(await stat(dir)).ino.toString(16)} `;
-  const end: { result?: CliRun } = {};
-  void run.done.then((result) => (end.result = result));
-  const fdinfo = `/proc/${String(run.pid)}/fdinfo`;
-  for (;;) {
-    if (end.result !== undefined) {
-      const { code, stdout, stderr } = end.result;
-      throw new Error(
-        `it ended (${String(code)}) without waiting on ${dir}:\n${stdout}\n${stderr}`,
-      );
-    }
-    for (const fd of await readdir(fdinfo).catch(() => [])) {
-      const info = await readFile(join(fdinfo, fd), 'utf8').catch(() => '');
-      if (info.split('\n').some((line) => line.startsWith('inotify ') && line.includes(inode)))
-        return;
-    }
-    // Not yet: look again shortly. Only how soon this notices depends on the interval.
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const storage = (size2 = 1, name2 = 'b.raw'): string => `package: store
@@ -236,9 +202,11 @@ commands:
     expect(second.code).toBe(3);
     expect(second.stderr).toContain(`locked by pid ${String(first.pid)} on`);
 
-    const waiting = s.start('--allow-shell', '--lock-timeout', '2m');
-    // The waiter finds the lock held and waits for it, still running while the first holds it.
-    await watchesDirectory(waiting, s.home);
+    const waiting = s.start('--allow-shell', '--lock-timeout', '2m', '--output', 'plain');
+    // The waiter finds the lock held, says by whom, and waits for it.
+    await waiting.waitFor(
+      new RegExp(`waiting for the state lock, held by spin apply \\(pid ${String(first.pid)} on `),
+    );
     const lock = JSON.parse(await readFile(join(s.home, 'state.json.lock'), 'utf8')) as {
       pid: number;
     };
@@ -247,7 +215,7 @@ commands:
     await writeFile(gate, '');
     expect((await first.done).code).toBe(0);
     const after = await waiting.done;
-    expect(after.stderr).toBe('');
+    expect(after.stderr.trim().split('\n')).toHaveLength(1); // the waiting line, nothing else
     expect(after.code).toBe(0);
     expect(after.stdout).toContain('Nothing to do');
   });
