@@ -1,5 +1,6 @@
 import type { WireError } from '../core/errors.js';
 import type { CommandSpec } from '../core/package.js';
+import type { ProcessIdentity } from '../core/process-identity.js';
 
 /**
  * The life of a command in the broker.
@@ -115,6 +116,58 @@ export interface NewPackageOptions {
   name?: string;
   /** How long a never-enqueued package lives. */
   ttlMs?: number;
+  /**
+   * Whether the package belongs to the process of the broker that creates it (what apply,
+   * destroy and watch submit). While that process lives the package goes on; once it is gone,
+   * the next owner of the store cancels what it left unfinished, so no stale intent acts later.
+   * Only one owned package of a name may be enqueued and unfinished at a time. Packages built by hand
+   * (`spin message`) are not owned: they stay queued until they run.
+   */
+  owned?: boolean;
+  /**
+   * What the submitter needs to make sense of the package's results if it dies before it has
+   * read them (the state file, the phase, the file's needs): kept with the package as JSON and
+   * handed back by `recover`. At most 1 MiB.
+   */
+  meta?: Record<string, unknown>;
+}
+
+/** The process an owned package belongs to, and what it was running. */
+export interface PackageOwner extends ProcessIdentity {
+  /** The spin command of that process, e.g. `spin apply`. */
+  command: string;
+}
+
+/** A command that ended (succeeded, failed or skipped), with what it was and what it gave. */
+export interface FinishedCommand {
+  spec: CommandSpec;
+  state: 'succeeded' | 'failed' | 'skipped';
+  attempt: number;
+  finishedAt: number;
+  output?: unknown;
+  error?: WireError;
+  reason?: string;
+}
+
+/** What a store did when it opened on what an earlier owner left behind. */
+export interface RecoveryReport {
+  /** Commands of unowned packages that were running, made ready again (delivered again). */
+  redelivered: number;
+  /** Owned packages whose owner is gone, cancelled with what they left unfinished. */
+  cancelled: {
+    packageId: string;
+    name: string;
+    owner: PackageOwner;
+    createdAt: number;
+    /** Commands that had not started. */
+    notStarted: number;
+    /** Commands that were running when the owner died: their outcome is unknown. */
+    interrupted: string[];
+    /** The package's `meta`, as it was submitted. */
+    meta?: Record<string, unknown>;
+    /** The commands that ended before the owner died, which it may not have recorded. */
+    finished: FinishedCommand[];
+  }[];
 }
 
 /**

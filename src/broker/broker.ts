@@ -8,6 +8,7 @@ import type {
   PackageState,
   PackageStatus,
   QueueKey,
+  RecoveryReport,
 } from './broker-types.js';
 import type { AckReply, PackageSummary } from './queue-store.js';
 
@@ -20,6 +21,8 @@ import type { AckReply, PackageSummary } from './queue-store.js';
 export interface Broker {
   /** Where the broker runs: `daemon` (over the socket) or `embedded` (in this process). */
   readonly kind: 'daemon' | 'embedded';
+  /** What opening the store recovered, when this process opened it as its owner (embedded). */
+  readonly recovery?: RecoveryReport | undefined;
   createPackage(options?: NewPackageOptions): Promise<string>;
   addCommands(packageId: string, commands: readonly CommandInput[]): Promise<string[]>;
   enqueue(packageId: string): Promise<PackageState>;

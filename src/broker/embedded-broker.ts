@@ -8,6 +8,7 @@ import type { BrokerTimings } from './broker-semantics.js';
 import type { Clock } from '../core/clock.js';
 import { LocalBroker } from './local-broker.js';
 import { SqliteQueueStore } from './sqlite-queue-store.js';
+import { currentProcess } from '../core/process-identity.js';
 
 /** Options of a broker that owns a `SPIN_HOME`'s store. */
 export interface OwnedBrokerOptions {
@@ -19,12 +20,15 @@ export interface OwnedBrokerOptions {
   synchronous?: 'full' | 'normal';
   /** When the audit log is rotated (`defaultAuditRotation`). */
   auditRotation?: AuditRotation;
+  /** The spin command of this process, recorded on the packages it owns (`spin apply`). */
+  command?: string;
 }
 
 /**
  * Opens the broker of `home` in this process as its one owner: takes the broker lock (a second
- * owner fails with `daemon_running`, exit 3), opens the store, makes the leases of a previous
- * owner ready again (they died with it), and appends every transition to the audit log. The
+ * owner fails with `daemon_running`, exit 3), opens the store, recovers what a previous owner
+ * left (`QueueStore.recover`: the packages of owners that are gone are cancelled, the leases of
+ * unowned ones delivered again), and appends every transition to the audit log. The
  * daemon runs on this; `openBroker` uses it embedded when no daemon answers.
  */
 export async function openOwnedBroker(
@@ -36,6 +40,7 @@ export async function openOwnedBroker(
   try {
     const store = new SqliteQueueStore({
       path: paths.database,
+      owner: { ...currentProcess(), command: options.command ?? 'spin' },
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.timings ? { timings: options.timings } : {}),
       ...(options.synchronous ? { synchronous: options.synchronous } : {}),
@@ -44,10 +49,11 @@ export async function openOwnedBroker(
     store.subscribe((event) => {
       audit.record(event);
     });
-    await store.recover();
+    const recovery = await store.recover();
     await store.sweep();
     return new LocalBroker({
       store,
+      recovery,
       ...(options.sweepIntervalMs === undefined
         ? {}
         : { sweepIntervalMs: options.sweepIntervalMs }),

@@ -8,6 +8,7 @@ import type {
   NewPackageOptions,
   PackageState,
   PackageStatus,
+  RecoveryReport,
 } from './broker-types.js';
 import type { AckReply, PackageSummary, QueueStore } from './queue-store.js';
 import { QueueWaiter } from './queue-waiter.js';
@@ -21,6 +22,8 @@ export interface LocalBrokerOptions {
   pollMs?: number;
   /** Runs after the store is closed: releases the lock, closes the audit log. */
   onClose?: () => Promise<void>;
+  /** What the store recovered when this broker opened it as its owner. */
+  recovery?: RecoveryReport;
 }
 
 /**
@@ -31,6 +34,8 @@ export interface LocalBrokerOptions {
 export class LocalBroker implements Broker {
   readonly kind = 'embedded' as const;
   readonly store: QueueStore;
+  /** What opening the store recovered, when this broker owns it. */
+  readonly recovery: RecoveryReport | undefined;
   readonly #waiter: QueueWaiter;
   readonly #timer: NodeJS.Timeout | undefined;
   readonly #onClose: (() => Promise<void>) | undefined;
@@ -39,6 +44,7 @@ export class LocalBroker implements Broker {
 
   constructor(options: LocalBrokerOptions) {
     this.store = options.store;
+    this.recovery = options.recovery;
     this.#waiter = new QueueWaiter(options.pollMs);
     this.#onClose = options.onClose;
     this.#unsubscribe = this.store.subscribe((event) => {

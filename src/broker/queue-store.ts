@@ -9,6 +9,7 @@ import type {
   NewPackageOptions,
   PackageState,
   PackageStatus,
+  RecoveryReport,
 } from './broker-types.js';
 
 /**
@@ -65,10 +66,11 @@ export interface QueueStore {
   /** Applies time: expired leases, timed-out attempts and expired packages. */
   sweep(): Promise<SweepReport>;
   /**
-   * Makes every running command ready again, keeping its place: called by a broker that starts
-   * on a store another broker instance used, whose leases died with it.
+   * Called by a broker that starts on a store another broker used, whose leases died with it.
+   * Owned packages whose owner is gone are cancelled, running commands and all: nothing they
+   * left runs later. Running commands of unowned packages are made ready again, in their place.
    */
-  recover(): Promise<number>;
+  recover(): Promise<RecoveryReport>;
   /** Every command's state and every failure of a package. */
   status(packageId: string): Promise<PackageStatus>;
   /** The packages the store holds, newest first, without their commands. */

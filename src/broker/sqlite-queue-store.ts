@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { systemClock } from '../core/clock.js';
+import { currentProcess, isGone } from '../core/process-identity.js';
 import type { Clock } from '../core/clock.js';
 import { SpinError } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
@@ -19,17 +20,20 @@ import type {
   AttemptRef,
   BrokerListener,
   CommandInput,
+  FinishedCommand,
   Lease,
   LeaseOptions,
   NewPackageOptions,
   PackageState,
+  PackageOwner,
   PackageStatus,
+  RecoveryReport,
 } from './broker-types.js';
 import { terminalCommandStates, terminalPackageStates } from './broker-types.js';
 import type { AckReply, PackageSummary, QueueStore, SweepReport } from './queue-store.js';
-import { commandStatusOf } from './sqlite-rows.js';
+import { commandStatusOf, specOf } from './sqlite-rows.js';
 import { migrate, prepareStatements } from './sqlite-schema.js';
-import type { Statements } from './sqlite-schema.js';
+import type { CommandRow, PackageRow, Statements } from './sqlite-schema.js';
 import { SqliteTransitions } from './sqlite-transitions.js';
 
 /** Options of the SQLite queue store. */
@@ -43,6 +47,10 @@ export interface SqliteQueueStoreOptions {
    * the last commits to a power loss (never to a crash of the process); for tests and scratch.
    */
   synchronous?: 'full' | 'normal';
+  /** The process that owned packages created here belong to; this one (`spin`) by default. */
+  owner?: PackageOwner;
+  /** Whether an owner counts as gone (`isGone`: its process no longer runs); tests decide. */
+  isGone?: (owner: PackageOwner) => boolean;
 }
 
 interface Pending {
@@ -70,11 +78,15 @@ export class SqliteQueueStore implements QueueStore {
   #scheduled = false;
   #closed = false;
   readonly #t: SqliteTransitions;
+  readonly #owner: PackageOwner;
+  readonly #isGone: (owner: PackageOwner) => boolean;
   #stats = { commits: 0, operations: 0 };
 
   constructor(options: SqliteQueueStoreOptions) {
     this.#clock = options.clock ?? systemClock;
     this.#timings = { ...defaultTimings, ...options.timings };
+    this.#owner = options.owner ?? { ...currentProcess(), command: 'spin' };
+    this.#isGone = options.isGone ?? isGone;
     this.#db = new Database(options.path, { timeout: 10_000 });
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
@@ -111,6 +123,7 @@ export class SqliteQueueStore implements QueueStore {
     return this.#write(() => {
       const id = `p-${randomBytes(6).toString('hex')}`;
       const name = options.name ?? id;
+      const owner = options.owned === true ? this.#owner : undefined;
       this.#sql.insertPackage.run({
         id,
         name,
@@ -123,6 +136,11 @@ export class SqliteQueueStore implements QueueStore {
         unfinished: 0,
         failed: 0,
         started: 0,
+        owner_pid: owner?.pid ?? null,
+        owner_host: owner?.host ?? null,
+        owner_start: owner?.startTime ?? null,
+        owner_command: owner?.command ?? null,
+        meta: options.meta === undefined ? null : JSON.stringify(options.meta),
       });
       this.#t.events.push({ type: 'package', at: this.#t.now, packageId: id, name, to: 'staged' });
       return id;
@@ -175,6 +193,7 @@ export class SqliteQueueStore implements QueueStore {
     return this.#write(() => {
       const pkg = this.#t.package(packageId);
       if (pkg.state !== 'staged') return pkg.state;
+      if (pkg.owner_pid !== null) this.#refuseSecondOwned(pkg);
       const rows = this.#sql.packageCommands.all(packageId);
       const graph = rows.map((row) => ({ id: row.id, needs: JSON.parse(row.needs) as string[] }));
       checkPackageGraph(graph);
@@ -272,16 +291,50 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  recover(): Promise<number> {
+  recover(): Promise<RecoveryReport> {
     return this.#write(() => {
-      const rows = this.#sql.running.all();
-      for (const row of rows) {
+      const report: RecoveryReport = { redelivered: 0, cancelled: [] };
+      for (const pkg of this.#sql.unfinishedOwned.all()) {
+        const owner = ownerOf(pkg);
+        if (owner === undefined || !this.#isGone(owner)) continue;
+        const interrupted: string[] = [];
+        const finished: FinishedCommand[] = [];
+        let notStarted = 0;
+        for (const row of this.#sql.packageCommands.all(pkg.id)) {
+          if (row.state === 'succeeded' || row.state === 'failed' || row.state === 'skipped') {
+            finished.push(finishedOf(row, row.state));
+          }
+          if (terminalCommandStates.has(row.state)) continue;
+          const ran = row.state === 'running';
+          if (ran) interrupted.push(row.id);
+          else notStarted++;
+          this.#t.setCommand(row, {
+            state: 'cancelled',
+            reason: ran
+              ? `${owner.command} (pid ${String(owner.pid)}) died while it ran: its outcome is unknown`
+              : `${owner.command} (pid ${String(owner.pid)}) died before it ran`,
+          });
+        }
+        this.#t.savePackage(pkg, { state: 'cancelled', unfinished: 0 });
+        report.cancelled.push({
+          packageId: pkg.id,
+          name: pkg.name,
+          owner,
+          createdAt: pkg.created_at,
+          notStarted,
+          interrupted,
+          ...(pkg.meta === null ? {} : { meta: JSON.parse(pkg.meta) as Record<string, unknown> }),
+          finished,
+        });
+      }
+      for (const row of this.#sql.running.all()) {
         this.#t.setCommand(row, {
           state: 'ready',
           reason: 'the broker restarted; delivered again',
         });
+        report.redelivered++;
       }
-      return rows.length;
+      return report;
     });
   }
 
@@ -338,6 +391,25 @@ export class SqliteQueueStore implements QueueStore {
     this.#listeners.clear();
     this.#db.close();
     return Promise.resolve();
+  }
+
+  /** Refuses to enqueue an owned package while another of its name runs (its owner lives). */
+  #refuseSecondOwned(pkg: PackageRow): void {
+    const name = pkg.name;
+    const other = this.#sql.unfinishedOwnedNamed.get(name);
+    const owner = other === undefined ? undefined : ownerOf(other);
+    if (other === undefined || owner === undefined) return;
+    const since = new Date(other.created_at).toISOString();
+    throw new SpinError(
+      'state_conflict',
+      `package ${name} is still being run by ${owner.command} (pid ${String(owner.pid)} on ${owner.host}) since ${since}`,
+      {
+        details: { packageId: other.id, name, owner: { ...owner } },
+        suggestions: [
+          'Wait for it to finish, or stop that spin (Ctrl-C cancels what has not run).',
+        ],
+      },
+    );
   }
 
   // Transactions
@@ -399,6 +471,31 @@ export class SqliteQueueStore implements QueueStore {
  * Why a commit failed, as the user should read it: a full disk is `no_space` naming the file;
  * a file another process kept locked is `lock_held`; anything else is `store_failed`.
  */
+/** A command row that ended, as a recovery hands it back. */
+function finishedOf(row: CommandRow, state: FinishedCommand['state']): FinishedCommand {
+  const status = commandStatusOf(row);
+  return {
+    spec: specOf(row),
+    state,
+    attempt: row.attempt,
+    finishedAt: row.updated_at,
+    ...(status.output === undefined ? {} : { output: status.output }),
+    ...(status.error === undefined ? {} : { error: status.error }),
+    ...(status.reason === undefined ? {} : { reason: status.reason }),
+  };
+}
+
+/** The owner recorded on a package row, if it has one. */
+function ownerOf(pkg: PackageRow): PackageOwner | undefined {
+  if (pkg.owner_pid === null || pkg.owner_host === null) return undefined;
+  return {
+    pid: pkg.owner_pid,
+    host: pkg.owner_host,
+    startTime: pkg.owner_start ?? 0,
+    command: pkg.owner_command ?? 'spin',
+  };
+}
+
 function storeFailure(error: unknown, file: string): SpinError {
   if (error instanceof SpinError) return error;
   const code = error instanceof Database.SqliteError ? error.code : '';

@@ -5,7 +5,7 @@ import type { CommandState, PackageState } from './broker-types.js';
 /**
  * The SQLite file of the queue store: plain tables, changed in transactions.
  * - `packages`: one row a package, with counters of its commands (unfinished, failed) so that its
- *   state follows from one row.
+ *   state follows from one row, and for an owned package the process it belongs to (`owner_*`).
  * - `commands`: one row a command. `seq` is its place in its queue, assigned at enqueue from one
  *   counter, so enqueue order is global and survives restarts; `pending_needs` counts needs not
  *   yet succeeded.
@@ -13,7 +13,7 @@ import type { CommandState, PackageState } from './broker-types.js';
  * Two partial indexes serve the hot path: the ready commands of a queue in order, and the one
  * running command of a queue.
  */
-export const schemaVersion = 3;
+export const schemaVersion = 4;
 
 const ddl = `
 CREATE TABLE IF NOT EXISTS packages (
@@ -27,7 +27,12 @@ CREATE TABLE IF NOT EXISTS packages (
   commands INTEGER NOT NULL DEFAULT 0,
   unfinished INTEGER NOT NULL DEFAULT 0,
   failed INTEGER NOT NULL DEFAULT 0,
-  started INTEGER NOT NULL DEFAULT 0
+  started INTEGER NOT NULL DEFAULT 0,
+  owner_pid INTEGER,
+  owner_host TEXT,
+  owner_start INTEGER,
+  owner_command TEXT,
+  meta TEXT
 );
 CREATE TABLE IF NOT EXISTS commands (
   package_id TEXT NOT NULL,
@@ -65,6 +70,8 @@ CREATE TABLE IF NOT EXISTS deps (
 CREATE INDEX IF NOT EXISTS commands_ready ON commands (node, resource, seq) WHERE state = 'ready';
 CREATE INDEX IF NOT EXISTS commands_running ON commands (node, resource) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS packages_staged ON packages (created_at) WHERE state = 'staged';
+CREATE INDEX IF NOT EXISTS packages_owned ON packages (name) WHERE owner_pid IS NOT NULL
+  AND state IN ('staged', 'enqueued', 'running');
 CREATE INDEX IF NOT EXISTS packages_finished ON packages (finished_at) WHERE finished_at IS NOT NULL;
 `;
 
@@ -81,6 +88,11 @@ export interface PackageRow {
   unfinished: number;
   failed: number;
   started: number;
+  owner_pid: number | null;
+  owner_host: string | null;
+  owner_start: number | null;
+  owner_command: string | null;
+  meta: string | null;
 }
 
 /** A row of `commands`; JSON columns hold text. */
@@ -133,12 +145,33 @@ export function migrate(db: Database.Database): void {
     );
   }
   if (version === 2) dropJournal(db);
+  // Columns added since schema 1, added to a store that lacks them before the indexes need them.
+  const tables = db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'table'`);
+  if (tables.pluck().all().includes('packages')) {
+    const has = new Set(
+      db
+        .prepare<[], { name: string }>('PRAGMA table_info(packages)')
+        .all()
+        .map((c) => c.name),
+    );
+    for (const [column, type] of ownerColumns) {
+      if (!has.has(column)) db.exec(`ALTER TABLE packages ADD COLUMN ${column} ${type}`);
+    }
+  }
   db.exec(ddl);
   db.prepare(
     `INSERT INTO meta (key, value) VALUES ('schema', ?)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
   ).run(String(schemaVersion));
 }
+
+const ownerColumns = [
+  ['owner_pid', 'INTEGER'],
+  ['owner_host', 'TEXT'],
+  ['owner_start', 'INTEGER'],
+  ['owner_command', 'TEXT'],
+  ['meta', 'TEXT'],
+] as const;
 
 function dropJournal(db: Database.Database): void {
   const pending = db.prepare<[], number>('SELECT count(*) FROM journal').pluck().get() ?? 0;
@@ -202,8 +235,18 @@ export function prepareStatements(db: Database.Database) {
     ),
     package: db.prepare<[string], PackageRow>('SELECT * FROM packages WHERE id = ?'),
     insertPackage: db.prepare<[PackageRow]>(
-      `INSERT INTO packages (id, name, state, created_at, ttl_ms)
-       VALUES (@id, @name, @state, @created_at, @ttl_ms)`,
+      `INSERT INTO packages (id, name, state, created_at, ttl_ms, owner_pid, owner_host,
+         owner_start, owner_command, meta)
+       VALUES (@id, @name, @state, @created_at, @ttl_ms, @owner_pid, @owner_host, @owner_start,
+         @owner_command, @meta)`,
+    ),
+    unfinishedOwned: db.prepare<[], PackageRow>(
+      `SELECT * FROM packages WHERE owner_pid IS NOT NULL
+       AND state IN ('staged', 'enqueued', 'running') ORDER BY created_at`,
+    ),
+    unfinishedOwnedNamed: db.prepare<[string], PackageRow>(
+      `SELECT * FROM packages WHERE owner_pid IS NOT NULL AND name = ?
+       AND state IN ('enqueued', 'running') LIMIT 1`,
     ),
     updatePackage: db.prepare(`UPDATE packages SET ${set(mutablePackageColumns)} WHERE id = ?`),
     deletePackage: db.prepare<[string]>('DELETE FROM packages WHERE id = ?'),

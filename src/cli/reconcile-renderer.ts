@@ -5,6 +5,7 @@ const maxLines = 25;
 
 type Task = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRenderer>;
 import { formatDuration } from '../core/duration.js';
+import type { RecoveryReport } from '../broker/broker-types.js';
 import type { LockHolder } from '../reconcile/state-lock.js';
 import type {
   CommandPhase,
@@ -75,6 +76,10 @@ function plainRenderer(sink: Sink, verb: string): Renderer {
       }
       case 'lock-wait':
         sink.err(`${stamp} ${lockWaitLine(event.holder)}`);
+        return;
+      case 'recovered':
+        for (const line of recoveredLines(event.cancelled, event.recorded))
+          sink.err(`${stamp} ${line}`);
         return;
       case 'interrupted':
         sink.err(`${stamp} interrupted: cancelling what has not run; the state stays consistent`);
@@ -240,6 +245,9 @@ function ttyRenderer(sink: Sink, verb: string): Renderer {
       case 'lock-wait':
         sink.err(lockWaitLine(event.holder));
         return;
+      case 'recovered':
+        for (const line of recoveredLines(event.cancelled, event.recorded)) sink.err(line);
+        return;
       case 'interrupted':
         sink.err('interrupted: cancelling what has not run; the state stays consistent');
         return;
@@ -291,6 +299,27 @@ function indent(text: string): string {
 /** What a command waiting for the state lock says, naming who holds it. */
 export function lockWaitLine(holder: LockHolder): string {
   return `waiting for the state lock, held by ${holder.command} (pid ${String(holder.pid)} on ${holder.host}) since ${holder.since}`;
+}
+
+/**
+ * What a command says about the packages of an earlier spin that died, which it cancelled when it
+ * opened the broker: nothing of them runs later.
+ */
+export function recoveredLines(cancelled: RecoveryReport['cancelled'], recorded: number): string[] {
+  const lines = cancelled.map((c) => {
+    const what = `${c.owner.command} (pid ${String(c.owner.pid)}, started ${new Date(c.createdAt).toISOString()})`;
+    const unknown =
+      c.interrupted.length === 0
+        ? ''
+        : `; it was running ${c.interrupted.join(', ')}, whose outcome is unknown`;
+    return `recovered from an interrupted ${what}: cancelled ${String(c.notStarted)} command${c.notStarted === 1 ? '' : 's'} of ${c.name} that had not started${unknown}`;
+  });
+  if (recorded > 0) {
+    lines.push(
+      `recorded ${String(recorded)} result${recorded === 1 ? '' : 's'} it had not written to the state`,
+    );
+  }
+  return lines;
 }
 
 /** The closing line of an apply, destroy or prune. */

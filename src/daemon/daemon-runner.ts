@@ -6,10 +6,12 @@ import type { BrokerTimings } from '../broker/broker-semantics.js';
 import { DaemonServer } from './daemon-server.js';
 import { openOwnedBroker } from '../broker/embedded-broker.js';
 import type { Broker } from '../broker/broker.js';
+import type { RecoveryReport } from '../broker/broker-types.js';
 
 /** What the daemon reports about itself; `spin daemon run` renders these as log lines. */
 export type DaemonLogEntry =
   | { type: 'listening'; pid: number; socket: string; tcpPort?: number }
+  | { type: 'recovered'; report: RecoveryReport }
   | { type: 'stopping'; reason: string }
   | { type: 'stopped' };
 
@@ -44,9 +46,16 @@ export interface RunningDaemon {
 export async function startDaemon(options: DaemonRunOptions): Promise<RunningDaemon> {
   const paths = brokerPaths(options.home);
   const broker = await openOwnedBroker(
-    { home: options.home, ...(options.timings ? { timings: options.timings } : {}) },
+    {
+      home: options.home,
+      command: 'spin daemon',
+      ...(options.timings ? { timings: options.timings } : {}),
+    },
     'daemon',
   );
+  if (broker.recovery !== undefined && broker.recovery.cancelled.length > 0) {
+    options.log?.({ type: 'recovered', report: broker.recovery });
+  }
   let stopping: Promise<void> | undefined;
   // Set once the daemon listens; read by `stop`, which may run before that.
   const hosted: { stop: (() => Promise<void>) | undefined } = { stop: undefined };

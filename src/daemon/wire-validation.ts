@@ -63,7 +63,14 @@ const ackResult = object({
 /** The wire schemas, by validator key; the build compiles them ahead of time. */
 export const wireSchemas = {
   /** The body of `POST /v1/packages`. */
-  'new-package': object({ properties: { name: text(256), ttlMs: count(7 * day) } }),
+  'new-package': object({
+    properties: {
+      name: text(256),
+      ttlMs: count(7 * day),
+      owned: flag,
+      meta: { type: 'object', description: 'a JSON object' },
+    },
+  }),
   /** The body of `POST /v1/packages/:id/commands`: `{commands: [...]}`. */
   'command-inputs': object({
     required: ['commands'],

@@ -64,6 +64,7 @@ export async function apply(options: ReconcileOptions): Promise<ReconcileSummary
     onLockWait: (holder) => options.emit?.({ type: 'lock-wait', holder }),
   });
   try {
+    await session.recover(options.emit ?? (() => undefined));
     return await applyIn(session, options);
   } finally {
     await session.close();
@@ -118,6 +119,7 @@ export async function runThroughBroker(
       );
       await runPackages({
         broker,
+        statePath: session.statePath,
         requests: group,
         emit,
         signal,

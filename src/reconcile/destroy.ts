@@ -33,6 +33,7 @@ export async function destroy(options: DestroyOptions): Promise<ReconcileSummary
     onLockWait: (holder) => options.emit?.({ type: 'lock-wait', holder }),
   });
   try {
+    await session.recover(options.emit ?? (() => undefined));
     return await destroyIn(session, options);
   } finally {
     await session.close();

@@ -1,4 +1,5 @@
 import type { WireError } from '../core/errors.js';
+import type { RecoveryReport } from '../broker/broker-types.js';
 import type { PackagePlan } from '../plan/plan.js';
 import type { LockHolder } from './state-lock.js';
 
@@ -12,6 +13,12 @@ export type CommandPhase = 'waiting' | 'running' | 'succeeded' | 'failed' | 'ski
 export type ReconcileEvent =
   | { type: 'plan'; plans: PackagePlan[] }
   | { type: 'broker'; kind: 'daemon' | 'embedded' }
+  | {
+      type: 'recovered';
+      cancelled: RecoveryReport['cancelled'];
+      /** Results of those packages written to the state now. */
+      recorded: number;
+    }
   | { type: 'lock-wait'; holder: LockHolder }
   | {
       type: 'start';

@@ -18,6 +18,18 @@ export interface RunRequest {
   commands: (CommandInput & { fileNeeds?: string[] })[];
 }
 
+/**
+ * What an apply, prune or destroy keeps with each package it submits, so that the next spin can
+ * record its results in the state should it die before it does (see ReconcileSession.recover).
+ */
+export interface PackageMeta {
+  statePath: string;
+  phase: RunRequest['phase'];
+  file: string;
+  /** Each command's needs as the file has them. */
+  fileNeeds: Record<string, string[]>;
+}
+
 /** How one command ended, as recorded in the state file. */
 export interface CommandOutcome {
   package: string;
@@ -40,6 +52,8 @@ export interface CommandOutcome {
  */
 export async function runPackages(options: {
   broker: Broker;
+  /** The state file the outcomes go to, kept with each package (see `PackageMeta`). */
+  statePath: string;
   requests: readonly RunRequest[];
   emit: ReconcileListener;
   onOutcome: (outcome: CommandOutcome) => void;
@@ -115,7 +129,19 @@ export async function runPackages(options: {
   try {
     const ids: string[] = [];
     for (const request of requests) {
-      const id = await broker.createPackage({ name: request.name });
+      const meta: PackageMeta = {
+        statePath: options.statePath,
+        phase: request.phase,
+        file: request.file,
+        fileNeeds: Object.fromEntries(
+          request.commands.map((c) => [c.id ?? '', c.fileNeeds ?? c.needs]),
+        ),
+      };
+      const id = await broker.createPackage({
+        name: request.name,
+        owned: true,
+        meta: { ...meta },
+      });
       names.set(id, request.name);
       open.add(id);
       ids.push(id);
@@ -135,9 +161,15 @@ export async function runPackages(options: {
         })),
       });
     }
-    for (const id of ids) {
-      if (signal.aborted) await broker.cancel(id);
-      else await broker.enqueue(id);
+    try {
+      for (const id of ids) {
+        if (signal.aborted) await broker.cancel(id);
+        else await broker.enqueue(id);
+      }
+    } catch (error) {
+      // Refused (another spin still runs one of these packages): nothing of this run may stay.
+      await Promise.all(ids.map((id) => broker.cancel(id).catch(() => undefined)));
+      throw error;
     }
     // A package may have finished before its events could be matched (all of its commands
     // skipped at once): ask for the state of any still open.
@@ -171,7 +203,8 @@ function phaseOf(state: CommandState): CommandPhase | undefined {
   }
 }
 
-function outputOf(output: unknown): ActionOutput | undefined {
+/** The output an action acked (`{text, observed?}`), or undefined when it is not of that shape. */
+export function outputOf(output: unknown): ActionOutput | undefined {
   if (output === null || typeof output !== 'object') return undefined;
   const o = output as Partial<ActionOutput>;
   if (typeof o.text !== 'string') return undefined;

@@ -1,9 +1,13 @@
+import { resolve } from 'node:path';
 import type { Agent } from '../agents/agent.js';
 import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
 import { AgentHost } from '../executor/agent-host.js';
 import { openLockedState, type LockedState } from './locked-state.js';
 import type { LockHolder } from './state-lock.js';
+import type { ReconcileListener } from './events.js';
+import { recordOutcome } from './record-outcome.js';
+import { outputOf, type CommandOutcome, type PackageMeta } from './run-packages.js';
 import type { StateFile } from './state-file.js';
 
 /** What a session needs: where spin lives, which state, and how long to wait for its lock. */
@@ -32,13 +36,23 @@ export interface SessionOptions {
 export class ReconcileSession {
   readonly home: string;
   readonly host: AgentHost;
+  /** The spin command this session runs for, recorded on the packages it submits. */
+  readonly command: string;
+  /** The state file, as an absolute path: how packages name the state they report to. */
+  readonly statePath: string;
   readonly #locked: LockedState;
   #broker: Promise<Broker> | undefined;
   #stopAgents: (() => Promise<void>) | undefined;
   #changed = false;
 
-  private constructor(home: string, locked: LockedState, host: AgentHost) {
-    this.home = home;
+  private constructor(
+    options: Pick<SessionOptions, 'home' | 'command' | 'statePath'>,
+    locked: LockedState,
+    host: AgentHost,
+  ) {
+    this.home = options.home;
+    this.command = options.command;
+    this.statePath = resolve(options.statePath);
     this.#locked = locked;
     this.host = host;
   }
@@ -50,7 +64,7 @@ export class ReconcileSession {
       ...(options.onLockWait === undefined ? {} : { onWait: options.onLockWait }),
     });
     return new ReconcileSession(
-      options.home,
+      options,
       locked,
       new AgentHost(options.home, {
         allowShell: options.allowShell ?? false,
@@ -65,11 +79,49 @@ export class ReconcileSession {
 
   /** The broker: the daemon when it answers, else an embedded one served by the host's agents. */
   broker(): Promise<Broker> {
-    this.#broker ??= openBroker({ home: this.home }).then((broker) => {
+    this.#broker ??= openBroker({ home: this.home, command: this.command }).then((broker) => {
       if (broker.kind === 'embedded') this.#stopAgents = this.host.serve(broker);
       return broker;
     });
     return this.#broker;
+  }
+
+  /**
+   * Opens the broker and, when this opening cancelled the packages of an earlier spin that died
+   * (`QueueStore.recover`), records in the state what those packages of this state finished, so
+   * the plan sees what the machine has; then reports it (`recovered`). A record the state already
+   * has from later is kept.
+   */
+  async recover(emit: ReconcileListener): Promise<void> {
+    const broker = await this.broker();
+    const cancelled = broker.recovery?.cancelled ?? [];
+    if (cancelled.length === 0) return;
+    let recorded = 0;
+    for (const pkg of cancelled) {
+      const meta = pkg.meta as PackageMeta | undefined;
+      if (meta?.statePath !== this.statePath) continue;
+      for (const done of pkg.finished) {
+        const kept = this.state.data.packages[pkg.name]?.commands[done.spec.id];
+        if (kept !== undefined && Date.parse(kept.finishedAt) >= done.finishedAt) continue;
+        const output = outputOf(done.output);
+        const outcome: CommandOutcome = {
+          package: pkg.name,
+          id: done.spec.id,
+          state: done.state,
+          attempts: done.attempt,
+          finishedAt: done.finishedAt,
+          output: output?.text ?? '',
+          ...(output?.observed === undefined ? {} : { observed: output.observed }),
+          ...(done.error === undefined ? {} : { error: done.error }),
+          ...(done.reason === undefined ? {} : { reason: done.reason }),
+        };
+        const spec = { ...done.spec, fileNeeds: meta.fileNeeds[done.spec.id] ?? done.spec.needs };
+        recordOutcome(this.state.data, outcome, spec, meta.phase, meta.file);
+        recorded++;
+      }
+    }
+    if (recorded > 0) await this.state.save();
+    emit({ type: 'recovered', cancelled, recorded });
   }
 
   /** Notes that the state data was changed outside a run, so `close` writes it. */

@@ -351,7 +351,7 @@ export function queueStoreConformance(name: string, factory: HarnessFactory): vo
       await store.lease({ node: 'local', resource: 'emulation' });
       await store.close();
       store = harness.open();
-      expect(await store.recover()).toBe(2);
+      expect((await store.recover()).redelivered).toBe(2);
       expect(await codeOf(store.ack(lease, { ok: true }))).toBe('stale_attempt');
       const seen: string[] = [];
       let next: Lease | undefined = await store.lease(q);

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import Database from 'better-sqlite3';
 import { SqliteQueueStore } from '../../src/broker/sqlite-queue-store.js';
+import { schemaVersion } from '../../src/broker/sqlite-schema.js';
+import type { PackageOwner } from '../../src/broker/broker-types.js';
 import type { SpinError } from '../../src/core/errors.js';
 import { cmd, tempHome, testHome } from '../support/broker-helpers.js';
 import { queueStoreConformance } from './queue-store-conformance.js';
@@ -143,7 +145,9 @@ describe('SQLite store written by an earlier spin', () => {
       await reopened.ack(a!, { ok: true });
       await reopened.close();
       const check = openDatabase(path, { readonly: true });
-      expect(check.prepare(`SELECT value FROM meta WHERE key = 'schema'`).pluck().get()).toBe('3');
+      expect(check.prepare(`SELECT value FROM meta WHERE key = 'schema'`).pluck().get()).toBe(
+        String(schemaVersion),
+      );
       expect(
         check.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'journal'`).pluck().get(),
       ).toBe(0);
@@ -242,5 +246,101 @@ describe('SQLite store whose commit fails', () => {
     expect(await store.addCommands(pkg, big)).toHaveLength(200);
     await store.enqueue(pkg);
     expect((await store.status(pkg)).commands).toHaveLength(201);
+  });
+});
+
+describe('SQLite store: owned packages', () => {
+  const q = { node: 'local', resource: 'r' };
+  const owner = (pid: number): PackageOwner => ({
+    pid,
+    host: 'here',
+    startTime: 1,
+    command: 'spin apply',
+  });
+
+  it('cancels what a gone owner left, running commands and all; unowned packages are delivered again', async () => {
+    const path = join(testHome(), 'broker.db');
+    const dead = openStore({ path, owner: owner(1) });
+    const owned = await dead.createPackage({ name: 'vm', owned: true });
+    await dead.addCommands(owned, [
+      cmd('r', { id: 'a' }),
+      cmd('r', { id: 'b', needs: ['a'] }),
+      cmd('r', { id: 'c' }),
+    ]);
+    await dead.enqueue(owned);
+    const byHand = await dead.createPackage({ name: 'by-hand' });
+    await dead.addCommands(byHand, [cmd('s', { id: 'x' })]);
+    await dead.enqueue(byHand);
+    expect((await dead.lease(q))?.commandId).toBe('a');
+    expect((await dead.lease({ node: 'local', resource: 's' }))?.commandId).toBe('x');
+    await dead.close(); // as kill -9 would leave it: a and x running
+
+    const next = openStore({ path, owner: owner(2), isGone: (o) => o.pid === 1 });
+    const events: string[] = [];
+    next.subscribe((e) => {
+      if (e.type === 'command') events.push(`${e.commandId} ${e.to}`);
+    });
+    const report = await next.recover();
+    expect(report.redelivered).toBe(1);
+    expect(report.cancelled).toEqual([
+      {
+        packageId: owned,
+        name: 'vm',
+        owner: owner(1),
+        createdAt: expect.any(Number) as number,
+        notStarted: 2,
+        interrupted: ['a'],
+        finished: [],
+      },
+    ]);
+    const status = await next.status(owned);
+    expect(status.state).toBe('cancelled');
+    expect(status.commands.map((c) => `${c.id} ${c.state}: ${c.reason ?? ''}`)).toEqual([
+      'a cancelled: spin apply (pid 1) died while it ran: its outcome is unknown',
+      'b cancelled: spin apply (pid 1) died before it ran',
+      'c cancelled: spin apply (pid 1) died before it ran',
+    ]);
+    expect(events).toEqual(['a cancelled', 'b cancelled', 'c cancelled', 'x ready']);
+    // Nothing of the gone owner's package is handed out again.
+    expect(await next.lease(q)).toBeUndefined();
+    expect((await next.lease({ node: 'local', resource: 's' }))?.commandId).toBe('x');
+  });
+
+  it('leaves the packages of a live owner alone', async () => {
+    const path = join(testHome(), 'broker.db');
+    const first = openStore({ path, owner: owner(1) });
+    const pkg = await first.createPackage({ name: 'vm', owned: true });
+    await first.addCommands(pkg, [cmd('r', { id: 'a' })]);
+    await first.enqueue(pkg);
+    await first.close();
+    const next = openStore({ path, owner: owner(2), isGone: () => false });
+    expect((await next.recover()).cancelled).toEqual([]);
+    expect((await next.lease(q))?.commandId).toBe('a');
+  });
+
+  it('refuses to enqueue a package while another of its name runs, naming who runs it', async () => {
+    const store = openStore({ path: join(testHome(), 'broker.db'), owner: owner(7) });
+    const first = await store.createPackage({ name: 'vm', owned: true });
+    await store.addCommands(first, [cmd('r', { id: 'a' })]);
+    await store.enqueue(first);
+    const second = await store.createPackage({ name: 'vm', owned: true });
+    await store.addCommands(second, [cmd('r', { id: 'a' })]);
+    const refused = await store.enqueue(second).then(
+      () => undefined,
+      (error: unknown) => error as SpinError,
+    );
+    expect(refused).toMatchObject({ code: 'state_conflict', exitCode: 3 });
+    expect(refused?.message).toMatch(
+      /^package vm is still being run by spin apply \(pid 7 on here\) since /,
+    );
+    expect((await store.status(second)).state).toBe('staged');
+    // Packages built by hand are not owned: any number of one name may run.
+    const byHand = await store.createPackage({ name: 'vm' });
+    await store.addCommands(byHand, [cmd('r', { id: 'a' })]);
+    expect(await store.enqueue(byHand)).toBe('enqueued');
+    // Once the first has finished, the name is free again.
+    const a = await store.lease(q);
+    await store.ack(a!, { ok: true });
+    expect(await store.enqueue(second)).toBe('enqueued');
   });
 });
