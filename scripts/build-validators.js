@@ -1,7 +1,8 @@
 // Compiles every JSON schema spin validates against ahead of time, as ajv standalone code, so no
 // command pays for compiling them at start-up:
 // - the package schema and every action's params schema → dist/load/compiled-validators.cjs;
-// - the daemon's wire schemas → dist/daemon/compiled-wire-validators.cjs.
+// - the daemon's wire schemas → dist/daemon/compiled-wire-validators.cjs;
+// - the state file's schema → dist/reconcile/compiled-state-validators.cjs.
 // Also writes schemas/package.schema.json, the schema editors use.
 import { writeFileSync } from 'node:fs';
 import standaloneCode from 'ajv/dist/standalone/index.js';
@@ -14,6 +15,11 @@ import {
   packageValidatorKey,
   validatorKey,
 } from '../dist/load/validators.js';
+import {
+  compiledStateValidatorsFile,
+  stateSchema,
+  stateValidatorKey,
+} from '../dist/reconcile/state-schema.js';
 
 /** Writes the standalone code of `schemas` (key → schema) compiled in one ajv flavour. */
 function compile(flavour, schemas, file) {
@@ -33,7 +39,8 @@ for (const actions of actionRegistry.values()) {
 }
 const count =
   compile('package', packageSchemas, compiledValidatorsFile) +
-  compile('wire', Object.entries(wireSchemas), compiledWireValidatorsFile);
+  compile('wire', Object.entries(wireSchemas), compiledWireValidatorsFile) +
+  compile('package', [[stateValidatorKey, stateSchema]], compiledStateValidatorsFile);
 writeFileSync(
   new URL('../schemas/package.schema.json', import.meta.url),
   JSON.stringify(editorSchema(), null, 2) + '\n',

@@ -1,5 +1,6 @@
+import type { Stats } from 'node:fs';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
-import { join, relative, isAbsolute, sep } from 'node:path';
+import { basename, dirname, join, relative, isAbsolute, sep } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import { errnoOf } from './fs-util.js';
 import { pathProblem, type PathKind } from './safe-path.js';
@@ -29,10 +30,10 @@ function inside(root: string, candidate: string): boolean {
 
 /**
  * Resolves `value` (a package-given path of `kind`) under `root`, refusing anything that could
- * lead outside it: the components are checked as safe-path.ts does, then each existing component
- * is `lstat`ed and any symbolic link refused (whether or not it leads out: a link can be retargeted
- * after the check), and the real path of what exists must stay inside the real root. The root is
- * created when missing. Throws SpinError `path_outside_root`.
+ * lead outside it: the root is opened with `confineRoot` (never through a link), the components
+ * are checked as safe-path.ts does, then each existing component is `lstat`ed and any symbolic
+ * link refused (whether or not it leads out: a link can be retargeted after the check), and the
+ * real path of what exists must stay inside the real root. Throws SpinError `path_outside_root`.
  *
  * Agents run one command per queue at a time and own their root, so the window between this check
  * and the use of the path is not a practical race; file opens add O_NOFOLLOW where they can.
@@ -44,7 +45,7 @@ export async function confinePath(
 ): Promise<ConfinedPath> {
   const problem = pathProblem(value, kind);
   if (problem !== undefined) throw refuse(value, problem);
-  const realRoot = await realRootOf(root);
+  const realRoot = await confineRoot(root);
   const parts = value.split('/');
   let current = realRoot;
   for (const [index, part] of parts.entries()) {
@@ -76,17 +77,60 @@ export async function confinePath(
   throw refuse(value, 'it is empty');
 }
 
-const realRoots = new Map<string, string>();
+const realHomes = new Map<string, string>();
 
 /**
- * The real path of a root, created when missing. Kept for the life of the process: plans observe
- * thousands of paths under the same few roots.
+ * The real path of `root`, an agent root (agentRoots: a directory directly under the spin home),
+ * created when missing; the home is created too. The home may itself be, or lie under, a
+ * symbolic link (where a user keeps it is theirs to choose), but nothing under it is followed:
+ * a root that is a link, or not a directory, is refused with SpinError `path_outside_root`
+ * naming it, and nothing is created or changed through it. Checked on every call (one `lstat`),
+ * so a root swapped for a link after a first use is refused too; only the home's real path is
+ * kept for the life of the process.
  */
-async function realRootOf(root: string): Promise<string> {
-  const known = realRoots.get(root);
-  if (known !== undefined) return known;
-  await mkdir(root, { recursive: true });
-  const real = await realpath(root);
-  realRoots.set(root, real);
+export async function confineRoot(root: string): Promise<string> {
+  const home = dirname(root);
+  let realHome = realHomes.get(home);
+  if (realHome === undefined) {
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    realHome = await realpath(home);
+    realHomes.set(home, realHome);
+  }
+  const real = join(realHome, basename(root));
+  let stats = await lstatOrMissing(real);
+  if (stats === undefined) {
+    try {
+      await mkdir(real, { mode: 0o755 }); // never follows: an existing link fails with EEXIST
+    } catch (error) {
+      if (errnoOf(error) !== 'EEXIST') throw error;
+    }
+    stats = await lstatOrMissing(real);
+  }
+  if (stats?.isSymbolicLink() === true) {
+    throw refuseRoot(root, 'is a symbolic link, and spin follows no link under its home');
+  }
+  if (stats?.isDirectory() !== true) throw refuseRoot(root, 'is not a directory');
   return real;
+}
+
+async function lstatOrMissing(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+function refuseRoot(root: string, why: string): SpinError {
+  return new SpinError(
+    'path_outside_root',
+    `The ${basename(root)} root '${root}' ${why}; nothing was changed.`,
+    {
+      details: { path: root },
+      suggestions: [
+        `Make '${root}' a plain directory (move what the link points to into it), or set SPIN_HOME to where spin should keep its files.`,
+      ],
+    },
+  );
 }

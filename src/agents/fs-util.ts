@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SpinError } from '../core/errors.js';
 
@@ -13,12 +13,65 @@ export function errnoOf(error: unknown): string | undefined {
 /** The prefix of every temporary file an agent makes; such files are never a finished result. */
 export const tempPrefix = '.spin-tmp-';
 
-/** A fresh temporary name next to `target`, in the same directory so a rename is atomic. */
+/**
+ * A fresh temporary name next to `target`, in the same directory so a rename is atomic:
+ * `.spin-tmp-<pid>-<12 hex>-<name>`. The writer's pid is in the name so that a leftover of a
+ * writer that died (kill -9, power loss) can be told from a file being written now: see
+ * `clearStaleTemps`.
+ */
 export function tempPathFor(target: string): string {
   return join(
     dirname(target),
-    `${tempPrefix}${randomBytes(6).toString('hex')}-${basename(target)}`,
+    `${tempPrefix}${String(process.pid)}-${randomBytes(6).toString('hex')}-${basename(target)}`,
   );
+}
+
+const tempName = /^\.spin-tmp-([1-9][0-9]{0,9})-[0-9a-f]{12}-./s;
+
+/**
+ * The pid of the process that made the temporary file `name` (a base name, as `tempPathFor`
+ * makes them), or undefined when `name` is not such a name: a user's own hidden file, even one
+ * starting with `.spin-tmp-`, is never taken for one of spin's.
+ */
+export function tempWriterOf(name: string): number | undefined {
+  const match = tempName.exec(name);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+/**
+ * Whether a process with this pid exists now (on this host, in this pid namespace). One that
+ * exists but belongs to another user counts as alive; so does a recycled pid, which errs on the
+ * side of leaving a file alone.
+ */
+export function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoOf(error) === 'EPERM';
+  }
+}
+
+/**
+ * Removes from `dir` the leftovers of interrupted writes: regular files named by `tempPathFor`
+ * whose writer is no longer alive. Files of live writers (this process included), anything
+ * else and anything that is not a regular file are left as they are. Returns the names removed
+ * and the names left, so a caller can tell whether `dir` holds anything else.
+ */
+export async function clearStaleTemps(dir: string): Promise<{ removed: string[]; left: string[] }> {
+  const removed: string[] = [];
+  const left: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const writer = tempWriterOf(entry.name);
+    if (entry.isFile() && writer !== undefined && !processAlive(writer)) {
+      await rm(join(dir, entry.name), { force: true });
+      removed.push(entry.name);
+    } else {
+      left.push(entry.name);
+    }
+  }
+  return { removed, left };
 }
 
 /**

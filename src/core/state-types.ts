@@ -37,7 +37,8 @@ export interface PackageRecord {
 /**
  * The state file (`$SPIN_HOME/state.json`). `lineage` is fixed when the file is created, so two
  * unrelated state files are never confused; `serial` rises by one with every apply that ran
- * anything.
+ * anything. Every load checks the file against src/reconcile/state-schema.ts, which states these
+ * types as a JSON Schema: a change here is a change there (or a new `version`).
  */
 export interface StateData {
   format: 'spin-state';

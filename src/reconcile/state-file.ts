@@ -1,16 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { link, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import { SpinError } from '../core/errors.js';
 import type { StateData } from '../core/state-types.js';
+import { errnoOf, processAlive } from '../agents/fs-util.js';
+import { stateProblems } from './state-schema.js';
 
 /**
  * lowdb's storage for the state file, written so that a crash at any moment leaves either the
  * old file or the new one, never a mix: the new text goes to a temporary file that is fsynced,
  * the current file is kept as `<file>.backup` (by a hard link, so the name never points
  * nowhere), the temporary file is renamed over the current one, and the directory is fsynced.
- * Reading refuses a file that is not a spin state file (exit 3) rather than overwrite it.
+ * The temporary file is named `.<file>.<pid>.<uuid>.tmp` so that one a killed writer left can be
+ * told from one being written (see `clearStaleStateTemps`). Reading refuses a file that is not
+ * a sound spin state file (exit 3, see `parseState`) rather than overwrite it.
  */
 export class DurableStateAdapter implements Adapter<StateData> {
   constructor(readonly path: string) {}
@@ -59,47 +64,81 @@ export class DurableStateAdapter implements Adapter<StateData> {
   }
 }
 
-/** Parses and checks state text; a file of another kind or a damaged one is a conflict (3). */
+/**
+ * Parses and checks state text: JSON, then the state schema (state-schema.ts), before any field
+ * is read. A file of another kind, a newer version or any structural damage is SpinError
+ * `state_corrupt` (exit 3) whose message names the file and the first damaged field, and whose
+ * suggestions say how to get back the previous version (`<file>.backup`); never a TypeError.
+ */
 export function parseState(text: string, path: string): StateData {
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (error) {
-    throw new SpinError(
-      'state_corrupt',
-      `state file ${path} is corrupt: ${(error as Error).message}`,
-      {
-        suggestions: [`restore it from ${path}.backup, or move it away to start afresh`],
-      },
-    );
+    const reason = (error as Error).message.replace(/\s+/g, ' ');
+    throw corrupt(path, `is corrupt: not valid JSON (${reason})`, {});
   }
-  const d = data as Record<string, unknown> | null;
-  if (d === null || typeof d !== 'object' || d.format !== 'spin-state') {
-    throw new SpinError('state_corrupt', `${path} is not a spin state file`, {
-      suggestions: ['pass the right file with --state'],
+  const isObject = typeof data === 'object' && data !== null && !Array.isArray(data);
+  const d = (isObject ? data : {}) as Record<string, unknown>;
+  if (d['format'] !== 'spin-state') {
+    const what = isObject
+      ? `format must be "spin-state" (it is ${shown(d['format'])})`
+      : `it holds ${shown(data)}, not a JSON object`;
+    throw new SpinError('state_corrupt', `${path} is not a spin state file: ${what}`, {
+      details: { path, field: isObject ? 'format' : '' },
+      suggestions: ['pass the right file with --state', ...backupHints(path)],
     });
   }
-  if (d.version !== 1) {
+  const version = d['version'];
+  if (typeof version === 'number' && Number.isInteger(version) && version > 1) {
     throw new SpinError(
       'state_corrupt',
-      `state file ${path} has version ${String(d.version)}; this spin reads version 1`,
-    );
-  }
-  if (
-    typeof d.lineage !== 'string' ||
-    typeof d.serial !== 'number' ||
-    d.packages === null ||
-    typeof d.packages !== 'object'
-  ) {
-    throw new SpinError(
-      'state_corrupt',
-      `state file ${path} is corrupt: missing lineage, serial or packages`,
+      `state file ${path} has version ${String(version)}; this spin reads version 1`,
       {
-        suggestions: [`restore it from ${path}.backup, or move it away to start afresh`],
+        details: { path, field: 'version' },
+        suggestions: ['use the spin that wrote it, or a newer one'],
       },
     );
   }
-  return d as unknown as StateData;
+  const problems = stateProblems(data);
+  const first = problems[0];
+  if (first !== undefined) {
+    const listed = problems.slice(0, 3).map((p) => `${p.field} ${p.message}`);
+    if (problems.length > 3) listed.push(`${String(problems.length - 3)} more`);
+    throw corrupt(path, `is corrupt: ${listed.join('; ')}`, {
+      field: first.field,
+      fields: problems.map((p) => p.field),
+    });
+  }
+  return data as StateData;
+}
+
+function corrupt(path: string, what: string, details: Record<string, unknown>): SpinError {
+  return new SpinError('state_corrupt', `state file ${path} ${what}`, {
+    details: { path, ...details },
+    suggestions: backupHints(path),
+  });
+}
+
+/** How to recover: spin keeps the version before the last write next to the file. */
+function backupHints(path: string): string[] {
+  const backup = `${path}.backup`;
+  const afresh = `move ${path} away to start afresh (spin then forgets what it applied)`;
+  // Only on the way to an error, so a synchronous look costs nothing that matters.
+  return existsSync(backup)
+    ? [
+        `the version before the last write is kept in ${backup}: check it with \`spin status --state ${backup}\`, then copy it over ${path}`,
+        `or ${afresh}`,
+      ]
+    : [`there is no backup (${backup}); repair the file by hand, or ${afresh}`];
+}
+
+/** A value for a message: short JSON, or its kind when long. */
+function shown(value: unknown): string {
+  if (value === undefined) return 'missing';
+  const text = JSON.stringify(value);
+  if (text.length <= 40) return text;
+  return Array.isArray(value) ? 'an array' : `a long ${typeof value}`;
 }
 
 /**
@@ -116,9 +155,15 @@ export class StateFile {
     this.#db = db;
   }
 
+  /**
+   * Reads the state at `path` (an empty one when there is no file) and then removes the
+   * temporary files of earlier writes to it whose writer is no longer alive (see
+   * `clearStaleStateTemps`). A file refused by `parseState` leaves the directory as it was.
+   */
   static async open(path: string): Promise<StateFile> {
     const db = new Low(new DurableStateAdapter(path), emptyState());
     await db.read();
+    await clearStaleStateTemps(path);
     return new StateFile(db);
   }
 
@@ -141,6 +186,36 @@ export class StateFile {
     return this.#queued;
   }
 }
+
+/**
+ * Removes the leftovers of writes to the state file at `path` that were interrupted (kill -9,
+ * power loss): files named as DurableStateAdapter names its temporary files and their backup
+ * links (`.<file>.<pid>.<uuid>.tmp[.backup]`) whose writer pid is no longer alive. Nothing else
+ * in the directory is touched, nor the temporary file of a live writer. Returns the names removed.
+ */
+export async function clearStaleStateTemps(path: string): Promise<string[]> {
+  const dir = dirname(path);
+  const own = new RegExp(
+    `^\\.${escapeRegExp(basename(path))}\\.([1-9][0-9]{0,9})\\.[0-9a-f-]{36}\\.tmp(?:\\.backup)?$`,
+  );
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return [];
+    throw error;
+  }
+  const removed: string[] = [];
+  for (const entry of entries) {
+    const writer = own.exec(entry.name)?.[1];
+    if (!entry.isFile() || writer === undefined || processAlive(Number(writer))) continue;
+    await rm(join(dir, entry.name), { force: true });
+    removed.push(entry.name);
+  }
+  return removed;
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** A new, empty state with a fresh lineage. */
 export function emptyState(): StateData {

@@ -1,10 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SpinError } from '../../src/core/errors.js';
+import { processAlive, tempPathFor, tempWriterOf } from '../../src/agents/fs-util.js';
 import { storageAgent } from '../../src/agents/storage/storage-agent.js';
+import { killedWriter } from '../support/killed-writer.js';
 import { makeTempHome, type TempHome } from '../support/temp-home.js';
 
 const agent = storageAgent();
@@ -180,6 +182,50 @@ describe('storage images', () => {
     const error = await rejectsWith(copy, 'cancelled');
     expect(error.retryable).toBe(true);
     expect(await readdir(join(images, 'vol'))).toEqual(['big.raw']);
+  });
+});
+
+describe('storage leftovers of a writer killed mid-write', () => {
+  const leftovers = [
+    '.spin-tmp-{pid}-0123456789ab-disk.raw',
+    '.spin-tmp-{pid}-ba9876543210-c.qcow2',
+  ];
+
+  it('names temporary files with the writer pid, and knows no other name for one', () => {
+    expect(tempWriterOf(basename(tempPathFor(join(images, 'vol', 'disk.raw'))))).toBe(process.pid);
+    for (const name of ['.spin-tmp-notes', '.spin-tmp-12-xyz-a', '.spin-tmp-0-0123456789ab-a']) {
+      expect(tempWriterOf(name)).toBeUndefined();
+    }
+  });
+
+  it('does not make remove_volume fail: they are removed with the volume', async () => {
+    await t.run(agent, 'add_volume', { path: 'v' });
+    const dead = await killedWriter(join(images, 'v'), leftovers);
+    expect(processAlive(dead)).toBe(false);
+    expect(await readdir(join(images, 'v'))).toHaveLength(2);
+    expect((await t.run(agent, 'remove_volume', { path: 'v' })).output).toBe('volume v removed');
+    expect(existsSync(join(images, 'v'))).toBe(false);
+  });
+
+  it('are removed by the next action on the volume', async () => {
+    await t.run(agent, 'add_volume', { path: 'v' });
+    await killedWriter(join(images, 'v'), leftovers);
+    await t.run(agent, 'create_image', { volume: 'v', image: 'disk.raw', image_size: 1 });
+    expect(await readdir(join(images, 'v'))).toEqual(['disk.raw']);
+    expect(t.lines.filter((l) => l.includes('left by an interrupted write'))).toHaveLength(2);
+  });
+
+  it("leaves a user's hidden files and a live writer's file alone", async () => {
+    await t.run(agent, 'add_volume', { path: 'v' });
+    const live = `.spin-tmp-${String(process.pid)}-0123456789ab-disk.raw`; // this process writes it
+    const mine = ['.spin-tmp-notes', '.hidden', live];
+    for (const name of mine) await writeFile(join(images, 'v', name), 'mine');
+    await killedWriter(join(images, 'v'), leftovers);
+    const error = await rejectsWith(t.run(agent, 'remove_volume', { path: 'v' }), 'not_empty');
+    expect(error.details).toEqual({ entries: 3 });
+    await t.run(agent, 'add_volume', { path: 'v' });
+    expect((await readdir(join(images, 'v'))).sort()).toEqual([...mine].sort());
+    for (const name of mine) expect(await readFile(join(images, 'v', name), 'utf8')).toBe('mine');
   });
 });
 

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -7,7 +7,11 @@ import {
   parseState,
   serializeState,
 } from '../../src/reconcile/state-file.js';
+import { processAlive } from '../../src/agents/fs-util.js';
+import { SpinError } from '../../src/core/errors.js';
 import type { StateData } from '../../src/core/state-types.js';
+import { damagedStates, soundState } from '../support/damaged-states.js';
+import { killedWriter } from '../support/killed-writer.js';
 import { testDir } from '../support/spin-cli.js';
 
 const sample = (): StateData => ({
@@ -81,5 +85,90 @@ describe('the state file', () => {
         exitCode: 3,
       });
     }
+  });
+});
+
+describe('a damaged state file', () => {
+  it.each(damagedStates)(
+    'is refused naming the file and the field, and left as it is: $name',
+    async ({ text, field }) => {
+      const dir = await testDir();
+      const path = join(dir, 'state.json');
+      await writeFile(path, text);
+      await writeFile(`${path}.backup`, serializeState(sample()));
+      const error: unknown = await StateFile.open(path).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(SpinError);
+      expect(error).toMatchObject({ code: 'state_corrupt', exitCode: 3 });
+      const { message, suggestions } = error as SpinError;
+      expect(message).toContain(path);
+      if (field !== '') expect(message).toContain(`${field} `);
+      expect(suggestions.join('\n')).toContain(`${path}.backup`);
+      expect(await readFile(path, 'utf8')).toBe(text);
+      expect((await readdir(dir)).sort()).toEqual(['state.json', 'state.json.backup']);
+    },
+  );
+
+  it('names a field under keys that are not identifiers so it can be found', () => {
+    const text = JSON.stringify({
+      ...soundState(),
+      packages: {
+        'my pkg': { file: 'f', appliedAt: 'a', commands: { 'a/b~c': { status: 'ok' } } },
+      },
+    });
+    expect(() => parseState(text, 'state.json')).toThrow(
+      /packages\["my pkg"\]\.commands\["a\/b~c"\]\.resource is missing/,
+    );
+  });
+
+  it('is told apart from a sound one with optional fields and fields spin does not know', () => {
+    const data = soundState();
+    Object.assign(data.packages['demo']?.commands['volume'] ?? {}, {
+      error: { code: 'action_failed', message: 'boom', details: { errno: 'EIO' } },
+      observed: { entries: 0 },
+      startedAt: '2026-11-22T00:00:00.500Z',
+      later: 'a field of a later spin',
+    });
+    Object.assign(data, { later: true });
+    expect(parseState(JSON.stringify(data), 'state.json')).toEqual(data);
+  });
+});
+
+describe('leftovers of interrupted writes of the state', () => {
+  const uuid = '0b6e2f57-2d0c-4c8e-9a51-5f1d1e7b3c11';
+
+  it('are removed when the state is next opened; live writes and other files stay', async () => {
+    const dir = await testDir();
+    const path = join(dir, 'state.json');
+    const first = await StateFile.open(path);
+    first.data.serial = 1;
+    await first.save();
+    const dead = await killedWriter(dir, [
+      `.state.json.{pid}.${uuid}.tmp`,
+      `.state.json.{pid}.${uuid}.tmp.backup`,
+    ]);
+    expect(processAlive(dead)).toBe(false);
+    const kept = [
+      `.state.json.${String(process.pid)}.${uuid}.tmp`, // a write in flight, in this process
+      '.state.json.mine.tmp',
+      `.other.json.${String(dead)}.${uuid}.tmp`,
+      'notes.txt',
+    ];
+    for (const name of kept) await writeFile(join(dir, name), 'not spin state');
+    const state = await StateFile.open(path);
+    expect(state.data.serial).toBe(1);
+    expect((await readdir(dir)).sort()).toEqual([...kept, 'state.json'].sort());
+  });
+
+  it('are left alone when the state is refused', async () => {
+    const dir = await testDir();
+    const path = join(dir, 'state.json');
+    await writeFile(path, '{"format": "spin-state"');
+    await killedWriter(dir, [`.state.json.{pid}.${uuid}.tmp`]);
+    const names = await readdir(dir);
+    await expect(StateFile.open(path)).rejects.toMatchObject({ code: 'state_corrupt' });
+    expect(await readdir(dir)).toEqual(names);
   });
 });

@@ -4,7 +4,7 @@ import { absenceOf } from '../agent.js';
 import type { ActionContext, Agent, AgentAction, Observation } from '../agent.js';
 import type { ActionSpec } from '../action-spec.js';
 import { confinePath, type ConfinedPath } from '../confined-path.js';
-import { asSpinError, errnoOf, tempPathFor } from '../fs-util.js';
+import { asSpinError, clearStaleTemps, errnoOf, tempPathFor } from '../fs-util.js';
 import { flagParam, intParam, optionalStringParam, stringParam, type Params } from '../params.js';
 import { builtinSpec } from '../registry.js';
 import { copySparse, gib, imageInfo, qemuImg, type ImageFormat } from './image-file.js';
@@ -12,7 +12,9 @@ import { copySparse, gib, imageInfo, qemuImg, type ImageFormat } from './image-f
 /**
  * The storage agent (host-path): a volume is a directory under the images root, an image a file in
  * a volume. Every path goes through confinePath; images are made under a temporary name and
- * renamed into place, so a failure or abort never leaves a partial image.
+ * renamed into place, so a failure or abort never leaves a partial image. A writer killed outright
+ * (kill -9) leaves its temporary file: every action on a volume but `observe` first removes the
+ * leftovers of writers no longer alive (see clearStaleTemps), so they never block remove_volume.
  */
 const maxGib = 65_536;
 
@@ -26,7 +28,21 @@ async function volumeDir(ctx: ActionContext, volume: string): Promise<ConfinedPa
       suggestions: [`Add it first: storage add_volume { path: ${volume} }.`],
     });
   }
+  await clearLeftovers(ctx, volume, dir);
   return dir;
+}
+
+/** Removes the temporary files dead writers left in a volume; returns the entries left. */
+async function clearLeftovers(
+  ctx: ActionContext,
+  volume: string,
+  dir: ConfinedPath,
+): Promise<string[]> {
+  const { removed, left } = await clearStaleTemps(dir.path);
+  for (const name of removed) {
+    ctx.progress(`removed ${volume}/${name}, left by an interrupted write`);
+  }
+  return left;
 }
 
 async function imagePath(ctx: ActionContext, volume: string, image: string): Promise<ConfinedPath> {
@@ -70,7 +86,10 @@ const addVolume: AgentAction = {
   async run(params, ctx) {
     const name = stringParam(params, 'path');
     const dir = await confinePath(ctx.roots.images, name, 'name');
-    if (dir.kind === 'directory') return { output: `volume ${name} exists` };
+    if (dir.kind === 'directory') {
+      await clearLeftovers(ctx, name, dir);
+      return { output: `volume ${name} exists` };
+    }
     if (dir.kind !== 'missing') {
       throw new SpinError('already_exists', `'${name}' exists and is not a directory.`);
     }
@@ -93,7 +112,8 @@ const removeVolume: AgentAction = {
     if (dir.kind === 'missing') return { output: `volume ${name} absent` };
     if (dir.kind !== 'directory')
       throw new SpinError('invalid_input', `'${name}' is not a volume.`);
-    const entries = await readdir(dir.path);
+    // Leftovers of interrupted writes are not the user's: they go, and do not make it non-empty.
+    const entries = await clearLeftovers(ctx, name, dir);
     if (entries.length > 0 && !flagParam(params, 'force')) {
       throw new SpinError(
         'not_empty',
