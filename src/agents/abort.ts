@@ -2,8 +2,8 @@ import { SpinError } from '../core/errors.js';
 
 /**
  * The SpinError for an action stopped by its AbortSignal: `timeout` when the signal's reason is a
- * TimeoutError (AbortSignal.timeout, or an executor deadline that aborts with one), `cancelled`
- * otherwise. Both are retryable: doing the same thing again, given time, may succeed.
+ * TimeoutError (AbortSignal.timeout) or a SpinError `timeout` (the executor's deadline),
+ * `cancelled` otherwise. Both are retryable: doing the same thing again, given time, may succeed.
  */
 export function abortedError(
   signal: AbortSignal,
@@ -11,10 +11,15 @@ export function abortedError(
   details?: Record<string, unknown>,
 ): SpinError {
   const reason: unknown = signal.reason;
-  const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+  const timedOut =
+    reason instanceof SpinError
+      ? reason.code === 'timeout'
+      : reason instanceof Error && reason.name === 'TimeoutError';
   return new SpinError(
     timedOut ? 'timeout' : 'cancelled',
-    `${what} was stopped: the command ${timedOut ? 'timed out' : 'was cancelled'}.`,
+    reason instanceof SpinError
+      ? `${what} was stopped: ${reason.message}.`
+      : `${what} was stopped: the command ${timedOut ? 'timed out' : 'was cancelled'}.`,
     {
       retryable: true,
       ...(details === undefined ? {} : { details }),

@@ -15,13 +15,29 @@ export interface AgentRoots {
   work: string;
 }
 
+/**
+ * Which delivery of which command an action carries out. Programs an action starts are recorded
+ * under it while they run, so that a later attempt of the same command (package id + command id)
+ * ends first whatever this one left running (see attempt-record.ts).
+ */
+export interface AttemptIdentity {
+  packageId: string;
+  commandId: string;
+  attemptId: string;
+}
+
 /** What an action is given besides its params: its deadline, its roots, a progress channel. */
 export interface ActionContext {
-  /** Aborted when the command's timeout passes or it is cancelled; actions stop and clean up. */
+  /**
+   * Aborted when the command's timeout passes, it is cancelled, or its lease is lost; actions
+   * stop, end the programs they started, and clean up.
+   */
   signal: AbortSignal;
   roots: AgentRoots;
   /** Reports one line of progress (`copied 512 MiB of 1024 MiB`); never required for success. */
   progress: (line: string) => void;
+  /** The attempt this run carries out, when it runs for a broker lease (not for observations). */
+  attempt?: AttemptIdentity;
 }
 
 /**

@@ -1,5 +1,8 @@
 import type { Agent, AgentRoots } from '../agents/agent.js';
 import type { AckResult, Lease } from '../broker/broker-types.js';
+import { endEarlierAttempts } from '../agents/attempt-record.js';
+import { throwIfAborted } from '../agents/abort.js';
+import { formatDuration } from '../core/duration.js';
 import { SpinError, messageOf } from '../core/errors.js';
 
 /** How long an action's output tail may be when it travels in an ack. */
@@ -13,8 +16,12 @@ export interface ActionOutput {
 
 /**
  * Runs the action a lease names and turns whatever happens into an ack: success with the output,
- * or failure with a stable error code and whether a retry may help. Never throws. The action is
- * aborted when `signal` fires (cancel, shutdown) or when the lease's deadline passes (timeout).
+ * or failure with a stable error code and whether a retry may help. Never throws. The action's
+ * deadline is the command's own `timeoutMs`, counted from when this attempt starts (never later
+ * than the lease's `deadlineAt`, whose grace only covers an agent that is lost): then the action
+ * is aborted and fails with `timeout`. It is also aborted when `signal` fires (cancel, shutdown,
+ * lease lost). Before the action runs, whatever an earlier attempt of the same command left
+ * running on this node is ended (see attempt-record.ts), so one command never runs twice at once.
  */
 export async function runAction(options: {
   agent: Agent;
@@ -34,39 +41,54 @@ export async function runAction(options: {
     return { ok: false, error: error.toWire(), retryable: false };
   }
   const now = options.now ?? Date.now;
+  const started = now();
+  const deadline = Math.min(started + lease.spec.timeoutMs, lease.deadlineAt);
   const timeout = new AbortController();
   const timer = setTimeout(
     () => {
       timeout.abort(
-        new SpinError('timeout', `timed out after ${String(lease.spec.timeoutMs)} ms`, {
-          retryable: true,
-        }),
+        new SpinError(
+          'timeout',
+          `the command's timeout of ${formatDuration(lease.spec.timeoutMs)} passed`,
+          { retryable: true },
+        ),
       );
     },
-    Math.max(0, lease.deadlineAt - now()),
+    Math.max(0, deadline - started),
   );
   const signal = AbortSignal.any([options.signal, timeout.signal]);
+  const { packageId, commandId, attemptId } = lease;
   try {
+    await endEarlierAttempts(options.roots.home, { packageId, commandId });
+    throwIfAborted(signal, `${lease.spec.resource} ${lease.spec.action}`);
     const result = await action.run(lease.spec.params, {
       signal,
       roots: options.roots,
       progress: options.progress ?? (() => undefined),
+      attempt: { packageId, commandId, attemptId },
     });
     const output: ActionOutput = { text: tail(result.output) };
     if (result.observed !== undefined) output.observed = { ...result.observed };
     return { ok: true, output };
   } catch (error) {
-    const reason: unknown = signal.aborted ? signal.reason : error;
-    const spin =
-      reason instanceof SpinError
-        ? reason
-        : error instanceof SpinError
-          ? error
-          : new SpinError('action_failed', messageOf(error), { retryable: true });
+    const spin = failureOf(error, signal);
     return { ok: false, error: spin.toWire(), retryable: spin.retryable };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The SpinError an attempt fails with. Once the signal fired, the abort is the cause: the
+ * action's own error when it reports that same cause (with its details, such as the output so
+ * far), else the signal's reason.
+ */
+function failureOf(error: unknown, signal: AbortSignal): SpinError {
+  const reason: unknown = signal.aborted ? signal.reason : undefined;
+  if (reason instanceof SpinError && !(error instanceof SpinError && error.code === reason.code))
+    return reason;
+  if (error instanceof SpinError) return error;
+  return new SpinError('action_failed', messageOf(error), { retryable: true });
 }
 
 /** The last `maxOutputChars` characters of an output, marked when cut. */

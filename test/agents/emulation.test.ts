@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -51,7 +52,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Never leave a qemu behind, whatever failed above.
-  for (const id of [1, 2])
+  for (const id of [1, 2, 3, 4])
     await t.run(emulation, 'stop', { id, timeout: 0 }).catch(() => undefined);
   await t.cleanup();
 });
@@ -143,17 +144,12 @@ describe('emulation with a real qemu VM', () => {
       id: 2,
       vm: { ...vm('stubborn'), images: [] },
     });
-    const notReady = await failure(
-      t.run(emulation, 'start', { id: 2, ready_when: 'never printed', ready_timeout: '1s' }),
-    );
-    expect(notReady.code).toBe('timeout');
-    expect(notReady.retryable).toBe(true);
-    const again = await t.run(emulation, 'start', {
+    const start = await t.run(emulation, 'start', {
       id: 2,
       ready_when: tiny.marker,
       ready_timeout: '60s',
     });
-    expect(again.output).toMatch(/^vm 2 already running; ready after/);
+    expect(start.output).toMatch(/^vm 2 started \(pid \d+, (tcg|kvm)\); ready after/);
     const console = await readFile(join(t.home, 'vms', '2', 'console.log'), 'utf8');
     expect(console).toContain('ignoring powerdown');
     const stop = await t.run(emulation, 'stop', { id: 2, timeout: '1s' });
@@ -164,5 +160,63 @@ describe('emulation with a real qemu VM', () => {
       false,
     );
     expect((await emulation.actions.get('stop')!.observe!({ id: 2 }, t.ctx())).present).toBe(true);
+  });
+});
+
+describe('emulation start that fails after launching qemu', () => {
+  /** The pid of the qemu the start launched, from the progress line it reports. */
+  function launchedPid(lines: readonly string[]): number {
+    const line = lines.find((l) => /^qemu running \(pid \d+\)$/.test(l));
+    expect(line).toBeDefined();
+    return Number(/\d+/.exec(line ?? '')?.[0]);
+  }
+
+  async function expectNoQemu(id: number, pid: number): Promise<void> {
+    // /proc has no live process of that pid (a zombie, exited and not yet reaped, is not one).
+    const stat = await readFile(`/proc/${String(pid)}/stat`, 'utf8').catch(() => '');
+    expect(stat === '' || /\) [ZX] /.test(stat)).toBe(true);
+    expect(existsSync(join(t.home, 'vms', String(id), 'qemu.pid'))).toBe(false);
+    expect((await emulation.actions.get('start')!.observe!({ id }, t.ctx())).present).toBe(false);
+    // Nothing runs that would keep its config: it can be removed, as destroy would.
+    expect((await t.run(emulation, 'remove_config', { id })).output).toBe(
+      `config of vm ${String(id)} removed`,
+    );
+  }
+
+  it('stops the qemu it launched when ready_when times out', async () => {
+    await t.run(emulation, 'write_config', { id: 3, vm: { ...vm('stubborn'), images: [] } });
+    const lines: string[] = [];
+    const ctx = { ...t.ctx(), progress: (line: string) => lines.push(line) };
+    const notReady = await failure(
+      emulation.actions
+        .get('start')!
+        .run({ id: 3, ready_when: 'never printed', ready_timeout: '1s' }, ctx),
+    );
+    expect(notReady.code).toBe('timeout');
+    expect(notReady.retryable).toBe(true);
+    expect(notReady.message).toMatch(/^VM 3 did not become ready/);
+    expect(lines).toContain('sending QMP quit');
+    expect(lines).not.toContain('sending ACPI powerdown');
+    await expectNoQemu(3, launchedPid(lines));
+  });
+
+  it('stops the qemu it launched when the start is aborted', async () => {
+    await t.run(emulation, 'write_config', { id: 4, vm: { ...vm('graceful'), images: [] } });
+    const controller = new AbortController();
+    const lines: string[] = [];
+    const ctx = {
+      ...t.ctx(controller.signal),
+      progress: (line: string) => {
+        lines.push(line);
+        if (line.startsWith('qemu running')) controller.abort();
+      },
+    };
+    const aborted = await failure(
+      emulation.actions
+        .get('start')!
+        .run({ id: 4, ready_when: tiny.marker, ready_timeout: '60s' }, ctx),
+    );
+    expect(aborted.code).toBe('cancelled');
+    await expectNoQemu(4, launchedPid(lines));
   });
 });

@@ -18,7 +18,7 @@ import {
   type VmConfig,
   type VmPaths,
 } from './vm-config.js';
-import { inspectVm, launchVm, stopVm, type StopStep } from './vm-lifecycle.js';
+import { discardVm, inspectVm, launchVm, stopVm, type StopStep } from './vm-lifecycle.js';
 import { consoleTail, isOurQemu, readPid, waitForConsole } from './vm-process.js';
 
 /** How the emulation agent runs qemu. */
@@ -146,41 +146,57 @@ function startAction(options: EmulationAgentOptions): AgentAction {
       const paths = await pathsOf(params, ctx);
       const config = await requireConfig(paths);
       const pattern = readyPattern(params);
+      const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
       const started = Date.now();
-      let output: string;
       if (await running(paths)) {
-        output = `vm ${paths.id} already running`;
-      } else {
-        const { pid, accel } = await launchVm(ctx, paths, config, options.accel ?? 'auto');
-        output = `vm ${paths.id} started (pid ${String(pid)}, ${accel})`;
+        // Not launched by this start: a failed wait below leaves it as it found it.
+        let output = `vm ${paths.id} already running`;
+        if (pattern !== undefined)
+          output += await waitReady(paths, pattern, timeoutMs, ctx, started);
+        return { output, observed: await observeRun(params, ctx) };
       }
-      // A start stopped by its signal or ready_timeout after qemu launched leaves the VM running:
-      // a retry finds it running and only waits for the console again.
-      if (pattern !== undefined) {
-        const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
-        ctx.progress(`waiting for the console to match /${pattern.source}/`);
-        const outcome = await waitForConsole(paths.console, pattern, {
-          timeoutMs,
-          signal: ctx.signal,
-          alive: () => running(paths),
-        });
-        if (outcome !== 'matched') {
-          const tail = await consoleTail(paths.console);
-          throw new SpinError(
-            outcome === 'timeout' ? 'timeout' : 'action_failed',
-            outcome === 'timeout'
-              ? `VM ${paths.id} is running, but its console did not match ready_when within ${formatDuration(timeoutMs)}.`
-              : `VM ${paths.id} exited before its console matched ready_when.`,
-            { retryable: outcome === 'timeout', details: { console: tail } },
-          );
-        }
-        output += `; ready after ${formatDuration(Date.now() - started)}`;
+      const { pid, accel } = await launchVm(ctx, paths, config, options.accel ?? 'auto');
+      // From here on the qemu is this start's: if the start fails, it is ended, so that nothing
+      // runs that the state does not record as started.
+      try {
+        let output = `vm ${paths.id} started (pid ${String(pid)}, ${accel})`;
+        if (pattern !== undefined)
+          output += await waitReady(paths, pattern, timeoutMs, ctx, started);
+        return { output, observed: await observeRun(params, ctx) };
+      } catch (error) {
+        throw await discardVm(paths, ctx.progress, error);
       }
-      return { output, observed: await observeRun(params, ctx) };
     },
     observe: observeRun,
     inverseParams: (params) => ({ id: params['id'] }),
   };
+}
+
+/** Waits until the console matches `pattern`; the output's `; ready after …`, or throws. */
+async function waitReady(
+  paths: VmPaths,
+  pattern: RegExp,
+  timeoutMs: number,
+  ctx: ActionContext,
+  started: number,
+): Promise<string> {
+  ctx.progress(`waiting for the console to match /${pattern.source}/`);
+  const outcome = await waitForConsole(paths.console, pattern, {
+    timeoutMs,
+    signal: ctx.signal,
+    alive: () => running(paths),
+  });
+  if (outcome !== 'matched') {
+    const tail = await consoleTail(paths.console);
+    throw new SpinError(
+      outcome === 'timeout' ? 'timeout' : 'action_failed',
+      outcome === 'timeout'
+        ? `VM ${paths.id} did not become ready: its console did not match ready_when within ${formatDuration(timeoutMs)}.`
+        : `VM ${paths.id} exited before its console matched ready_when.`,
+      { retryable: outcome === 'timeout', details: { console: tail } },
+    );
+  }
+  return `; ready after ${formatDuration(Date.now() - started)}`;
 }
 
 const stopOutput: Record<StopStep, string> = {
@@ -210,8 +226,9 @@ const stop: AgentAction = {
 
 /**
  * The emulation agent (qemu): write_config and remove_config keep `$SPIN_HOME/vms/<id>/config.json`;
- * start runs a detached qemu with a QMP socket, pid file and serial console log in that directory;
- * stop escalates from ACPI powerdown to QMP quit to SIGKILL. All four are idempotent.
+ * start runs a detached qemu with a QMP socket, pid file and serial console log in that directory,
+ * and a start that fails after it launched qemu (error, `ready_when` timeout, abort) ends that
+ * qemu; stop escalates from ACPI powerdown to QMP quit to SIGKILL. All four are idempotent.
  */
 export function emulationAgent(options: EmulationAgentOptions = {}): Agent {
   const actions = [writeConfig, removeConfig, startAction(options), stop];

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { loadExeca } from '../load-execa.js';
-import { SpinError } from '../../core/errors.js';
-import { abortedError } from '../abort.js';
+import { SpinError, messageOf } from '../../core/errors.js';
+import { throwIfAborted } from '../abort.js';
 import type { ActionContext } from '../agent.js';
 import { confinePath } from '../confined-path.js';
 import { detectFormat } from '../storage/image-file.js';
@@ -90,7 +90,10 @@ export async function resolveLaunchFiles(
 
 /**
  * Starts qemu detached (`-daemonize`: qemu returns once the VM is set up, and the VM outlives this
- * process), then checks that QMP answers. Returns the pid and accelerator.
+ * process), then checks that QMP answers. Returns the pid and accelerator. The launch itself is
+ * not interrupted by `ctx.signal` (it is short and bounded, and a qemu killed while daemonizing
+ * could leave a VM nobody knows of); the signal is checked once it is done. Whatever fails after
+ * qemu was started, the qemu is ended (see `discardVm`) before the error is thrown.
  */
 export async function launchVm(
   ctx: ActionContext,
@@ -100,68 +103,78 @@ export async function launchVm(
 ): Promise<{ pid: number; accel: Accel }> {
   const files = await resolveLaunchFiles(ctx, config);
   const accel = await resolveAccel(accelChoice, ctx.roots.vms);
+  throwIfAborted(ctx.signal, 'Starting qemu');
   await rm(paths.qmp, { force: true });
   await rm(paths.pid, { force: true });
   const argv = buildQemuArgv({ config, paths, accel, ...files });
   ctx.progress(`starting qemu (${accel})`);
-  const result = await (
-    await loadExeca()
-  )('qemu-system-x86_64', argv, {
-    cwd: paths.dir,
-    stdin: 'ignore',
-    reject: false,
-    cancelSignal: ctx.signal,
-    timeout: 60_000,
-  });
-  if (result.isCanceled) throw abortedError(ctx.signal, 'Starting qemu');
-  if (result.failed) {
-    throw new SpinError(
-      'action_failed',
-      `qemu did not start: ${result.stderr.trim() || result.shortMessage || ''}`,
-      {
-        details: { exitCode: result.exitCode ?? null },
-      },
-    );
-  }
-  const pid = await readPid(paths.pid);
-  if (pid === undefined || !(await isOurQemu(pid, paths.pid))) {
-    throw new SpinError('action_failed', 'qemu started but is not running.', {
-      details: { console: await consoleTail(paths.console) },
-    });
-  }
   try {
-    const qmp = await QmpClient.connect(paths.qmp, { timeoutMs: qmpTimeoutMs, signal: ctx.signal });
-    try {
-      await qmp.execute('query-status');
-    } finally {
-      qmp.close();
+    const result = await (
+      await loadExeca()
+    )('qemu-system-x86_64', argv, {
+      cwd: paths.dir,
+      stdin: 'ignore',
+      reject: false,
+      timeout: 60_000,
+    });
+    throwIfAborted(ctx.signal, 'Starting qemu');
+    if (result.failed) {
+      throw new SpinError(
+        'action_failed',
+        `qemu did not start: ${result.stderr.trim() || result.shortMessage || ''}`,
+        { details: { exitCode: result.exitCode ?? null } },
+      );
     }
+    const pid = await readPid(paths.pid);
+    if (pid === undefined || !(await isOurQemu(pid, paths.pid))) {
+      throw new SpinError('action_failed', 'qemu started but is not running.', {
+        details: { console: await consoleTail(paths.console) },
+      });
+    }
+    ctx.progress(`qemu running (pid ${String(pid)})`);
+    try {
+      const qmp = await QmpClient.connect(paths.qmp, {
+        timeoutMs: qmpTimeoutMs,
+        signal: ctx.signal,
+      });
+      try {
+        await qmp.execute('query-status');
+      } finally {
+        qmp.close();
+      }
+    } catch (error) {
+      if (error instanceof SpinError && ctx.signal.aborted) throw error;
+      throw new SpinError(
+        'action_failed',
+        'qemu started but its QMP monitor did not answer; it was stopped.',
+        { cause: error, retryable: true },
+      );
+    }
+    return { pid, accel };
   } catch (error) {
-    try {
-      process.kill(pid, 'SIGKILL'); // a qemu without a monitor cannot be managed: do not leave it
-    } catch {
-      // it exited by itself
-    }
-    throw new SpinError(
-      'action_failed',
-      'qemu started but its QMP monitor did not answer; it was killed.',
-      {
-        cause: error,
-        retryable: true,
-      },
-    );
+    throw await discardVm(paths, ctx.progress, error);
   }
-  return { pid, accel };
+}
+
+/** Which steps `stopVm` may take. */
+export interface StopOptions {
+  /**
+   * Whether to ask the guest first (QMP `system_powerdown`, then wait `timeoutMs`); false goes
+   * straight to `quit`, for a guest that never became ready. True unless set.
+   */
+  powerdown?: boolean;
 }
 
 /**
  * Stops a VM in escalating steps: QMP `system_powerdown` and a wait of `timeoutMs` for the guest
- * to power off, then QMP `quit`, then SIGKILL. Returns the step that stopped it.
+ * to power off, then QMP `quit`, then SIGKILL. Returns the step that stopped it. Throws when
+ * `ctx.signal` fires while waiting, or when qemu survives SIGKILL.
  */
 export async function stopVm(
   paths: VmPaths,
   timeoutMs: number,
-  ctx: ActionContext,
+  ctx: Pick<ActionContext, 'signal' | 'progress'>,
+  options: StopOptions = {},
 ): Promise<StopStep> {
   const pid = await readPid(paths.pid);
   if (pid === undefined || !(await isOurQemu(pid, paths.pid))) return 'already-stopped';
@@ -173,10 +186,14 @@ export async function stopVm(
   }
   try {
     if (qmp !== undefined) {
-      ctx.progress('sending ACPI powerdown');
-      await qmp.execute('system_powerdown').catch(() => undefined);
-      if (await waitForExit(pid, timeoutMs, ctx.signal, qmp.closed)) return 'powerdown';
-      ctx.progress('powerdown timed out; sending QMP quit');
+      if (options.powerdown ?? true) {
+        ctx.progress('sending ACPI powerdown');
+        await qmp.execute('system_powerdown').catch(() => undefined);
+        if (await waitForExit(pid, timeoutMs, ctx.signal, qmp.closed)) return 'powerdown';
+        ctx.progress('powerdown timed out; sending QMP quit');
+      } else {
+        ctx.progress('sending QMP quit');
+      }
       await qmp.execute('quit').catch(() => undefined); // the reply may be lost as qemu exits
       if (await waitForExit(pid, quitWaitMs, ctx.signal, qmp.closed)) return 'quit';
     }
@@ -194,5 +211,37 @@ export async function stopVm(
     return 'sigkill';
   } finally {
     qmp?.close();
+  }
+}
+
+/**
+ * Ends the qemu a start launched when the start fails after the launch (any error, a timeout, an
+ * abort), so that no VM runs that the state does not record: QMP `quit` (no powerdown: the guest
+ * never became ready), then SIGKILL, then its pid file and QMP socket are removed. Runs to its end
+ * whatever stopped the start (its waits are its own, a few seconds each). Returns the error to
+ * throw: `error` itself, or, when qemu could not be ended, a SpinError saying so as well.
+ */
+export async function discardVm(
+  paths: VmPaths,
+  progress: (line: string) => void,
+  error: unknown,
+): Promise<unknown> {
+  try {
+    const step = await stopVm(
+      paths,
+      0,
+      { signal: new AbortController().signal, progress },
+      { powerdown: false },
+    );
+    if (step !== 'already-stopped') progress(`the qemu this start launched was stopped (${step})`);
+    await rm(paths.pid, { force: true });
+    await rm(paths.qmp, { force: true });
+    return error;
+  } catch (stopError) {
+    return new SpinError(
+      'action_failed',
+      `${messageOf(error)}; the qemu it started could not be stopped: ${messageOf(stopError)}`,
+      { cause: error, retryable: true },
+    );
   }
 }

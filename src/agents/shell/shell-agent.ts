@@ -1,10 +1,11 @@
 import { mkdir } from 'node:fs/promises';
-import { loadExeca } from '../load-execa.js';
 import { SpinError } from '../../core/errors.js';
 import type { ActionContext, Agent, AgentAction } from '../agent.js';
 import { abortedError, throwIfAborted } from '../abort.js';
 import { confinePath } from '../confined-path.js';
 import type { Params } from '../params.js';
+import { defaultKillAfterMs } from '../process-group.js';
+import { runProgram } from '../run-program.js';
 import { OutputTail } from './output-tail.js';
 import { builtinSpec } from '../registry.js';
 
@@ -14,7 +15,7 @@ export interface ShellAgentOptions {
   allowShell: boolean;
   /** Bytes of combined stdout/stderr kept (the tail); 64 KiB unless set. */
   tailBytes?: number;
-  /** After the signal aborts: SIGTERM, then SIGKILL after this many ms (default 2000). */
+  /** After the signal aborts: SIGTERM to the group, then SIGKILL after this many ms (2000). */
   killAfterMs?: number;
 }
 
@@ -61,9 +62,13 @@ async function workDir(params: Params, ctx: ActionContext): Promise<string> {
 
 /**
  * The shell agent: `run` executes an argv with execa, never through a shell, in a confined
- * directory under `$SPIN_HOME/work`, with the command's AbortSignal as its deadline (the child is
- * terminated, then killed). Only the tail of its output is kept. A shell command is as idempotent
- * as the program it runs: spin cannot make it more so.
+ * directory under `$SPIN_HOME/work`, in a process group of its own (see run-program.ts). The
+ * command's AbortSignal is its deadline: the whole group is terminated, then killed, and the action
+ * returns without waiting for pipes a stray process holds open. Processes the program leaves
+ * running in its group when it exits are ended too: nothing of a command outlives it. Under a
+ * lease, the group is recorded so that a redelivered attempt ends it first. Only the tail of the
+ * output is kept. A shell command is as idempotent as the program it runs: spin cannot make it
+ * more so.
  */
 export function shellAgent(options: ShellAgentOptions): Agent {
   const tailBytes = options.tailBytes ?? 64 * 1024;
@@ -81,38 +86,39 @@ export function shellAgent(options: ShellAgentOptions): Agent {
       const cwd = await workDir(params, ctx);
       throwIfAborted(ctx.signal, `'${file}'`);
       const tail = new OutputTail(tailBytes);
-      const child = (await loadExeca())(file, args, {
+      const end = await runProgram(file, args, {
         cwd,
         env: envOf(params),
-        stdin: 'ignore',
-        all: true,
-        buffer: false,
-        reject: false,
-        cancelSignal: ctx.signal,
-        forceKillAfterDelay: options.killAfterMs ?? 2000,
+        signal: ctx.signal,
+        killAfterMs: options.killAfterMs ?? defaultKillAfterMs,
+        ...(ctx.attempt === undefined
+          ? {}
+          : { tracking: { home: ctx.roots.home, attempt: ctx.attempt } }),
+        onOutput: (chunk) => {
+          tail.push(chunk);
+        },
       });
-      child.all.on('data', (chunk: Buffer) => {
-        tail.push(chunk);
-      });
-      const result = await child;
       const output = tail.text();
-      if (result.isCanceled || ctx.signal.aborted)
-        throw abortedError(ctx.signal, `'${file}'`, { output });
-      if (result.failed) {
-        const errno =
-          result.cause instanceof Error && 'code' in result.cause ? result.cause.code : undefined;
-        if (errno === 'ENOENT') {
+      if (end.kind === 'aborted') throw abortedError(ctx.signal, `'${file}'`, { output });
+      if (end.kind === 'not_started') {
+        if (end.errno === 'ENOENT') {
           throw new SpinError('not_found', `Program '${file}' was not found.`, {
             details: { argv0: file },
           });
         }
+        throw new SpinError('action_failed', `'${file}' did not start: ${end.message}`, {
+          retryable: true,
+          details: { errno: end.errno ?? null },
+        });
+      }
+      if (end.exitCode !== 0) {
         const how =
-          result.exitCode !== undefined
-            ? `exited with code ${String(result.exitCode)}`
-            : `was killed by ${result.signal ?? 'a signal'}`;
+          end.exitCode !== null
+            ? `exited with code ${String(end.exitCode)}`
+            : `was killed by ${end.signal ?? 'a signal'}`;
         throw new SpinError('action_failed', `'${file}' ${how}.`, {
           retryable: true,
-          details: { exitCode: result.exitCode ?? null, signal: result.signal ?? null, output },
+          details: { exitCode: end.exitCode, signal: end.signal, output },
         });
       }
       return { output };

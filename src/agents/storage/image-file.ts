@@ -1,8 +1,8 @@
 import { open, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { loadExeca } from '../load-execa.js';
 import { SpinError } from '../../core/errors.js';
 import { abortedError, throwIfAborted } from '../abort.js';
+import { runCollected } from '../run-program.js';
 
 /** The disk image formats spin makes and reads. */
 export type ImageFormat = 'raw' | 'qcow2';
@@ -29,29 +29,34 @@ export async function detectFormat(path: string): Promise<ImageFormat> {
 }
 
 /**
- * Runs `qemu-img` with `args` (an argv, never a shell), honouring `signal`. A full disk becomes
- * SpinError `no_space`, any other failure `action_failed` with qemu-img's message.
+ * Runs `qemu-img` with `args` (an argv, never a shell) in a process group of its own, honouring
+ * `signal`: when it fires, the group is ended (SIGTERM, then SIGKILL) and the call fails with
+ * `timeout` or `cancelled`. A full disk becomes SpinError `no_space`, any other failure
+ * `action_failed` with qemu-img's message.
  */
 export async function qemuImg(args: string[], signal: AbortSignal): Promise<string> {
-  const result = await (
-    await loadExeca()
-  )('qemu-img', args, {
-    cancelSignal: signal,
-    reject: false,
-    stdin: 'ignore',
-    timeout: 0,
-  });
-  if (result.failed) {
-    const text = result.stderr.trim() || (result.shortMessage ?? 'qemu-img failed');
+  throwIfAborted(signal, 'qemu-img');
+  const run = await runCollected('qemu-img', args, { signal });
+  if (run.end.kind === 'aborted') throw abortedError(signal, 'qemu-img');
+  if (run.end.kind === 'not_started') {
+    throw new SpinError('action_failed', `qemu-img did not start: ${run.end.message}`);
+  }
+  if (run.end.exitCode !== 0) {
+    const text = run.stderr.trim() || `qemu-img ${exitText(run.end)}`;
     if (/No space left on device/i.test(text)) {
       throw new SpinError('no_space', `No space left on the device: ${text}`, { retryable: true });
     }
-    if (result.isCanceled) throw abortedError(signal, 'qemu-img');
     throw new SpinError('action_failed', `qemu-img ${args[0] ?? ''} failed: ${text}`, {
-      details: { exitCode: result.exitCode ?? null },
+      details: { exitCode: run.end.exitCode },
     });
   }
-  return result.stdout;
+  return run.stdout;
+}
+
+function exitText(end: { exitCode: number | null; signal: string | null }): string {
+  return end.exitCode !== null
+    ? `exited with code ${String(end.exitCode)}`
+    : `was killed by ${end.signal ?? 'a signal'}`;
 }
 
 /** What spin knows of an existing image. */
@@ -96,7 +101,7 @@ export async function imageInfo(path: string, signal: AbortSignal): Promise<Imag
  * sparse, and fsyncs it. `cp --sparse=always` finds the data with SEEK_DATA/SEEK_HOLE (and
  * shares blocks where the filesystem can reflink), so a 2 GiB image with 1 MiB written copies
  * in milliseconds rather than reading 2 GiB. Format-agnostic (no qemu probing); `-P` never
- * follows a link. Honours `signal`; on any failure the caller removes `to`.
+ * follows a link. Honours `signal` as `qemuImg` does; on any failure the caller removes `to`.
  */
 export async function copySparse(
   from: string,
@@ -106,16 +111,17 @@ export async function copySparse(
 ): Promise<number> {
   throwIfAborted(signal, 'The copy');
   progress(`copying ${from}`);
-  const result = await (
-    await loadExeca()
-  )('cp', ['-P', '--sparse=always', '--reflink=auto', '--no-preserve=all', '--', from, to], {
-    cancelSignal: signal,
-    reject: false,
-    stdin: 'ignore',
-  });
-  if (result.failed) {
-    if (result.isCanceled || signal.aborted) throw abortedError(signal, 'The copy');
-    const text = result.stderr.trim() || (result.shortMessage ?? 'cp failed');
+  const run = await runCollected(
+    'cp',
+    ['-P', '--sparse=always', '--reflink=auto', '--no-preserve=all', '--', from, to],
+    { signal },
+  );
+  if (run.end.kind === 'aborted') throw abortedError(signal, 'The copy');
+  if (run.end.kind === 'not_started') {
+    throw new SpinError('action_failed', `cp did not start: ${run.end.message}`);
+  }
+  if (run.end.exitCode !== 0) {
+    const text = run.stderr.trim() || `cp ${exitText(run.end)}`;
     if (/No space left on device/i.test(text)) {
       throw new SpinError('no_space', `No space left on the device: ${text}`, { retryable: true });
     }
