@@ -11,6 +11,7 @@ import type {
   RecoveryReport,
 } from './broker-types.js';
 import type { AckReply, PackageSummary } from './queue-store.js';
+import type { SpinError } from '../core/errors.js';
 
 /**
  * The broker as its users see it, wherever it runs: in the daemon (reached over its socket) or
@@ -33,11 +34,22 @@ export interface Broker {
    * Calls `listener` with every event from now on (of one package, when given); resolves once the
    * subscription is live, so nothing after that is missed. Call the returned function to stop.
    */
-  subscribe(listener: BrokerListener, filter?: { packageId?: string }): Promise<() => void>;
+  subscribe(listener: BrokerListener, options?: SubscribeOptions): Promise<() => void>;
   /** Opens a consumer of one queue: what an agent runs on. */
   consumer(options: ConsumerOptions): Promise<QueueConsumer>;
   /** Releases the broker (the connection, or the embedded store and its lock). */
   close(): Promise<void>;
+}
+
+/** What a subscription follows, and whom to tell when it can no longer follow it. */
+export interface SubscribeOptions {
+  /** Only the events of this package. */
+  packageId?: string;
+  /**
+   * Called once if the events stop for good before the subscription was ended: the daemon went
+   * away, or stopped answering. Events may have been missed; nothing more will come.
+   */
+  onLost?: (error: SpinError) => void;
 }
 
 /** Which queue a consumer takes commands from, and how it holds them. */

@@ -1,4 +1,4 @@
-import type { Broker, ConsumerOptions, QueueConsumer } from './broker.js';
+import type { Broker, ConsumerOptions, QueueConsumer, SubscribeOptions } from './broker.js';
 import type {
   AckResult,
   AttemptRef,
@@ -78,8 +78,9 @@ export class LocalBroker implements Broker {
     return this.store.listPackages(limit);
   }
 
-  subscribe(listener: BrokerListener, filter: { packageId?: string } = {}): Promise<() => void> {
-    const { packageId } = filter;
+  /** Events of a broker in this process never stop while it is open: `onLost` is not called. */
+  subscribe(listener: BrokerListener, options: SubscribeOptions = {}): Promise<() => void> {
+    const { packageId } = options;
     return Promise.resolve(
       this.store.subscribe(
         packageId === undefined

@@ -4,7 +4,8 @@ import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { SpinError, messageOf } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
-import type { Broker, ConsumerOptions, QueueConsumer } from '../broker/broker.js';
+import { durationToMs, formatDuration } from '../core/duration.js';
+import type { Broker, ConsumerOptions, QueueConsumer, SubscribeOptions } from '../broker/broker.js';
 import type {
   AckOutcome,
   AckResult,
@@ -23,7 +24,24 @@ import type { AckReply, PackageSummary } from '../broker/queue-store.js';
 import { writeCorked } from './write-corked.js';
 
 /** Where a daemon listens: its unix socket, or loopback TCP with the bearer token. */
-export type DaemonEndpoint = { socketPath: string } | { host: string; port: number; token: string };
+export type DaemonEndpoint = (
+  { socketPath: string } | { host: string; port: number; token: string }
+) & {
+  /**
+   * How long a request, or an event stream with no word (the daemon sends a heartbeat every
+   * few seconds), may wait for the daemon before it counts as gone: `unreachable`, exit 4.
+   * `daemonTimeoutMs()` by default.
+   */
+  timeoutMs?: number;
+};
+
+/**
+ * The bound on waiting for the daemon: `SPIN_DAEMON_TIMEOUT` (a duration: `30s`, `2m`), else
+ * 30 s. A paused or hung daemon ends a command with exit 4 after this, never a hang.
+ */
+export function daemonTimeoutMs(): number {
+  return durationToMs(process.env['SPIN_DAEMON_TIMEOUT']) ?? 30_000;
+}
 
 /**
  * The broker in a running daemon, reached over its socket: plain HTTP JSON for the CLI's
@@ -34,12 +52,14 @@ export type DaemonEndpoint = { socketPath: string } | { host: string; port: numb
 export class DaemonClient implements Broker {
   readonly kind = 'daemon' as const;
   readonly #endpoint: DaemonEndpoint;
+  readonly #timeoutMs: number;
   readonly #agent = new Agent({ keepAlive: true });
   readonly #streams = new Set<ClientRequest>();
   readonly #consumers = new Set<QueueConsumer>();
 
   constructor(endpoint: DaemonEndpoint) {
     this.#endpoint = endpoint;
+    this.#timeoutMs = endpoint.timeoutMs ?? daemonTimeoutMs();
   }
 
   /** Connects and checks that a spin daemon answers; `unreachable` otherwise. */
@@ -84,22 +104,48 @@ export class DaemonClient implements Broker {
     return (await this.#call<{ packages: PackageSummary[] }>('GET', path)).packages;
   }
 
-  subscribe(listener: BrokerListener, filter: { packageId?: string } = {}): Promise<() => void> {
+  /**
+   * Follows the daemon's event stream. The daemon sends a heartbeat every few seconds: a stream
+   * silent for the timeout, or one that ends before it is unsubscribed, is lost (`onLost`).
+   */
+  subscribe(listener: BrokerListener, options: SubscribeOptions = {}): Promise<() => void> {
     const query =
-      filter.packageId === undefined ? '' : `?package=${encodeURIComponent(filter.packageId)}`;
+      options.packageId === undefined ? '' : `?package=${encodeURIComponent(options.packageId)}`;
     return new Promise((resolve, reject) => {
+      let ended = false;
+      let silence: NodeJS.Timeout | undefined;
+      const end = (error?: SpinError): void => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(silence);
+        this.#streams.delete(req);
+        req.destroy();
+        if (error !== undefined) {
+          reject(error);
+          options.onLost?.(error);
+        }
+      };
+      const heard = (): void => {
+        clearTimeout(silence);
+        silence = setTimeout(() => {
+          end(silent(this.#timeoutMs));
+        }, this.#timeoutMs);
+      };
       const req = request(this.#options('GET', `/v1/events${query}`), (res) => {
         if (res.statusCode !== 200) {
-          reject(new SpinError('internal', `the event stream answered ${String(res.statusCode)}`));
+          end(new SpinError('internal', `the event stream answered ${String(res.statusCode)}`));
           res.resume();
           return;
         }
+        res.on('data', heard);
+        res.on('close', () => {
+          end(unreachable(new Error('the daemon closed its event stream')));
+        });
         readLines(res, (line) => {
           const value = JSON.parse(line) as BrokerEvent | { type: 'subscribed' };
           if (value.type === 'subscribed') {
             resolve(() => {
-              this.#streams.delete(req);
-              req.destroy();
+              end();
             });
           } else {
             listener(value);
@@ -107,8 +153,9 @@ export class DaemonClient implements Broker {
         });
       });
       req.on('error', (error) => {
-        reject(unreachable(error));
+        end(unreachable(error));
       });
+      heard();
       this.#streams.add(req);
       req.end();
     });
@@ -178,15 +225,20 @@ export class DaemonClient implements Broker {
         text === undefined
           ? this.#headers()
           : { ...this.#headers(), 'content-type': 'application/json' };
+      const timer = setTimeout(() => {
+        req.destroy(silent(this.#timeoutMs));
+      }, this.#timeoutMs);
       const req = request({ ...base, headers }, (res) => {
         collect(res).then((data) => {
+          clearTimeout(timer);
           const status = res.statusCode ?? 500;
           if (status >= 200 && status < 300) resolve(JSON.parse(data) as T);
           else reject(errorFromResponse(status, data));
         }, reject);
       });
       req.on('error', (error) => {
-        reject(unreachable(error));
+        clearTimeout(timer);
+        reject(error instanceof SpinError ? error : unreachable(error));
       });
       req.end(text);
     });
@@ -342,6 +394,20 @@ function errorFromResponse(status: number, body: string): SpinError {
     // Not JSON: fall through.
   }
   return new SpinError('internal', `the daemon answered ${String(status)}: ${body.slice(0, 200)}`);
+}
+
+/** A daemon that said nothing for `ms`: paused, hung, or its machine gone. */
+function silent(ms: number): SpinError {
+  return new SpinError(
+    'unreachable',
+    `the spin daemon did not answer within ${formatDuration(ms)} (paused or hung?)`,
+    {
+      retryable: true,
+      suggestions: [
+        'check it with `spin daemon status`; SPIN_DAEMON_TIMEOUT sets how long spin waits',
+      ],
+    },
+  );
 }
 
 function unreachable(error: unknown): SpinError {

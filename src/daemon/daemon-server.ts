@@ -51,6 +51,9 @@ const statusOf: Partial<Record<ErrorCode, number>> = {
   file_too_large: 413,
 };
 
+/** How often an event stream carries a heartbeat line (a follower's silence bound is longer). */
+const heartbeatMs = 1_000;
+
 /**
  * The daemon's HTTP JSON API on `$SPIN_HOME/spind.sock` (mode 0600 in a 0700 home), optionally
  * on loopback TCP with a bearer token. Routes, all JSON, errors as `{error: {code, message}}`:
@@ -70,7 +73,9 @@ export class DaemonServer {
   readonly #options: DaemonServerOptions;
   readonly #servers: Server[] = [];
   readonly #sessions = new Set<AgentSession>();
-  readonly #streams = new Set<ServerResponse>();
+  /** Open event streams, each with the heartbeat line of its format. */
+  readonly #streams = new Map<ServerResponse, string>();
+  #heartbeat: NodeJS.Timeout | undefined;
   readonly #tokenDigest: Buffer | undefined;
   readonly #startedAt = Date.now();
 
@@ -112,7 +117,8 @@ export class DaemonServer {
 
   /** Stops listening, ends streams and agent connections (releasing their leases). */
   async close(): Promise<void> {
-    for (const stream of this.#streams) stream.end();
+    clearInterval(this.#heartbeat);
+    for (const stream of this.#streams.keys()) stream.end();
     await Promise.all([...this.#sessions].map((s) => s.close()));
     await Promise.all(
       this.#servers.map(
@@ -239,7 +245,11 @@ export class DaemonServer {
     };
     const filter = packageId === undefined ? {} : { packageId };
     const unsubscribe = await this.#options.broker.subscribe(write, filter);
-    this.#streams.add(res);
+    this.#streams.set(res, sse ? ': heartbeat\n\n' : '\n');
+    // A heartbeat tells a follower that a silent stream means a quiet daemon, not a dead one.
+    this.#heartbeat ??= setInterval(() => {
+      for (const [stream, line] of this.#streams) stream.write(line);
+    }, heartbeatMs).unref();
     write({ type: 'subscribed' });
     res.on('close', () => {
       unsubscribe();

@@ -2,7 +2,7 @@ import type { Broker } from '../broker/broker.js';
 import type { BrokerEvent, CommandInput, CommandState } from '../broker/broker-types.js';
 import { terminalPackageStates } from '../broker/broker-types.js';
 import type { WireError } from '../core/errors.js';
-import { unreachable } from '../core/errors.js';
+import { SpinError, unreachable } from '../core/errors.js';
 import type { ActionOutput } from '../executor/run-action.js';
 import type { CommandPhase, ReconcileListener } from './events.js';
 
@@ -70,6 +70,32 @@ export async function runPackages(options: {
   const allDone = new Promise<void>((resolve) => {
     settle = resolve;
   });
+  let fail: (error: unknown) => void = () => undefined;
+  const broken = new Promise<never>((_resolve, reject) => {
+    fail = reject;
+  });
+  // The broker may be lost while nothing waits on `broken`: the rejection waits until then.
+  broken.catch(() => undefined);
+  /** A request to the broker, or the loss of the broker, whichever comes first. */
+  const guard = <T>(request: Promise<T>): Promise<T> => Promise.race([request, broken]);
+  /** The broker is gone: what became of the unfinished commands is unknown here. */
+  const lostError = (error: SpinError): SpinError => {
+    const unfinished = [...open].map((id) => names.get(id) ?? id);
+    return new SpinError(
+      'unreachable',
+      `${error.message}; what became of ${unfinished.length === 0 ? 'the commands' : `the unfinished commands of ${unfinished.join(', ')}`} is unknown`,
+      {
+        cause: error,
+        details: { lost: true, unfinished },
+        suggestions: [
+          'start the daemon again (spin daemon start) and run the same command: the plan shows what is left',
+        ],
+      },
+    );
+  };
+  const lost = (error: SpinError): void => {
+    fail(lostError(error));
+  };
 
   const onEvent = (event: BrokerEvent): void => {
     const name = names.get(event.packageId);
@@ -121,9 +147,22 @@ export async function runPackages(options: {
     }
   };
 
-  const unsubscribe = await broker.subscribe(onEvent);
+  const unsubscribe = await broker.subscribe(onEvent, { onLost: lost });
+  let confirmCancel: NodeJS.Timeout | undefined;
   const cancelAll = (): void => {
-    for (const id of open) void broker.cancel(id).catch(() => undefined);
+    if (broker.kind === 'daemon') {
+      // The broker settles a cancelled package at once; a daemon that does not say so soon is
+      // paused or gone, and a Ctrl-C must not wait for it.
+      confirmCancel = setTimeout(() => {
+        lost(new SpinError('unreachable', 'the spin daemon did not confirm the cancel within 5 s'));
+      }, 5_000);
+    }
+    for (const id of open) {
+      broker.cancel(id).catch((error: unknown) => {
+        // A daemon that cannot take the cancel will not report the end either.
+        if (error instanceof SpinError && error.code === 'unreachable') lost(error);
+      });
+    }
   };
   signal.addEventListener('abort', cancelAll, { once: true });
   try {
@@ -137,17 +176,17 @@ export async function runPackages(options: {
           request.commands.map((c) => [c.id ?? '', c.fileNeeds ?? c.needs]),
         ),
       };
-      const id = await broker.createPackage({
-        name: request.name,
-        owned: true,
-        meta: { ...meta },
-      });
+      const id = await guard(
+        broker.createPackage({ name: request.name, owned: true, meta: { ...meta } }),
+      );
       names.set(id, request.name);
       open.add(id);
       ids.push(id);
-      await broker.addCommands(
-        id,
-        request.commands.map(({ fileNeeds, ...command }) => command),
+      await guard(
+        broker.addCommands(
+          id,
+          request.commands.map(({ fileNeeds, ...command }) => command),
+        ),
       );
       emit({
         type: 'start',
@@ -163,8 +202,8 @@ export async function runPackages(options: {
     }
     try {
       for (const id of ids) {
-        if (signal.aborted) await broker.cancel(id);
-        else await broker.enqueue(id);
+        if (signal.aborted) await guard(broker.cancel(id));
+        else await guard(broker.enqueue(id));
       }
     } catch (error) {
       // Refused (another spin still runs one of these packages): nothing of this run may stay.
@@ -175,14 +214,25 @@ export async function runPackages(options: {
     // skipped at once): ask for the state of any still open.
     for (const id of ids) {
       if (!open.has(id)) continue;
-      const status = await broker.status(id);
+      const status = await guard(broker.status(id));
       if (terminalPackageStates.has(status.state)) open.delete(id);
     }
-    if (open.size > 0) await allDone;
+    if (open.size > 0) await guard(allDone);
+  } catch (error) {
+    if (error instanceof SpinError && error.code === 'unreachable' && !isLost(error)) {
+      throw lostError(error);
+    }
+    throw error;
   } finally {
+    clearTimeout(confirmCancel);
     signal.removeEventListener('abort', cancelAll);
     unsubscribe();
   }
+}
+
+/** Whether an error already says that the broker was lost mid-run (see `lostError`). */
+function isLost(error: SpinError): boolean {
+  return error.details['lost'] === true;
 }
 
 function phaseOf(state: CommandState): CommandPhase | undefined {

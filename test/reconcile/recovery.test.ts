@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { binPath, killHard } from '../support/cli-process.js';
+import { fileAppears } from '../support/file-appears.js';
 import { repoRoot, spin, startSpin, testDir, type RunningSpin } from '../support/spin-cli.js';
 
 const fake = join(repoRoot, 'test/fixtures/fake-program.js');
@@ -25,6 +26,8 @@ interface Killed {
   gate: string;
   env: Record<string, string>;
   pid: number;
+  /** The pid of the `wait` program the dead apply left running. */
+  orphan: number;
 }
 
 /**
@@ -44,18 +47,35 @@ async function applyKilledMidRun(): Promise<Killed> {
     env,
   });
   await run.waitFor(/slow\/wait running/);
+  const orphan = Number(await fileAppears(ready, run.done));
+  await rm(ready);
   run.signal('SIGKILL');
   await run.done;
-  return { home, file, gate, env, pid: run.pid };
+  expect(alive(orphan)).toBe(true); // its agent died; the program it ran did not
+  return { home, file, gate, env, pid: run.pid, orphan };
+}
+
+/** Whether a process runs (a zombie counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    return !readFileSync(`/proc/${String(pid)}/stat`, 'utf8').includes(') Z ');
+  } catch {
+    return false;
+  }
 }
 
 describe('recovery after a killed apply', () => {
-  it('the next apply cancels what the dead one left, says so, and runs the package itself', async () => {
+  it('the next apply ends and cancels what the dead one left, says so, and runs the package itself', async () => {
     const k = await applyKilledMidRun();
-    await writeFile(k.gate, '');
-    const next = await spin(['apply', k.file, '--allow-shell', '--output', 'plain'], {
+    const running = startSpin(['apply', k.file, '--allow-shell', '--output', 'plain'], {
       env: k.env,
     });
+    await running.waitFor(/recovered from an interrupted spin apply/);
+    // The dead apply's program was ended before anything ran again; the gate never opened.
+    expect(alive(k.orphan)).toBe(false);
+    await running.waitFor(/slow\/wait running/);
+    await writeFile(k.gate, '');
+    const next = await running.done;
     expect(next.code).toBe(0);
     expect(next.stderr).toMatch(
       new RegExp(

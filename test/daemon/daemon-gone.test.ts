@@ -1,0 +1,64 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { killHard, runDaemonProcess } from '../support/cli-process.js';
+import { startSpin, testDir, type RunningSpin } from '../support/spin-cli.js';
+
+/**
+ * An apply that talks to a daemon whose agents do not run (`--no-agents`): its command waits in
+ * the queue, so the apply is still following the daemon when the test takes the daemon away.
+ */
+async function applyThroughDaemon(
+  env: Record<string, string> = {},
+): Promise<{ apply: RunningSpin; daemon: Awaited<ReturnType<typeof runDaemonProcess>> }> {
+  const home = await testDir('spin-daemon-gone-');
+  const file = join(home, 'pkg.spin.yaml');
+  await writeFile(
+    file,
+    'package: gone\ncommands:\n  vol: { resource: storage, action: add_volume, params: { path: data } }\n',
+  );
+  const daemon = await runDaemonProcess(home);
+  onTestFinished(async () => {
+    daemon.kill('SIGCONT');
+    await killHard(daemon);
+  });
+  const apply = startSpin(['apply', file, '--output', 'plain'], {
+    env: { SPIN_HOME: home, ...env },
+  });
+  onTestFinished(async () => {
+    apply.signal('SIGKILL');
+    await apply.done;
+  });
+  await apply.waitFor(/broker: the spin daemon/);
+  await apply.waitFor(/gone\/vol waiting/);
+  return { apply, daemon };
+}
+
+describe('an apply whose daemon goes away', () => {
+  it('exits 4 naming what is unknown when the daemon is killed mid-apply', async () => {
+    const { apply, daemon } = await applyThroughDaemon();
+    await killHard(daemon);
+    const end = await apply.done;
+    expect(end.code).toBe(4);
+    expect(end.stderr).toMatch(/what became of the unfinished commands of gone is unknown/);
+    expect(end.stderr).toMatch(/hint: start the daemon again/);
+    expect(end.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('exits 4 when the daemon is paused past SPIN_DAEMON_TIMEOUT', async () => {
+    const { apply, daemon } = await applyThroughDaemon({ SPIN_DAEMON_TIMEOUT: '3s' });
+    daemon.kill('SIGSTOP');
+    const end = await apply.done;
+    expect(end.code).toBe(4);
+    expect(end.stderr).toMatch(/the spin daemon did not answer within 3\.0s/);
+  });
+
+  it('ends on Ctrl-C within seconds while the daemon is paused', async () => {
+    const { apply, daemon } = await applyThroughDaemon({ SPIN_DAEMON_TIMEOUT: '10m' });
+    daemon.kill('SIGSTOP');
+    apply.signal('SIGINT');
+    const end = await apply.done;
+    expect(end.code).toBe(4);
+    expect(end.stderr).toMatch(/did not confirm the cancel within 5 s/);
+  });
+});
