@@ -16,6 +16,14 @@ export interface AttemptTracking {
   attempt: AttemptIdentity;
 }
 
+/** The tracking of an action's programs, when it runs for a lease (observations do not). */
+export function trackingOf(ctx: {
+  roots: { home: string };
+  attempt?: AttemptIdentity;
+}): AttemptTracking | undefined {
+  return ctx.attempt === undefined ? undefined : { home: ctx.roots.home, attempt: ctx.attempt };
+}
+
 /** One record: a running program's process group and the attempt that started it. */
 interface AttemptRecord extends ProcessGroup {
   packageId: string;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { agentRoots } from '../../src/agents/agent-roots.js';
 import { confinePath, confineRoot } from '../../src/agents/confined-path.js';
+import { shellAgent } from '../../src/agents/shell/shell-agent.js';
 import { storageAgent } from '../../src/agents/storage/storage-agent.js';
 import { SpinError } from '../../src/core/errors.js';
 import { testDir } from '../support/spin-cli.js';
@@ -64,6 +65,10 @@ describe('a symlinked agent root', () => {
     await refusedNaming(confinePath(roots.vms, 'vm1', 'name'), roots.vms);
     await refusedNaming(confinePath(roots.work, 'a/b', 'relative'), roots.work);
     await refusedNaming(confineRoot(roots.work), roots.work);
+    // A shell command with no cwd runs in the work root itself: refused, and nothing runs.
+    const marker = join(outside, 'ran');
+    const shell = shellAgent({ allowShell: true });
+    await refusedNaming(t.run(shell, 'run', { argv: ['touch', marker] }), roots.work);
     expect(await readdir(outside)).toEqual([]);
   });
 

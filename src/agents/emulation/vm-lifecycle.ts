@@ -3,7 +3,7 @@ import { loadExeca } from '../load-execa.js';
 import { SpinError, messageOf } from '../../core/errors.js';
 import { throwIfAborted } from '../abort.js';
 import type { ActionContext } from '../agent.js';
-import { confinePath } from '../confined-path.js';
+import { confinePath, confineRoot } from '../confined-path.js';
 import { detectFormat } from '../storage/image-file.js';
 import { resolveAccel, type AccelChoice } from './accel.js';
 import { buildQemuArgv, type Accel, type QemuLaunch, type ResolvedDrive } from './qemu-argv.js';
@@ -102,7 +102,7 @@ export async function launchVm(
   accelChoice: AccelChoice,
 ): Promise<{ pid: number; accel: Accel }> {
   const files = await resolveLaunchFiles(ctx, config);
-  const accel = await resolveAccel(accelChoice, ctx.roots.vms);
+  const accel = await resolveAccel(accelChoice, await confineRoot(ctx.roots.vms));
   throwIfAborted(ctx.signal, 'Starting qemu');
   await rm(paths.qmp, { force: true });
   await rm(paths.pid, { force: true });

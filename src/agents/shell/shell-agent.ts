@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { SpinError } from '../../core/errors.js';
 import type { ActionContext, Agent, AgentAction } from '../agent.js';
 import { abortedError, throwIfAborted } from '../abort.js';
-import { confinePath } from '../confined-path.js';
+import { confinePath, confineRoot } from '../confined-path.js';
 import type { Params } from '../params.js';
 import { defaultKillAfterMs } from '../process-group.js';
 import { runProgram } from '../run-program.js';
@@ -43,10 +43,7 @@ function envOf(params: Params): Record<string, string> {
 /** The working directory: `$SPIN_HOME/work[/cwd]`, confined and created when missing. */
 async function workDir(params: Params, ctx: ActionContext): Promise<string> {
   const cwd = params['cwd'];
-  if (cwd === undefined) {
-    await mkdir(ctx.roots.work, { recursive: true });
-    return ctx.roots.work;
-  }
+  if (cwd === undefined) return confineRoot(ctx.roots.work);
   if (typeof cwd !== 'string')
     throw new SpinError('invalid_input', "Parameter 'cwd' must be a string.");
   let dir = await confinePath(ctx.roots.work, cwd, 'relative');

@@ -2,6 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { SpinError } from '../../core/errors.js';
 import { abortedError, throwIfAborted } from '../abort.js';
+import type { AttemptTracking } from '../attempt-record.js';
 import { runCollected } from '../run-program.js';
 
 /** The disk image formats spin makes and reads. */
@@ -34,9 +35,16 @@ export async function detectFormat(path: string): Promise<ImageFormat> {
  * `timeout` or `cancelled`. A full disk becomes SpinError `no_space`, any other failure
  * `action_failed` with qemu-img's message.
  */
-export async function qemuImg(args: string[], signal: AbortSignal): Promise<string> {
+export async function qemuImg(
+  args: string[],
+  signal: AbortSignal,
+  tracking?: AttemptTracking,
+): Promise<string> {
   throwIfAborted(signal, 'qemu-img');
-  const run = await runCollected('qemu-img', args, { signal });
+  const run = await runCollected('qemu-img', args, {
+    signal,
+    ...(tracking === undefined ? {} : { tracking }),
+  });
   if (run.end.kind === 'aborted') throw abortedError(signal, 'qemu-img');
   if (run.end.kind === 'not_started') {
     throw new SpinError('action_failed', `qemu-img did not start: ${run.end.message}`);
@@ -108,13 +116,14 @@ export async function copySparse(
   to: string,
   signal: AbortSignal,
   progress: (line: string) => void,
+  tracking?: AttemptTracking,
 ): Promise<number> {
   throwIfAborted(signal, 'The copy');
   progress(`copying ${from}`);
   const run = await runCollected(
     'cp',
     ['-P', '--sparse=always', '--reflink=auto', '--no-preserve=all', '--', from, to],
-    { signal },
+    { signal, ...(tracking === undefined ? {} : { tracking }) },
   );
   if (run.end.kind === 'aborted') throw abortedError(signal, 'The copy');
   if (run.end.kind === 'not_started') {

@@ -1,3 +1,4 @@
+import { trackingOf } from '../attempt-record.js';
 import { mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { SpinError } from '../../core/errors.js';
 import { absenceOf } from '../agent.js';
@@ -179,7 +180,12 @@ const createImage: AgentAction = {
     const temp = tempPathFor(file.path);
     try {
       if (format === 'raw') await createRaw(temp, bytes);
-      else await qemuImg(['create', '-q', '-f', 'qcow2', temp, String(bytes)], ctx.signal);
+      else
+        await qemuImg(
+          ['create', '-q', '-f', 'qcow2', temp, String(bytes)],
+          ctx.signal,
+          trackingOf(ctx),
+        );
       await rename(temp, file.path);
     } catch (error) {
       await rm(temp, { force: true });
@@ -237,7 +243,7 @@ const copyImage: AgentAction = {
     if (target.kind !== 'missing') throw notAFile(to, target);
     const temp = tempPathFor(target.path);
     try {
-      const bytes = await copySparse(source.path, temp, ctx.signal, ctx.progress);
+      const bytes = await copySparse(source.path, temp, ctx.signal, ctx.progress, trackingOf(ctx));
       await rename(temp, target.path);
       return { output: `image ${from} copied to ${to} (${String(bytes)} bytes)` };
     } catch (error) {
@@ -283,7 +289,7 @@ const resizeImage: AgentAction = {
       file.path,
       String(bytes),
     ];
-    await qemuImg(args, ctx.signal);
+    await qemuImg(args, ctx.signal, trackingOf(ctx));
     return { output: `image ${volume}/${image} ${shrink ? 'shrunk' : 'grown'} to ${sizeGib} GiB` };
   },
   observe: observeImageParams,
