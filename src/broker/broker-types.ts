@@ -174,7 +174,22 @@ export interface RecoveryReport {
  * A state change, as the broker reports it to subscribers, the audit log and the CLI. Events are
  * emitted after the change is durable, in commit order.
  */
-export type BrokerEvent = CommandEvent | PackageEvent;
+export type BrokerEvent = CommandEvent | PackageEvent | RefusalEvent;
+
+/**
+ * An ack, renew or release the broker refused: its attempt no longer held the lease (fenced off:
+ * the command was delivered again, or timed out) or the command was cancelled. Nothing changed;
+ * the event is for the audit log and for whoever watches, so that a late agent is seen.
+ */
+export interface RefusalEvent {
+  type: 'refused';
+  at: number;
+  packageId: string;
+  commandId: string;
+  attemptId: string;
+  code: 'stale_attempt' | 'cancelled';
+  reason: string;
+}
 
 /** A command moved from one state to another (`from` is absent when it was added). */
 export interface CommandEvent {

@@ -28,6 +28,7 @@ import type {
   PackageOwner,
   PackageStatus,
   RecoveryReport,
+  RefusalEvent,
 } from './broker-types.js';
 import { terminalCommandStates, terminalPackageStates } from './broker-types.js';
 import type { AckReply, PackageSummary, QueueStore, SweepReport } from './queue-store.js';
@@ -110,6 +111,8 @@ export class SqliteQueueStore implements QueueStore {
               outcomes.push({ value: one(pending.op) });
             } catch (error) {
               this.#t.events.length = events;
+              const refusal = refusalOf(error, this.#t.now);
+              if (refusal !== undefined) this.#t.events.push(refusal);
               outcomes.push({ error });
             }
           }
@@ -471,6 +474,24 @@ export class SqliteQueueStore implements QueueStore {
  * Why a commit failed, as the user should read it: a full disk is `no_space` naming the file;
  * a file another process kept locked is `lock_held`; anything else is `store_failed`.
  */
+/** The event of a refused ack, renew or release (fencing), for the audit log. */
+function refusalOf(error: unknown, at: number): RefusalEvent | undefined {
+  if (!(error instanceof SpinError)) return undefined;
+  if (error.code !== 'stale_attempt' && error.code !== 'cancelled') return undefined;
+  const { packageId, commandId, attemptId } = error.details;
+  if (typeof packageId !== 'string' || typeof commandId !== 'string') return undefined;
+  if (typeof attemptId !== 'string') return undefined;
+  return {
+    type: 'refused',
+    at,
+    packageId,
+    commandId,
+    attemptId,
+    code: error.code,
+    reason: error.message,
+  };
+}
+
 /** A command row that ended, as a recovery hands it back. */
 function finishedOf(row: CommandRow, state: FinishedCommand['state']): FinishedCommand {
   const status = commandStatusOf(row);

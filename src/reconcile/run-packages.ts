@@ -107,6 +107,7 @@ export async function runPackages(options: {
       }
       return;
     }
+    if (event.type === 'refused') return;
     const phase = phaseOf(event.to);
     if (phase === undefined) return;
     const key = `${event.packageId}/${event.commandId}`;

@@ -375,10 +375,14 @@ export function queueStoreConformance(name: string, factory: HarnessFactory): vo
       const a = (await store.lease(q))!;
       const b = (await store.ack(a, { ok: true, output: { size: 1 } }, q)).next!;
       await store.ack(b, { ok: true });
+      // A late ack of a finished attempt changes nothing, and is reported as refused.
+      expect(await codeOf(store.ack(a, { ok: true }))).toBe('stale_attempt');
       const trail = events.map((e) =>
         e.type === 'package'
           ? `pkg:${e.from ?? '-'}>${e.to}`
-          : `${e.commandId}:${e.from ?? '-'}>${e.to}`,
+          : e.type === 'refused'
+            ? `${e.commandId}:refused ${e.code} ${e.attemptId === a.attemptId ? 'a1' : '?'}`
+            : `${e.commandId}:${e.from ?? '-'}>${e.to}`,
       );
       expect(trail).toEqual([
         'pkg:->staged',
@@ -394,6 +398,7 @@ export function queueStoreConformance(name: string, factory: HarnessFactory): vo
         'b:ready>running',
         'b:running>succeeded',
         'pkg:running>succeeded',
+        'a:refused stale_attempt a1',
       ]);
       expect(events.find((e) => e.type === 'command' && e.to === 'staged')).toMatchObject({
         spec: { id: 'a', resource: 'storage', action: 'noop' },
