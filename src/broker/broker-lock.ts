@@ -4,11 +4,13 @@ import {
   mkdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SpinError } from '../core/errors.js';
+import { storeFailure } from './store-failure.js';
 import type { BrokerPaths } from './broker-paths.js';
 
 /** Who holds a broker lock: the daemon, or a CLI process running the broker embedded. */
@@ -83,19 +85,28 @@ export function acquireBrokerLock(paths: BrokerPaths, role: BrokerRole): BrokerL
   mkdirSync(paths.home, { recursive: true, mode: 0o700 });
   chmodSync(paths.home, 0o700);
   // A moment's wait: `lockHolder` probing the file holds it for an instant.
-  const db = new Database(paths.lockFile, { timeout: 250 });
+  let db: Database.Database | undefined;
   try {
+    db = new Database(paths.lockFile, { timeout: 250 });
     db.pragma('journal_mode = MEMORY'); // no journal file beside the lock
     db.pragma('locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (error) {
-    db.close();
+    db?.close();
     if (isBusy(error)) throw heldBy(paths);
-    throw error;
+    throw storeFailure(error, paths.lockFile);
   }
   const pending = `${paths.pidFile}.${String(process.pid)}`;
-  writeFileSync(pending, `${String(process.pid)} ${role}\n`, { mode: 0o600 });
-  renameSync(pending, paths.pidFile);
+  try {
+    writeFileSync(pending, `${String(process.pid)} ${role}\n`, { mode: 0o600 });
+    renameSync(pending, paths.pidFile);
+  } catch (error) {
+    // A pid file that cannot be written (a full disk) is not left behind half-made.
+    rmSync(pending, { force: true });
+    db.close();
+    throw pidFileFailure(error, paths.pidFile);
+  }
+  const held = db;
   return {
     pid: process.pid,
     release: () => {
@@ -104,7 +115,7 @@ export function acquireBrokerLock(paths: BrokerPaths, role: BrokerRole): BrokerL
       } catch {
         // Already gone.
       }
-      db.close();
+      held.close();
     },
   };
 }
@@ -117,5 +128,16 @@ function heldBy(paths: BrokerPaths): SpinError {
   return new SpinError('daemon_running', `a broker already runs for ${paths.home}: ${who}`, {
     ...(holder === undefined ? {} : { details: { pid: holder.pid, role: holder.role } }),
     suggestions: ['stop it with `spin daemon stop`, or use it: spin talks to it by itself'],
+  });
+}
+
+/** A pid file that could not be written: a full disk is `no_space` naming it. */
+function pidFileFailure(error: unknown, path: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return error;
+  return new SpinError('no_space', `The disk holding ${path} is full.`, {
+    cause: error,
+    retryable: true,
+    suggestions: ['Free space on that disk and run the command again; nothing was changed.'],
   });
 }

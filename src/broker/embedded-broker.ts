@@ -58,8 +58,11 @@ export async function openOwnedBroker(
         ? {}
         : { sweepIntervalMs: options.sweepIntervalMs }),
       onClose: async () => {
-        await audit.close();
-        lock.release();
+        try {
+          await audit.close();
+        } finally {
+          lock.release();
+        }
       },
     });
   } catch (error) {

@@ -102,8 +102,12 @@ export class LocalBroker implements Broker {
     clearInterval(this.#timer);
     this.#waiter.wakeAll();
     this.#unsubscribe();
-    await this.store.close();
-    await this.#onClose?.();
+    try {
+      await this.store.close();
+    } finally {
+      // The lock and the pid file go whatever happened to the store (a full disk, say).
+      await this.#onClose?.();
+    }
   }
 }
 

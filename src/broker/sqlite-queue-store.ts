@@ -36,6 +36,7 @@ import { commandStatusOf, specOf } from './sqlite-rows.js';
 import { migrate, prepareStatements } from './sqlite-schema.js';
 import type { CommandRow, PackageRow, Statements } from './sqlite-schema.js';
 import { SqliteTransitions } from './sqlite-transitions.js';
+import { storeFailure } from './store-failure.js';
 
 /** Options of the SQLite queue store. */
 export interface SqliteQueueStoreOptions {
@@ -88,14 +89,7 @@ export class SqliteQueueStore implements QueueStore {
     this.#timings = { ...defaultTimings, ...options.timings };
     this.#owner = options.owner ?? { ...currentProcess(), command: 'spin' };
     this.#isGone = options.isGone ?? isGone;
-    this.#db = new Database(options.path, { timeout: 10_000 });
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    this.#db
-      .transaction(() => {
-        migrate(this.#db);
-      })
-      .immediate();
+    this.#db = openStoreFile(options.path, options.synchronous ?? 'full');
     this.#sql = prepareStatements(this.#db);
     this.#t = new SqliteTransitions(this.#sql, this.#timings);
     const outcomes: unknown[] = [];
@@ -471,9 +465,28 @@ export class SqliteQueueStore implements QueueStore {
 }
 
 /**
- * Why a commit failed, as the user should read it: a full disk is `no_space` naming the file;
- * a file another process kept locked is `lock_held`; anything else is `store_failed`.
+ * Opens the store's file in WAL mode and brings its tables to this schema. A file that cannot be
+ * opened or written (a full disk) fails with the error storeFailure names, and is closed again.
  */
+function openStoreFile(path: string, synchronous: 'full' | 'normal'): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { timeout: 10_000 });
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    const opened = db;
+    opened
+      .transaction(() => {
+        migrate(opened);
+      })
+      .immediate();
+    return opened;
+  } catch (error) {
+    db?.close();
+    throw storeFailure(error, path);
+  }
+}
+
 /** The event of a refused ack, renew or release (fencing), for the audit log. */
 function refusalOf(error: unknown, at: number): RefusalEvent | undefined {
   if (!(error instanceof SpinError)) return undefined;
@@ -515,30 +528,4 @@ function ownerOf(pkg: PackageRow): PackageOwner | undefined {
     startTime: pkg.owner_start ?? 0,
     command: pkg.owner_command ?? 'spin',
   };
-}
-
-function storeFailure(error: unknown, file: string): SpinError {
-  if (error instanceof SpinError) return error;
-  const code = error instanceof Database.SqliteError ? error.code : '';
-  const cause = error instanceof Error ? error.message : String(error);
-  if (code === 'SQLITE_FULL') {
-    return new SpinError('no_space', `The disk holding the broker store ${file} is full.`, {
-      cause: error,
-      retryable: true,
-      suggestions: ['Free space on that disk and run the command again; nothing was lost.'],
-    });
-  }
-  if (code.startsWith('SQLITE_BUSY')) {
-    return new SpinError(
-      'lock_held',
-      `The broker store ${file} stayed locked by another process.`,
-      {
-        cause: error,
-        retryable: true,
-      },
-    );
-  }
-  return new SpinError('store_failed', `The broker store ${file} could not commit: ${cause}`, {
-    cause: error,
-  });
 }

@@ -50,14 +50,20 @@ export class AgentHost {
     return observation;
   };
 
-  /** Runs the agents on the broker's queues until the returned function is called. */
-  serve(broker: Broker): () => Promise<void> {
+  /**
+   * Runs the agents on the broker's queues until the returned function is called. An agent that
+   * fails (its broker's store failed: a full disk) stops, and `onFailure` hears why at once: the
+   * commands it would have run wait in vain otherwise. Stopping then resolves; it never throws.
+   */
+  serve(broker: Broker, onFailure: (error: unknown) => void): () => Promise<void> {
     const stop = new AbortController();
     const running = runAgents({
       broker,
       agents: this.agents.values(),
       roots: this.roots,
       signal: stop.signal,
+    }).catch((error: unknown) => {
+      onFailure(error);
     });
     return async () => {
       stop.abort();

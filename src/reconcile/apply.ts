@@ -120,6 +120,7 @@ export async function runThroughBroker(
       await runPackages({
         broker,
         statePath: session.statePath,
+        agentsFailed: session.agentsFailed,
         requests: group,
         emit,
         signal,

@@ -54,6 +54,8 @@ export async function runPackages(options: {
   broker: Broker;
   /** The state file the outcomes go to, kept with each package (see `PackageMeta`). */
   statePath: string;
+  /** Rejects when the agents that would run these commands failed: stop waiting for them. */
+  agentsFailed?: Promise<never>;
   requests: readonly RunRequest[];
   emit: ReconcileListener;
   onOutcome: (outcome: CommandOutcome) => void;
@@ -76,6 +78,9 @@ export async function runPackages(options: {
   });
   // The broker may be lost while nothing waits on `broken`: the rejection waits until then.
   broken.catch(() => undefined);
+  options.agentsFailed?.catch((error: unknown) => {
+    fail(error);
+  });
   /** A request to the broker, or the loss of the broker, whichever comes first. */
   const guard = <T>(request: Promise<T>): Promise<T> => Promise.race([request, broken]);
   /** The broker is gone: what became of the unfinished commands is unknown here. */

@@ -44,6 +44,14 @@ export class ReconcileSession {
   readonly #locked: LockedState;
   #broker: Promise<Broker> | undefined;
   #stopAgents: (() => Promise<void>) | undefined;
+  #failAgents: (error: unknown) => void = () => undefined;
+  /**
+   * Rejects when this process's agents fail (their store failed: a full disk): what waits for
+   * their commands should stop waiting. Never resolves.
+   */
+  readonly agentsFailed = new Promise<never>((_resolve, reject) => {
+    this.#failAgents = reject;
+  });
   #changed = false;
 
   private constructor(
@@ -51,6 +59,7 @@ export class ReconcileSession {
     locked: LockedState,
     host: AgentHost,
   ) {
+    this.agentsFailed.catch(() => undefined); // observed by the runs that wait on it
     this.home = options.home;
     this.command = options.command;
     this.statePath = resolve(options.statePath);
@@ -81,7 +90,11 @@ export class ReconcileSession {
   /** The broker: the daemon when it answers, else an embedded one served by the host's agents. */
   broker(): Promise<Broker> {
     this.#broker ??= openBroker({ home: this.home, command: this.command }).then((broker) => {
-      if (broker.kind === 'embedded') this.#stopAgents = this.host.serve(broker);
+      if (broker.kind === 'embedded') {
+        this.#stopAgents = this.host.serve(broker, (error) => {
+          this.#failAgents(error);
+        });
+      }
       return broker;
     });
     return this.#broker;

@@ -31,10 +31,24 @@ export class DurableStateAdapter implements Adapter<StateData> {
     return parseState(text, this.path);
   }
 
+  /**
+   * Writes the state durably. A write that fails leaves the previous file as it was and no temp
+   * file behind; a full disk is `no_space` naming the file.
+   */
   async write(data: StateData): Promise<void> {
     const dir = dirname(this.path);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const temp = join(dir, `.${basename(this.path)}.${String(process.pid)}.${randomUUID()}.tmp`);
+    try {
+      await this.#replace(data, temp);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw writeFailure(error, this.path);
+    }
+  }
+
+  async #replace(data: StateData, temp: string): Promise<void> {
+    const dir = dirname(this.path);
     const handle = await open(temp, 'wx', 0o600);
     try {
       await handle.writeFile(serializeState(data));
@@ -42,19 +56,14 @@ export class DurableStateAdapter implements Adapter<StateData> {
     } finally {
       await handle.close();
     }
-    try {
-      const backupTemp = `${temp}.backup`;
-      await link(this.path, backupTemp).then(
-        () => rename(backupTemp, `${this.path}.backup`),
-        (error: unknown) => {
-          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        },
-      );
-      await rename(temp, this.path);
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
-    }
+    const backupTemp = `${temp}.backup`;
+    await link(this.path, backupTemp).then(
+      () => rename(backupTemp, `${this.path}.backup`),
+      (error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      },
+    );
+    await rename(temp, this.path);
     const dirHandle = await open(dir, 'r');
     try {
       await dirHandle.sync();
@@ -62,6 +71,21 @@ export class DurableStateAdapter implements Adapter<StateData> {
       await dirHandle.close();
     }
   }
+}
+
+/** Why a state write failed, as the user should read it; the previous state is intact. */
+function writeFailure(error: unknown, path: string): unknown {
+  const code = errnoOf(error);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new SpinError('no_space', `The disk holding the state file ${path} is full.`, {
+      cause: error,
+      retryable: true,
+      suggestions: [
+        'Free space on that disk and run the command again: the state as it was before this write is intact.',
+      ],
+    });
+  }
+  return error;
 }
 
 /**

@@ -68,20 +68,43 @@ export async function acquireStateLock(
   }
 }
 
+/**
+ * Creates the lock file naming `holder`; false when another holds it. A lock that cannot be
+ * written whole (a full disk) is removed again, never left behind half-made.
+ */
 async function tryCreate(path: string, holder: LockHolder): Promise<boolean> {
+  let handle;
   try {
-    const handle = await open(path, 'wx', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(holder) + '\n');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    return true;
+    handle = await open(path, 'wx', 0o600);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
+    throw lockFailure(error, path);
   }
+  try {
+    await handle.writeFile(JSON.stringify(holder) + '\n');
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(path, { force: true });
+    throw lockFailure(error, path);
+  }
+  await handle.close();
+  return true;
+}
+
+/** A lock file that could not be made: a full disk is `no_space` naming it. */
+function lockFailure(error: unknown, path: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return error;
+  return new SpinError(
+    'no_space',
+    `The disk holding ${path} is full: the state lock cannot be taken.`,
+    {
+      cause: error,
+      retryable: true,
+      suggestions: ['Free space on that disk and run the command again; nothing was changed.'],
+    },
+  );
 }
 
 async function readHolder(path: string): Promise<LockHolder | undefined> {

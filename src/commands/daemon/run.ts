@@ -1,5 +1,6 @@
 import { daemonFlags } from '../../cli/daemon-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
+import { messageOf } from '../../core/errors.js';
 import { spinHome } from '../../core/spin-home.js';
 import { startDaemon } from '../../daemon/daemon-runner.js';
 import type { DaemonLogEntry } from '../../daemon/daemon-runner.js';
@@ -22,12 +23,18 @@ export default class DaemonRun extends SpinCommand {
       if (entry.type === 'listening') process.send?.(entry);
     };
     const home = spinHome();
+    // An agent that fails (the store cannot be written) stops the daemon, which then exits with
+    // that failure's code rather than serve queues nobody consumes.
+    const failed: { error?: unknown; stop?: (reason: string) => Promise<void> } = {};
     const daemon = await startDaemon({
       home,
       ...(flags.agents
         ? {
             host: (broker) =>
-              new AgentHost(home, { allowShell: flags['allow-shell'] }).serve(broker),
+              new AgentHost(home, { allowShell: flags['allow-shell'] }).serve(broker, (error) => {
+                failed.error = error;
+                void failed.stop?.(`an agent failed: ${messageOf(error)}`);
+              }),
           }
         : {}),
       version: this.config.version,
@@ -36,9 +43,14 @@ export default class DaemonRun extends SpinCommand {
         ? {}
         : { tcp: { host: '127.0.0.1', port: flags['tcp-port'] } }),
     });
+    failed.stop = (reason) => daemon.stop(reason);
+    if (failed.error !== undefined) void daemon.stop(`an agent failed: ${messageOf(failed.error)}`);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => void daemon.stop(signal));
     }
     await daemon.stopped;
+    if (failed.error !== undefined) {
+      throw failed.error instanceof Error ? failed.error : new Error(messageOf(failed.error));
+    }
   }
 }
