@@ -149,6 +149,15 @@ export interface FinishedCommand {
   reason?: string;
 }
 
+/** A package's results as its submitter needs them to record them: see `QueueStore.results`. */
+export interface PackageResults {
+  packageId: string;
+  name: string;
+  state: PackageState;
+  meta?: Record<string, unknown>;
+  finished: FinishedCommand[];
+}
+
 /** What a store did when it opened on what an earlier owner left behind. */
 export interface RecoveryReport {
   /** Commands of unowned packages that were running, made ready again (delivered again). */

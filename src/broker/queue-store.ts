@@ -8,6 +8,7 @@ import type {
   LeaseOptions,
   NewPackageOptions,
   PackageState,
+  PackageResults,
   PackageStatus,
   RecoveryReport,
 } from './broker-types.js';
@@ -71,6 +72,11 @@ export interface QueueStore {
    * left runs later. Running commands of unowned packages are made ready again, in their place.
    */
   recover(): Promise<RecoveryReport>;
+  /**
+   * A package's `meta` and the commands of it that ended, with their specs and outputs: what a
+   * process other than its submitter needs to record them (the daemon, for a CLI that died).
+   */
+  results(packageId: string): Promise<PackageResults>;
   /** Every command's state and every failure of a package. */
   status(packageId: string): Promise<PackageStatus>;
   /** The packages the store holds, newest first, without their commands. */

@@ -26,6 +26,7 @@ import type {
   NewPackageOptions,
   PackageState,
   PackageOwner,
+  PackageResults,
   PackageStatus,
   RecoveryReport,
   RefusalEvent,
@@ -332,6 +333,25 @@ export class SqliteQueueStore implements QueueStore {
         report.redelivered++;
       }
       return report;
+    });
+  }
+
+  results(packageId: string): Promise<PackageResults> {
+    return this.#read(() => {
+      const pkg = this.#t.package(packageId);
+      const finished: FinishedCommand[] = [];
+      for (const row of this.#sql.packageCommands.all(packageId)) {
+        if (row.state === 'succeeded' || row.state === 'failed' || row.state === 'skipped') {
+          finished.push(finishedOf(row, row.state));
+        }
+      }
+      return {
+        packageId,
+        name: pkg.name,
+        state: pkg.state,
+        ...(pkg.meta === null ? {} : { meta: JSON.parse(pkg.meta) as Record<string, unknown> }),
+        finished,
+      };
     });
   }
 

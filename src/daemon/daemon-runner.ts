@@ -6,12 +6,15 @@ import type { BrokerTimings } from '../broker/broker-semantics.js';
 import { DaemonServer } from './daemon-server.js';
 import { openOwnedBroker } from '../broker/embedded-broker.js';
 import type { Broker } from '../broker/broker.js';
-import type { RecoveryReport } from '../broker/broker-types.js';
+import type { PackageResults, RecoveryReport } from '../broker/broker-types.js';
+import { terminalPackageStates } from '../broker/broker-types.js';
 
 /** What the daemon reports about itself; `spin daemon run` renders these as log lines. */
 export type DaemonLogEntry =
   | { type: 'listening'; pid: number; socket: string; tcpPort?: number }
   | { type: 'recovered'; report: RecoveryReport }
+  | { type: 'recorded'; package: string; statePath: string; results: number }
+  | { type: 'record-failed'; package: string; error: string }
   | { type: 'stopping'; reason: string }
   | { type: 'stopped' };
 
@@ -28,6 +31,11 @@ export interface DaemonRunOptions {
    * the function returned stops them, before the broker closes.
    */
   host?: (broker: Broker) => () => Promise<void>;
+  /**
+   * Hears of every package that finished, with its results; the daemon waits for it before it
+   * stops. `spin daemon run` records there the results of a run whose submitter died.
+   */
+  onFinished?: (results: PackageResults) => Promise<void>;
 }
 
 /** A started daemon: `stop` ends it gracefully; `stopped` settles when it has ended. */
@@ -56,6 +64,19 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   if (broker.recovery !== undefined && broker.recovery.cancelled.length > 0) {
     options.log?.({ type: 'recovered', report: broker.recovery });
   }
+  const finishing = new Set<Promise<void>>();
+  const onFinished = options.onFinished;
+  if (onFinished !== undefined) {
+    broker.store.subscribe((event) => {
+      if (event.type !== 'package' || !terminalPackageStates.has(event.to)) return;
+      const done = broker.store
+        .results(event.packageId)
+        .then(onFinished)
+        .catch(() => undefined) // `onFinished` reports its own failures
+        .finally(() => finishing.delete(done));
+      finishing.add(done);
+    });
+  }
   let stopping: Promise<void> | undefined;
   // Set once the daemon listens; read by `stop`, which may run before that.
   const hosted: { stop: (() => Promise<void>) | undefined } = { stop: undefined };
@@ -67,6 +88,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     stopping ??= (async () => {
       options.log?.({ type: 'stopping', reason });
       await hosted.stop?.();
+      await Promise.all(finishing);
       await server.close();
       await broker.close();
       options.log?.({ type: 'stopped' });

@@ -1,5 +1,5 @@
-import type { CommandInput } from '../broker/broker-types.js';
-import type { CommandOutcome } from './run-packages.js';
+import type { CommandInput, FinishedCommand } from '../broker/broker-types.js';
+import { outputOf, type CommandOutcome, type PackageMeta } from './run-packages.js';
 import { specHash } from '../plan/spec-hash.js';
 import type { StateData } from '../core/state-types.js';
 
@@ -48,4 +48,38 @@ export function recordOutcome(
       : { startedAt: new Date(outcome.startedAt).toISOString() }),
     finishedAt: new Date(outcome.finishedAt).toISOString(),
   };
+}
+
+/**
+ * Writes into the state what a package of another process finished (a spin that died, or that
+ * left its run to the daemon), as that process would have: returns how many results it wrote.
+ * A record the state already has from later is kept.
+ */
+export function recordFinished(
+  state: StateData,
+  name: string,
+  meta: PackageMeta,
+  finished: readonly FinishedCommand[],
+): number {
+  let recorded = 0;
+  for (const done of finished) {
+    const kept = state.packages[name]?.commands[done.spec.id];
+    if (kept !== undefined && Date.parse(kept.finishedAt) >= done.finishedAt) continue;
+    const output = outputOf(done.output);
+    const outcome: CommandOutcome = {
+      package: name,
+      id: done.spec.id,
+      state: done.state,
+      attempts: done.attempt,
+      finishedAt: done.finishedAt,
+      output: output?.text ?? '',
+      ...(output?.observed === undefined ? {} : { observed: output.observed }),
+      ...(done.error === undefined ? {} : { error: done.error }),
+      ...(done.reason === undefined ? {} : { reason: done.reason }),
+    };
+    const spec = { ...done.spec, fileNeeds: meta.fileNeeds[done.spec.id] ?? done.spec.needs };
+    recordOutcome(state, outcome, spec, meta.phase, meta.file);
+    recorded++;
+  }
+  return recorded;
 }

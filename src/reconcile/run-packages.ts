@@ -2,6 +2,7 @@ import type { Broker } from '../broker/broker.js';
 import type { BrokerEvent, CommandInput, CommandState } from '../broker/broker-types.js';
 import { terminalPackageStates } from '../broker/broker-types.js';
 import type { WireError } from '../core/errors.js';
+import { currentProcess, type ProcessIdentity } from '../core/process-identity.js';
 import { SpinError, unreachable } from '../core/errors.js';
 import type { ActionOutput } from '../executor/run-action.js';
 import type { CommandPhase, ReconcileListener } from './events.js';
@@ -24,6 +25,8 @@ export interface RunRequest {
  */
 export interface PackageMeta {
   statePath: string;
+  /** The process that submitted it and records its results while it lives. */
+  submitter: ProcessIdentity;
   phase: RunRequest['phase'];
   file: string;
   /** Each command's needs as the file has them. */
@@ -176,6 +179,7 @@ export async function runPackages(options: {
     for (const request of requests) {
       const meta: PackageMeta = {
         statePath: options.statePath,
+        submitter: currentProcess(),
         phase: request.phase,
         file: request.file,
         fileNeeds: Object.fromEntries(

@@ -7,8 +7,8 @@ import { AgentHost } from '../executor/agent-host.js';
 import { openLockedState, type LockedState } from './locked-state.js';
 import type { LockHolder } from './state-lock.js';
 import type { ReconcileListener } from './events.js';
-import { recordOutcome } from './record-outcome.js';
-import { outputOf, type CommandOutcome, type PackageMeta } from './run-packages.js';
+import { recordFinished } from './record-outcome.js';
+import type { PackageMeta } from './run-packages.js';
 import type { StateFile } from './state-file.js';
 
 /** What a session needs: where spin lives, which state, and how long to wait for its lock. */
@@ -121,25 +121,7 @@ export class ReconcileSession {
     for (const pkg of cancelled) {
       const meta = pkg.meta as PackageMeta | undefined;
       if (meta?.statePath !== this.statePath) continue;
-      for (const done of pkg.finished) {
-        const kept = this.state.data.packages[pkg.name]?.commands[done.spec.id];
-        if (kept !== undefined && Date.parse(kept.finishedAt) >= done.finishedAt) continue;
-        const output = outputOf(done.output);
-        const outcome: CommandOutcome = {
-          package: pkg.name,
-          id: done.spec.id,
-          state: done.state,
-          attempts: done.attempt,
-          finishedAt: done.finishedAt,
-          output: output?.text ?? '',
-          ...(output?.observed === undefined ? {} : { observed: output.observed }),
-          ...(done.error === undefined ? {} : { error: done.error }),
-          ...(done.reason === undefined ? {} : { reason: done.reason }),
-        };
-        const spec = { ...done.spec, fileNeeds: meta.fileNeeds[done.spec.id] ?? done.spec.needs };
-        recordOutcome(this.state.data, outcome, spec, meta.phase, meta.file);
-        recorded++;
-      }
+      recorded += recordFinished(this.state.data, pkg.name, meta, pkg.finished);
     }
     if (recorded > 0) await this.state.save();
     emit({ type: 'recovered', cancelled, recorded });

@@ -38,6 +38,7 @@ async function leaveDeadApply(): Promise<void> {
   try {
     const meta: PackageMeta = {
       statePath: h.statePath,
+      submitter: { pid: gone, host: hostname(), startTime: 1 },
       phase: 'apply',
       file: 'p.spin.yaml',
       fileNeeds: { a: [], b: ['a'] },

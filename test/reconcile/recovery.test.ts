@@ -123,3 +123,53 @@ describe('recovery after a killed apply', () => {
     expect(state.packages['slow']?.commands['after']).toBeUndefined();
   });
 });
+
+describe('a run the daemon carries on', () => {
+  it('goes on when the apply that submitted it is killed, and the daemon records its results', async () => {
+    const home = await testDir('spin-recovery-');
+    const file = join(home, 'pkg.spin.yaml');
+    const gate = join(home, 'gate');
+    const ready = join(home, 'ready');
+    await writeFile(file, slow(gate, ready));
+    const env = { SPIN_HOME: home };
+    onTestFinished(() => writeFile(gate, ''));
+    const daemon = spawn(process.execPath, [binPath, 'daemon', 'run', '--allow-shell'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    onTestFinished(() => killHard(daemon));
+    let log = '';
+    const logged = (pattern: RegExp): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const look = (): void => {
+          if (pattern.test(log)) resolve();
+        };
+        daemon.stdout.on('data', (chunk: Buffer) => {
+          log += chunk.toString('utf8');
+          look();
+        });
+        daemon.once('exit', (code) => {
+          reject(new Error(`the daemon exited (${String(code)}):\n${log}`));
+        });
+        look();
+      });
+    await logged(/"type":"listening"/);
+
+    const run = startSpin(['apply', file, '--output', 'plain'], { env });
+    await run.waitFor(/slow\/wait running/);
+    await fileAppears(ready, run.done);
+    run.signal('SIGKILL');
+    await run.done;
+    // The submitter is gone; the daemon finishes the run and writes its results.
+    await writeFile(gate, '');
+    await logged(/"type":"recorded","package":"slow"/);
+    const state = JSON.parse(await readFile(join(home, 'state.json'), 'utf8')) as {
+      packages: Record<string, { commands: Record<string, { status: string }> }>;
+    };
+    expect(
+      Object.entries(state.packages['slow']?.commands ?? {}).map(([id, c]) => `${id} ${c.status}`),
+    ).toEqual(['vol succeeded', 'wait succeeded', 'after succeeded']);
+    const again = await spin(['apply', file, '--output', 'plain'], { env });
+    expect(again.stdout).toContain('Nothing to do: 3 commands up to date.');
+  });
+});

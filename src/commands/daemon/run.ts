@@ -5,6 +5,7 @@ import { spinHome } from '../../core/spin-home.js';
 import { startDaemon } from '../../daemon/daemon-runner.js';
 import type { DaemonLogEntry } from '../../daemon/daemon-runner.js';
 import { AgentHost } from '../../executor/agent-host.js';
+import { recordForDeadSubmitter } from '../../reconcile/record-orphaned.js';
 
 /** `spin daemon run`: the daemon in the foreground, for systemd and containers. */
 export default class DaemonRun extends SpinCommand {
@@ -37,6 +38,22 @@ export default class DaemonRun extends SpinCommand {
               }),
           }
         : {}),
+      // A CLI that submitted a run and died leaves its results to the daemon to record.
+      onFinished: async (results) => {
+        try {
+          const done = await recordForDeadSubmitter(results);
+          if (done !== undefined && done.recorded > 0) {
+            log({
+              type: 'recorded',
+              package: results.name,
+              statePath: done.statePath,
+              results: done.recorded,
+            });
+          }
+        } catch (error) {
+          log({ type: 'record-failed', package: results.name, error: messageOf(error) });
+        }
+      },
       version: this.config.version,
       log,
       ...(flags['tcp-port'] === undefined

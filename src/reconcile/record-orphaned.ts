@@ -1,0 +1,42 @@
+import type { PackageResults } from '../broker/broker-types.js';
+import { isGone } from '../core/process-identity.js';
+import { openLockedState } from './locked-state.js';
+import { recordFinished } from './record-outcome.js';
+import type { PackageMeta } from './run-packages.js';
+
+/** How long the daemon waits for a state's lock to record results in it. */
+const lockTimeoutMs = 60_000;
+
+/**
+ * Records the results of a finished package in the state it was submitted for, when the spin
+ * that submitted it died before it could (the daemon ran the package on): takes that state's
+ * lock (a dead holder's lock is taken over), writes what the package finished, and releases it.
+ * Does nothing, and returns undefined, while the submitter lives (it records its own results),
+ * or for a package not submitted by a reconcile (`spin message`).
+ */
+export async function recordForDeadSubmitter(
+  results: PackageResults,
+): Promise<{ statePath: string; recorded: number } | undefined> {
+  const meta = results.meta as Partial<PackageMeta> | undefined;
+  if (meta?.submitter === undefined || meta.statePath === undefined) return undefined;
+  if (meta.fileNeeds === undefined || meta.phase === undefined || meta.file === undefined) {
+    return undefined;
+  }
+  if (!isGone(meta.submitter) || results.finished.length === 0) return undefined;
+  const locked = await openLockedState(meta.statePath, {
+    timeoutMs: lockTimeoutMs,
+    command: 'spin daemon',
+  });
+  try {
+    const recorded = recordFinished(
+      locked.state.data,
+      results.name,
+      meta as PackageMeta,
+      results.finished,
+    );
+    if (recorded > 0) await locked.state.save();
+    return { statePath: meta.statePath, recorded };
+  } finally {
+    await locked.release();
+  }
+}
