@@ -1,5 +1,6 @@
 import type { Agent, AgentAction, AgentRoots, Observation, Observer } from '../agents/agent.js';
 import { agentRoots } from '../agents/agent-roots.js';
+import { endEarlierAttempts } from '../agents/attempt-record.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
 import type { Broker } from '../broker/broker.js';
 import { runAgents } from './agent-runner.js';
@@ -51,20 +52,38 @@ export class AgentHost {
   };
 
   /**
+   * Ends what the agents of a broker that died left running (the process groups its attempts
+   * recorded) before these agents take any command, so that a command it was running cannot
+   * overlap a new run of it. The broker's recovery names those commands. Idempotent: what was
+   * ended is no longer recorded.
+   */
+  async endInterrupted(broker: Broker): Promise<void> {
+    for (const pkg of broker.recovery?.cancelled ?? []) {
+      for (const commandId of pkg.interrupted) {
+        await endEarlierAttempts(this.roots.home, { packageId: pkg.packageId, commandId });
+      }
+    }
+  }
+
+  /**
    * Runs the agents on the broker's queues until the returned function is called. An agent that
    * fails (its broker's store failed: a full disk) stops, and `onFailure` hears why at once: the
    * commands it would have run wait in vain otherwise. Stopping then resolves; it never throws.
    */
   serve(broker: Broker, onFailure: (error: unknown) => void): () => Promise<void> {
     const stop = new AbortController();
-    const running = runAgents({
-      broker,
-      agents: this.agents.values(),
-      roots: this.roots,
-      signal: stop.signal,
-    }).catch((error: unknown) => {
-      onFailure(error);
-    });
+    const running = this.endInterrupted(broker)
+      .then(() =>
+        runAgents({
+          broker,
+          agents: this.agents.values(),
+          roots: this.roots,
+          signal: stop.signal,
+        }),
+      )
+      .catch((error: unknown) => {
+        onFailure(error);
+      });
     return async () => {
       stop.abort();
       await running;

@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
 import type { Agent } from '../agents/agent.js';
-import { endEarlierAttempts } from '../agents/attempt-record.js';
 import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
 import { AgentHost } from '../executor/agent-host.js';
@@ -111,12 +110,8 @@ export class ReconcileSession {
     const cancelled = broker.recovery?.cancelled ?? [];
     if (cancelled.length === 0) return;
     // What the dead spin's agents were running may still run in its process groups: end it
-    // before anything runs again, so no command runs twice at once.
-    for (const pkg of cancelled) {
-      for (const commandId of pkg.interrupted) {
-        await endEarlierAttempts(this.home, { packageId: pkg.packageId, commandId });
-      }
-    }
+    // before anything runs again (the daemon's agents do the same when it starts).
+    await this.host.endInterrupted(broker);
     let recorded = 0;
     for (const pkg of cancelled) {
       const meta = pkg.meta as PackageMeta | undefined;
