@@ -52,7 +52,8 @@ function packageText(home) {
     const lock = join(home, `running.sh${i}`);
     const trace = join(home, 'trace');
     const script = [
-      `if [ -e ${lock} ] && kill -0 "$(cat ${lock})" 2>/dev/null; then echo "OVERLAP sh${i}" >> ${trace}; fi`,
+      // A killed program whose parent died stays a zombie where nothing reaps orphans: not running.
+      `p=$(cat ${lock} 2>/dev/null); if [ -n "$p" ] && [ -e /proc/$p/stat ] && ! grep -q ') Z ' /proc/$p/stat; then echo "OVERLAP sh${i} (pid $p runs)" >> ${trace}; fi`,
       `echo $$ > ${lock}`,
       `echo "start sh${i}" >> ${trace}`,
       `sleep ${(0.2 + random() * 2).toFixed(1)}`,
