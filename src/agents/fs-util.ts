@@ -1,3 +1,4 @@
+import { isRunning } from '../core/process-identity.js';
 import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -39,18 +40,11 @@ export function tempWriterOf(name: string): number | undefined {
 }
 
 /**
- * Whether a process with this pid exists now (on this host, in this pid namespace). One that
- * exists but belongs to another user counts as alive; so does a recycled pid, which errs on the
- * side of leaving a file alone.
+ * Whether a process with this pid runs now (on this host, in this pid namespace; a zombie does
+ * not). A recycled pid counts as alive, which errs on the side of leaving a file alone.
  */
 export function processAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errnoOf(error) === 'EPERM';
-  }
+  return isRunning(pid);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { isRunning } from '../core/process-identity.js';
 import {
   chmodSync,
   existsSync,
@@ -60,16 +61,7 @@ function pidFileHolder(paths: BrokerPaths): { pid: number; role: string } | unde
   const [pidText = '', role = 'unknown'] = text.trim().split(/\s+/);
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  return isAlive(pid) ? { pid, role } : undefined;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return isRunning(pid) ? { pid, role } : undefined;
 }
 
 /**

@@ -11,17 +11,31 @@ export interface ProcessIdentity {
   startTime: number;
 }
 
-/** The start time of `pid`, or undefined when no such process runs (or /proc cannot tell). */
+/**
+ * The start time of `pid`, or undefined when no such process runs (or /proc cannot tell). A
+ * zombie does not run: a process killed while nothing reaps it (its parent died too, and PID 1
+ * does not reap, as in some containers) stays one, and must count as gone.
+ */
 export function processStartTime(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
     const start = Number(fields[19]);
     return Number.isFinite(start) ? start : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether a process with this pid runs now, on this host and in this pid namespace: it exists
+ * and is not a zombie. A recycled pid counts as running: callers that must tell a process from
+ * a later one with its pid keep its `ProcessIdentity` instead.
+ */
+export function isRunning(pid: number): boolean {
+  return Number.isSafeInteger(pid) && pid > 0 && processStartTime(pid) !== undefined;
 }
 
 /** This process. */

@@ -1,3 +1,4 @@
+import { isRunning } from '../core/process-identity.js';
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { SpinError } from '../core/errors.js';
@@ -95,20 +96,11 @@ export async function stopDaemon(home: string, timeoutMs = 15_000): Promise<numb
   }
   const started = Date.now();
   // The daemon is not our child, so there is no exit event to wait on: watch its pid.
-  while (isAlive(holder.pid)) {
+  while (isRunning(holder.pid)) {
     if (Date.now() - started > timeoutMs) {
       throw new SpinError('timeout', `the daemon (pid ${String(holder.pid)}) did not stop in time`);
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   return holder.pid;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

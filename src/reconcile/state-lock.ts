@@ -1,3 +1,4 @@
+import { isRunning } from '../core/process-identity.js';
 import { watch } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -45,7 +46,7 @@ export async function acquireStateLock(
     }
     const current = await readHolder(path);
     if (current === undefined) continue; // removed between our two steps: try again
-    if (current.host === holder.host && !isAlive(current.pid)) {
+    if (current.host === holder.host && !isRunning(current.pid)) {
       await takeOver(path, current);
       continue;
     }
@@ -138,16 +139,6 @@ async function releaseIfOurs(path: string, holder: LockHolder): Promise<void> {
   const current = await readHolder(path);
   if (current?.pid === holder.pid && current.since === holder.since)
     await rm(path, { force: true });
-}
-
-function isAlive(pid: number): boolean {
-  if (pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Resolves when the lock's directory changes, or after `ms`, whichever comes first. */
