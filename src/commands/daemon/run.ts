@@ -25,8 +25,20 @@ export default class DaemonRun extends SpinCommand {
     };
     const home = spinHome();
     // An agent that fails (the store cannot be written) stops the daemon, which then exits with
-    // that failure's code rather than serve queues nobody consumes.
-    const failed: { error?: unknown; stop?: (reason: string) => Promise<void> } = {};
+    // that failure's code rather than serve queues nobody consumes. A stop asked for before the
+    // daemon is up (a signal, a failure) is carried out as soon as it is: a SIGTERM that arrives
+    // while it starts must not kill it midway, with its leftovers unended and its log unflushed.
+    const failed: { error?: unknown } = {};
+    const stopping: { reason?: string; stop?: (reason: string) => Promise<void> } = {};
+    const stop = (reason: string): void => {
+      stopping.reason ??= reason;
+      void stopping.stop?.(reason);
+    };
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        stop(signal);
+      });
+    }
     const daemon = await startDaemon({
       home,
       ...(flags.agents
@@ -34,7 +46,7 @@ export default class DaemonRun extends SpinCommand {
             host: (broker) =>
               new AgentHost(home, { allowShell: flags['allow-shell'] }).serve(broker, (error) => {
                 failed.error = error;
-                void failed.stop?.(`an agent failed: ${messageOf(error)}`);
+                stop(`an agent failed: ${messageOf(error)}`);
               }),
           }
         : {}),
@@ -60,11 +72,8 @@ export default class DaemonRun extends SpinCommand {
         ? {}
         : { tcp: { host: '127.0.0.1', port: flags['tcp-port'] } }),
     });
-    failed.stop = (reason) => daemon.stop(reason);
-    if (failed.error !== undefined) void daemon.stop(`an agent failed: ${messageOf(failed.error)}`);
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(signal, () => void daemon.stop(signal));
-    }
+    stopping.stop = (reason) => daemon.stop(reason);
+    if (stopping.reason !== undefined) void daemon.stop(stopping.reason);
     await daemon.stopped;
     if (failed.error !== undefined) {
       throw failed.error instanceof Error ? failed.error : new Error(messageOf(failed.error));
