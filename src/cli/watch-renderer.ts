@@ -3,7 +3,7 @@ import { formatDiagnostic } from '../core/diagnostic.js';
 import { formatDuration } from '../core/duration.js';
 import type { WatchEvent, WatchListener } from '../watch/watch-events.js';
 import type { OutputMode, Sink } from './reconcile-renderer.js';
-import { summaryLine } from './reconcile-renderer.js';
+import { recoveredLines, summaryLine } from './reconcile-renderer.js';
 
 /** Where a watch renderer writes: lines, and in a terminal raw text for redrawing. */
 export interface WatchSink extends Sink {
@@ -69,6 +69,7 @@ export function describeWatchEvent(event: WatchEvent, dir = ''): string | undefi
       const e = event.event;
       if (e.type === 'interrupted')
         return `${event.package}: interrupted, cancelling what has not run`;
+      if (e.type === 'recovered') return recoveredLines(e.cancelled, e.recorded).join('\n');
       if (e.type !== 'command' || e.phase === 'waiting' || e.phase === 'running') return undefined;
       const why = e.error?.message ?? e.reason;
       return `${e.package}/${e.id} ${e.phase}${why === undefined ? '' : `: ${why}`}`;

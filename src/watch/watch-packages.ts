@@ -63,6 +63,17 @@ export async function watchPackages(options: WatchOptions): Promise<WatchOutcome
     ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
     ...(options.allowShell === undefined ? {} : { allowShell: options.allowShell }),
   });
+  try {
+    // What a spin that died left in the broker is cancelled and its results recorded before the
+    // first plan, as an apply does.
+    await session.recover((event) => {
+      if (event.type !== 'recovered') return;
+      emitTo({ at: Date.now(), type: 'reconcile', package: event.cancelled[0]?.name ?? '', event });
+    });
+  } catch (error) {
+    await session.close();
+    throw error;
+  }
   const stopping = new AbortController();
   const onAbort = (): void => {
     stopping.abort(options.signal?.reason);

@@ -89,6 +89,21 @@ describe('recovery after a killed apply', () => {
     expect(again.stdout).not.toMatch(/create|update|drifted/);
   });
 
+  it('spin watch recovers the same way before its first apply', async () => {
+    const k = await applyKilledMidRun();
+    await writeFile(k.gate, '');
+    const watched = await spin(['watch', k.home, '--once', '--allow-shell', '--output', 'plain'], {
+      env: k.env,
+    });
+    expect(watched.code).toBe(0);
+    expect(watched.stdout + watched.stderr).toMatch(
+      new RegExp(`recovered from an interrupted spin apply \\(pid ${String(k.pid)}, `),
+    );
+    expect(alive(k.orphan)).toBe(false);
+    const plan = await spin(['plan', k.file], { env: k.env });
+    expect(plan.stdout).toContain('No changes');
+  });
+
   it('a daemon started later cancels the dead apply’s commands instead of running them', async () => {
     const k = await applyKilledMidRun();
     const daemon = spawn(process.execPath, [binPath, 'daemon', 'run', '--no-agents'], {
