@@ -29,6 +29,8 @@ export interface Broker {
   enqueue(packageId: string): Promise<PackageState>;
   cancel(packageId: string): Promise<PackageState>;
   status(packageId: string): Promise<PackageStatus>;
+  /** See `QueueStore.claimState`. */
+  claimState(path: string, lineage: string, adopt: boolean): Promise<string | undefined>;
   listPackages(limit?: number): Promise<PackageSummary[]>;
   /**
    * Calls `listener` with every event from now on (of one package, when given); resolves once the

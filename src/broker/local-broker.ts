@@ -74,6 +74,9 @@ export class LocalBroker implements Broker {
   status(packageId: string): Promise<PackageStatus> {
     return this.store.status(packageId);
   }
+  claimState(path: string, lineage: string, adopt: boolean): Promise<string | undefined> {
+    return this.store.claimState(path, lineage, adopt);
+  }
   listPackages(limit?: number): Promise<PackageSummary[]> {
     return this.store.listPackages(limit);
   }

@@ -77,6 +77,12 @@ export interface QueueStore {
    * process other than its submitter needs to record them (the daemon, for a CLI that died).
    */
   results(packageId: string): Promise<PackageResults>;
+  /**
+   * Tells the broker which state file (by absolute path) it serves and that file's lineage.
+   * Returns the lineage it knew for that path when it differs and `adopt` is false (a state
+   * from elsewhere took the file's place: the caller refuses it); otherwise records the lineage.
+   */
+  claimState(path: string, lineage: string, adopt: boolean): Promise<string | undefined>;
   /** Every command's state and every failure of a package. */
   status(packageId: string): Promise<PackageStatus>;
   /** The packages the store holds, newest first, without their commands. */

@@ -355,6 +355,16 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
+  claimState(path: string, lineage: string, adopt: boolean): Promise<string | undefined> {
+    return this.#write(() => {
+      const key = `state:${path}`;
+      const known = this.#sql.getMeta.get(key);
+      if (known !== undefined && known !== lineage && !adopt) return known;
+      if (known !== lineage) this.#sql.setMeta.run(key, lineage);
+      return undefined;
+    });
+  }
+
   status(packageId: string): Promise<PackageStatus> {
     return this.#read(() => {
       const pkg = this.#t.package(packageId);

@@ -96,6 +96,14 @@ export class DaemonClient implements Broker {
     const path = `/v1/packages/${encodeURIComponent(packageId)}/cancel`;
     return (await this.#call<{ state: PackageState }>('POST', path)).state;
   }
+  async claimState(path: string, lineage: string, adopt: boolean): Promise<string | undefined> {
+    const reply = await this.#call<{ known: string | null }>('POST', '/v1/states', {
+      path,
+      lineage,
+      adopt,
+    });
+    return reply.known ?? undefined;
+  }
   status(packageId: string): Promise<PackageStatus> {
     return this.#call<PackageStatus>('GET', `/v1/packages/${encodeURIComponent(packageId)}`);
   }

@@ -10,7 +10,7 @@ import { AgentSession, wireErrorOf } from './agent-session.js';
 import type { BrokerPaths } from '../broker/broker-paths.js';
 import type { BrokerEvent } from '../broker/broker-types.js';
 import type { LocalBroker } from '../broker/local-broker.js';
-import { parseCommandInputs, parseNewPackage } from './wire-validation.js';
+import { parseCommandInputs, parseNewPackage, parseStateClaim } from './wire-validation.js';
 
 /** The largest request body the API reads; larger ones get 413 and change nothing. */
 export const maxBodyBytes = 4 * 1024 * 1024;
@@ -65,6 +65,7 @@ const heartbeatMs = 1_000;
  *   POST /v1/packages/:id/commands       {commands} → {commandIds}
  *   POST /v1/packages/:id/enqueue        → {state}
  *   POST /v1/packages/:id/cancel         → {state}
+ *   POST /v1/states {path, lineage}      which state file a CLI reconciles: a foreign lineage is named
  *   GET  /v1/events[?package=id]         NDJSON (or SSE with Accept: text/event-stream)
  *   POST /v1/shutdown                    → 202, then a graceful stop
  *   GET  /v1/agent?node=&resource=       Upgrade: spin-agent → the NDJSON agent protocol
@@ -205,6 +206,12 @@ export class DaemonServer {
       } else {
         throw notFound(url.pathname);
       }
+    } else if (resource === 'states' && parts.length === 2) {
+      allow(method, 'POST');
+      const claim = parseStateClaim(await readJson(req));
+      send(res, 200, {
+        known: (await broker.claimState(claim.path, claim.lineage, claim.adopt)) ?? null,
+      });
     } else if (resource === 'events' && parts.length === 2) {
       allow(method, 'GET');
       await this.#stream(req, res, url.searchParams.get('package') ?? undefined);

@@ -101,6 +101,11 @@ export const wireSchemas = {
       },
     },
   }),
+  /** The body of `POST /v1/states`: a state file's path and lineage. */
+  'state-claim': object({
+    required: ['path', 'lineage'],
+    properties: { path: text(4096), lineage: text(256), adopt: { ...flag, default: false } },
+  }),
   /** One line of an agent connection. */
   'agent-request': object({
     required: ['id', 'op'],
@@ -187,6 +192,12 @@ export function parseNewPackage(body: unknown): NewPackageOptions {
 export function parseCommandInputs(body: unknown): CommandInput[] {
   check('command-inputs', body, 'body');
   return (body as { commands: CommandInput[] }).commands;
+}
+
+/** The body of `POST /v1/states`. */
+export function parseStateClaim(body: unknown): { path: string; lineage: string; adopt: boolean } {
+  check('state-claim', body, 'body');
+  return body as { path: string; lineage: string; adopt: boolean };
 }
 
 /** One request on an agent connection. */

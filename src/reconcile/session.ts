@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { SpinError } from '../core/errors.js';
 import type { Agent } from '../agents/agent.js';
 import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
@@ -107,6 +108,7 @@ export class ReconcileSession {
    */
   async recover(emit: ReconcileListener): Promise<void> {
     const broker = await this.broker();
+    await this.#claimState(broker);
     const cancelled = broker.recovery?.cancelled ?? [];
     if (cancelled.length === 0) return;
     // What the dead spin's agents were running may still run in its process groups: end it
@@ -120,6 +122,29 @@ export class ReconcileSession {
     }
     if (recorded > 0) await this.state.save();
     emit({ type: 'recovered', cancelled, recorded });
+  }
+
+  /**
+   * Tells the broker which state this session reconciles, and refuses a state file that another
+   * one has replaced with a different lineage (copied from another home, say): this home's
+   * broker and that state would be two truths. A state begun afresh (serial 0: the file was
+   * moved aside) is adopted.
+   */
+  async #claimState(broker: Broker): Promise<void> {
+    const { lineage, serial } = this.state.data;
+    const known = await broker.claimState(this.statePath, lineage, serial === 0);
+    if (known === undefined) return;
+    throw new SpinError(
+      'state_conflict',
+      `${this.statePath} has lineage ${lineage}, but this home's broker has served it as lineage ${known}: the file was replaced by a state from elsewhere`,
+      {
+        details: { statePath: this.statePath, lineage, known },
+        suggestions: [
+          `Put back this home's state (its backup is ${this.statePath}.backup), or pass the other state with --state and the SPIN_HOME it belongs to.`,
+          'To start this home afresh with no state, move the file aside: the next apply plans everything anew.',
+        ],
+      },
+    );
   }
 
   /** Notes that the state data was changed outside a run, so `close` writes it. */

@@ -365,6 +365,17 @@ export function queueStoreConformance(name: string, factory: HarnessFactory): vo
       expect((await store.status(other)).state).toBe('running');
     });
 
+    it('knows the lineage of each state file it serves, and names a different one', async () => {
+      expect(await store.claimState('/home/a/state.json', 'l1', true)).toBeUndefined();
+      expect(await store.claimState('/home/a/state.json', 'l1', false)).toBeUndefined();
+      expect(await store.claimState('/home/a/state.json', 'l2', false)).toBe('l1');
+      expect(await store.claimState('/home/b/state.json', 'l2', false)).toBeUndefined();
+      expect(await store.claimState('/home/a/state.json', 'l3', true)).toBeUndefined();
+      await store.close();
+      store = harness.open();
+      expect(await store.claimState('/home/a/state.json', 'l1', false)).toBe('l3');
+    });
+
     it('reports every transition to subscribers, in order, once durable', async () => {
       const events: BrokerEvent[] = [];
       store.subscribe((e) => events.push(e));
