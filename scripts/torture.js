@@ -1,4 +1,4 @@
-// npm run torture [-- --seconds 600 --seed N]: kill -9 and pause spin at random moments over a
+// npm run torture [-- --seconds 600 --seed N --faults apply-kill,daemon-kill]: kill -9 and pause spin at random moments over a
 // mixed package, round after round, and check after each that nothing was lost, nothing ran twice
 // at once, and nothing was left behind. Seeded (the seed is printed; --seed replays a run) and
 // bounded in time; it stops by itself. Kept out of `npm test`: a round takes seconds.
@@ -7,12 +7,23 @@
 // - apply-kill: an embedded `spin apply` killed with SIGKILL after a random delay;
 // - destroy-kill: an applied package, then `spin destroy` killed with SIGKILL;
 // - daemon-kill: an apply through the daemon, the daemon killed with SIGKILL, then started again;
-// - daemon-pause: an apply through a daemon paused with SIGSTOP (SPIN_DAEMON_TIMEOUT=2s).
+// - daemon-pause: an apply through a daemon paused with SIGSTOP (SPIN_DAEMON_TIMEOUT=2s);
+// - disk-full: an apply on a home that is a small tmpfs, filled to a random point (as root);
+// - agent-kill: an apply through a daemon whose agents run as `spin agent` processes, the shell
+//   agent killed with SIGKILL and replaced.
 // Then it converges with one `spin apply` (no daemon), and checks: it exits 0; `spin plan` shows
 // no change; no shell command of the package ever ran beside itself (each command notes its pid
 // while it runs and reports an overlap); no lock, pid or temp file is left.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -89,8 +100,8 @@ const exited = (child) =>
     ? Promise.resolve()
     : new Promise((resolve) => child.once('exit', resolve));
 
-async function daemonUp(env) {
-  const daemon = start(['daemon', 'run', '--allow-shell'], env);
+async function daemonUp(env, args = ['--allow-shell']) {
+  const daemon = start(['daemon', 'run', ...args], env);
   let out = '';
   await new Promise((resolve, reject) => {
     daemon.stdout.on('data', (chunk) => {
@@ -128,6 +139,39 @@ const faults = {
     await exited(apply);
     daemon = await daemonUp(env);
     await kill(daemon, 'SIGTERM');
+  },
+  async 'agent-kill'(env, file) {
+    // Agents as their own processes: the shell agent is killed mid-run and another takes over
+    // its queue; the command it held must not run beside its next attempt.
+    const daemon = await daemonUp(env, ['--no-agents']);
+    const storage = start(['agent', 'storage'], env);
+    let shell = start(['agent', 'shell', '--allow-shell'], env);
+    const apply = start(['apply', file, '--output', 'plain'], env);
+    await sleep(500 + random() * 3000);
+    await kill(shell);
+    shell = start(['agent', 'shell', '--allow-shell'], env);
+    await Promise.race([exited(apply), sleep(60_000)]);
+    const hung = apply.exitCode === null && apply.signalCode === null;
+    await Promise.all([kill(shell, 'SIGTERM'), kill(storage, 'SIGTERM')]);
+    if (hung) await kill(apply);
+    await kill(daemon, 'SIGTERM');
+    if (hung)
+      throw new Error('the apply did not end within 60 s of its shell agent being replaced');
+  },
+  async 'disk-full'(env, file, home) {
+    // The home is a small tmpfs (root only: skipped otherwise); the apply meets a full disk at a
+    // random point, must end cleanly, and the space is freed before the convergence.
+    if (process.getuid?.() !== 0) return;
+    const filler = join(home, 'filler');
+    const free = statfsSync(home);
+    const leave = Math.floor(random() * 400_000);
+    writeFileSync(filler, Buffer.alloc(Math.max(0, free.bavail * free.bsize - leave)));
+    const apply = run(['apply', file, '--allow-shell', '--output', 'plain'], env);
+    rmSync(filler);
+    if (apply.status !== 0 && !/No space left|is full/.test(apply.stdout + apply.stderr)) {
+      throw new Error(`the apply on a full disk exited ${apply.status}:\n${apply.stderr}`);
+    }
+    if (/\n\s+at /.test(apply.stderr)) throw new Error(`a stack trace:\n${apply.stderr}`);
   },
   async 'daemon-pause'(env, file) {
     const daemon = await daemonUp(env);
@@ -168,26 +212,35 @@ function check(home, file, env) {
   return problems;
 }
 
+const named = process.argv.indexOf('--faults');
+/** The faults to draw from: all, or those `--faults a,b` names. */
+const only = named > 0 ? process.argv[named + 1].split(',') : Object.keys(faults);
+for (const name of only) if (!(name in faults)) throw new Error(`no fault '${name}'`);
 const until = Date.now() + seconds * 1000;
 const counts = {};
 const findings = [];
 let rounds = 0;
 while (Date.now() < until) {
   const home = mkdtempSync(join(process.env.TORTURE_DIR ?? tmpdir(), 'spin-torture-'));
+  const fault = pick(only);
+  const mounted =
+    fault === 'disk-full' &&
+    process.getuid?.() === 0 &&
+    spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', home]).status === 0;
   const file = join(home, 'torture.spin.yaml');
   writeFileSync(file, packageText(home));
   const env = { SPIN_HOME: home };
-  const fault = pick(Object.keys(faults));
   counts[fault] = (counts[fault] ?? 0) + 1;
   rounds++;
   try {
-    await faults[fault](env, file);
+    await faults[fault](env, file, home);
     const problems = check(home, file, env);
     if (problems.length > 0) findings.push({ round: rounds, fault, home, problems });
-    else rmSync(home, { recursive: true, force: true });
   } catch (error) {
     findings.push({ round: rounds, fault, home, problems: [String(error)] });
   }
+  if (mounted) spawnSync('umount', ['-l', home]);
+  if (findings.at(-1)?.round !== rounds) rmSync(home, { recursive: true, force: true });
   process.stdout.write(
     `round ${rounds} ${fault}: ${findings.at(-1)?.round === rounds ? 'FINDING' : 'ok'}\n`,
   );

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import type { AttemptIdentity } from './agent.js';
 import { confinePath } from './confined-path.js';
 import { asSpinError, errnoOf, tempPathFor } from './fs-util.js';
-import { defaultKillAfterMs, endGroup, type ProcessGroup } from './process-group.js';
+import { defaultKillAfterMs, endGroup, liveGroupOf, type ProcessGroup } from './process-group.js';
 
 /**
  * Where the programs of one attempt are recorded while they run: the spin home whose
@@ -38,6 +39,35 @@ const recordsDir = 'run/attempts';
 function keyOf(attempt: Pick<AttemptIdentity, 'packageId' | 'commandId'>): string {
   const hash = createHash('sha256').update(JSON.stringify([attempt.packageId, attempt.commandId]));
   return hash.digest('hex').slice(0, 32);
+}
+
+/** The environment variable that marks the programs of one command's attempts. */
+const markVariable = 'SPIN_ATTEMPT';
+
+/**
+ * What a program of `tracking`'s attempt gets in its environment (and passes to its children):
+ * the mark by which a later attempt finds it even if it was never recorded.
+ */
+export function attemptEnvironment(tracking: AttemptTracking): Record<string, string> {
+  return { [markVariable]: keyOf(tracking.attempt) };
+}
+
+/** The process groups of live processes of this user whose environment carries `mark`. */
+function markedGroups(mark: string): ProcessGroup[] {
+  const needle = `\0${markVariable}=${mark}\0`;
+  const groups = new Map<number, ProcessGroup>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const environ = `\0${readFileSync(`/proc/${name}/environ`, 'latin1')}`;
+      if (!environ.includes(needle)) continue;
+      const group = liveGroupOf(Number(name));
+      if (group !== undefined) groups.set(group.pgid, group);
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return [...groups.values()];
 }
 
 /** `$SPIN_HOME/run/attempts`, confined to the home (no link on the way); created when asked. */
@@ -109,10 +139,15 @@ export async function endEarlierAttempts(
   attempt: Pick<AttemptIdentity, 'packageId' | 'commandId'>,
   killAfterMs = defaultKillAfterMs,
 ): Promise<number> {
-  const dir = await directory(home, false);
-  if (dir === undefined) return 0;
-  const prefix = `${keyOf(attempt)}-`;
+  // A program whose agent was killed between starting it and recording it has no record, but
+  // carries the command's mark in its environment (`attemptEnvironment`): end those groups too.
   let ended = 0;
+  for (const group of markedGroups(keyOf(attempt))) {
+    if ((await endGroup(group, killAfterMs)) !== 'gone') ended++;
+  }
+  const dir = await directory(home, false);
+  if (dir === undefined) return ended;
+  const prefix = `${keyOf(attempt)}-`;
   for (const name of await readdir(dir)) {
     if (!name.startsWith(prefix) || !name.endsWith('.json')) continue; // temp files never match
     const path = join(dir, name);

@@ -63,6 +63,26 @@ export function groupOfChild(pid: number): ProcessGroup {
 }
 
 /**
+ * The group of a live process found running (not one just spawned): its group id, and the
+ * leader's start time while the leader lives, else the found process's own (the group's members
+ * started no earlier than it matter). Undefined when the process is gone or a zombie.
+ */
+export function liveGroupOf(pid: number): ProcessGroup | undefined {
+  const read = (of: number): ProcStat | undefined => {
+    try {
+      return parseStat(readFileSync(`/proc/${String(of)}/stat`, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  };
+  const stat = read(pid);
+  if (stat === undefined || !live(stat) || stat.pgrp <= 1) return undefined;
+  const leader = stat.pgrp === pid ? stat : read(stat.pgrp);
+  const startTime = leader?.pgrp === stat.pgrp ? leader.startTime : stat.startTime;
+  return { pgid: stat.pgrp, startTime, bootId: currentBootId() };
+}
+
+/**
  * Whether any live (not zombie) process of `group` remains. A recycled pid never counts: when the
  * leader is alive it must have the recorded start time; when it is gone, the kernel keeps its pid
  * from reuse while the group has members, and members started after the leader are looked for.

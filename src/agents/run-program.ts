@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { recordGroup, type AttemptTracking } from './attempt-record.js';
+import { attemptEnvironment, recordGroup, type AttemptTracking } from './attempt-record.js';
 import { errnoOf } from './fs-util.js';
 import { loadExeca } from './load-execa.js';
 import { defaultKillAfterMs, endGroup, groupOfChild, type ProcessGroup } from './process-group.js';
@@ -49,7 +49,10 @@ export async function runProgram(
 ): Promise<ProgramEnd> {
   const child = (await loadExeca())(file, args, {
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-    env: options.env ?? {},
+    env: {
+      ...options.env,
+      ...(options.tracking === undefined ? {} : attemptEnvironment(options.tracking)),
+    },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',

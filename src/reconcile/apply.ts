@@ -130,7 +130,11 @@ export async function runThroughBroker(
           if (entry === undefined || spec === undefined) return;
           count(summary, outcome, entry.request.phase);
           recordOutcome(state.data, outcome, spec, entry.request.phase, entry.request.file);
-          saves.push(state.save());
+          const saved = state.save();
+          // Seen by the Promise.all below; a write that fails meanwhile (a full disk) must not
+          // end the process as an unhandled rejection first.
+          saved.catch(() => undefined);
+          saves.push(saved);
         },
       });
     }

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, watch } from 'node:fs';
+import { existsSync, readFileSync, watch } from 'node:fs';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { agentRoots } from '../../src/agents/agent-roots.js';
+import { attemptEnvironment, endEarlierAttempts } from '../../src/agents/attempt-record.js';
 import { shellAgent } from '../../src/agents/shell/shell-agent.js';
 import type { Lease } from '../../src/broker/broker-types.js';
 import type { CommandSpec } from '../../src/core/package.js';
@@ -206,3 +207,40 @@ describe('a redelivered attempt', () => {
     expect(await records(dir)).toEqual([]);
   });
 });
+
+describe('a program its agent never recorded', () => {
+  it('is found by the mark in its environment and ended before the next attempt', async () => {
+    const dir = await home();
+    const attempt = { packageId: 'p-unrecorded', commandId: 'c1', attemptId: 'a1' };
+    // As if the agent was killed right after the spawn, before it wrote the record.
+    const ready = join(dir, 'ready');
+    const orphan = spawn(node, [fake, `--ready-file=${ready}`, '--ignore-term', '--sleep=60000'], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, ...attemptEnvironment({ home: dir, attempt }) },
+    });
+    onTestFinished(() => {
+      try {
+        process.kill(-(orphan.pid ?? 0), 'SIGKILL');
+      } catch {
+        // ended by the test, as it should be
+      }
+    });
+    const pid = Number(await fileAppears(ready));
+    expect(existsSync(join(dir, 'run/attempts'))).toBe(false); // no record at all
+    expect(await endEarlierAttempts(dir, attempt, 300)).toBe(1);
+    expect(running(pid)).toBe(false);
+    // Another command's mark is left alone.
+    expect(await endEarlierAttempts(dir, { ...attempt, commandId: 'c2' }, 300)).toBe(0);
+  });
+});
+
+/** Whether a process runs (a zombie does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
