@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -9,20 +8,10 @@ import { openBroker } from '../../src/daemon/open-broker.js';
 import { runAgent } from '../../src/executor/agent-runner.js';
 import { cmd, testHome } from '../support/broker-helpers.js';
 import { fileAppears } from '../support/file-appears.js';
+import { alive } from '../support/process-alive.js';
 
 const fake = fileURLToPath(new URL('../fixtures/fake-program.js', import.meta.url));
 const node = process.execPath;
-
-/** Whether `pid` is a live process: a zombie (ended, not yet reaped by its parent) is not. */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${String(pid)}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2)[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
 
 /** A broker on a temp home with the shell agent serving it; both end with the test. */
 async function serving(): Promise<{
@@ -92,7 +81,7 @@ describe('runAgent ends the process group of the command it runs', () => {
     // The queue is serial: the next command runs only once the first action has returned.
     const next = await submit(broker, [node, fake, '--print=next']);
     expect(await finished(broker, next)).toBe('succeeded');
-    expect(await alive(pid)).toBe(false);
+    expect(alive(pid)).toBe(false);
   });
 
   it('when the agent is stopped', async () => {
@@ -102,6 +91,6 @@ describe('runAgent ends the process group of the command it runs', () => {
     const pid = Number(await fileAppears(ready));
     stop.abort();
     await runner;
-    expect(await alive(pid)).toBe(false);
+    expect(alive(pid)).toBe(false);
   });
 });

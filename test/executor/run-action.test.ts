@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, watch } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { runAction } from '../../src/executor/run-action.js';
 import { requireBuild } from '../support/cli-process.js';
 import { fileAppears } from '../support/file-appears.js';
 import { makeTempHome } from '../support/temp-home.js';
+import { alive } from '../support/process-alive.js';
 
 const fake = fileURLToPath(new URL('../fixtures/fake-program.js', import.meta.url));
 const attemptAgent = fileURLToPath(new URL('../fixtures/attempt-agent.js', import.meta.url));
@@ -61,17 +62,6 @@ function run(dir: string, l: Lease): ReturnType<typeof runAction> {
   });
 }
 
-/** Whether `pid` is a live process: a zombie (ended, not yet reaped by its parent) is not. */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${String(pid)}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2)[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
 /** A shell line that writes `$value` to `file` whole (by rename), for fileAppears. */
 const writeWhole = (value: string, file: string): string =>
   `echo ${value} > ${file}.tmp && mv ${file}.tmp ${file}`;
@@ -94,7 +84,7 @@ describe('runAction bounds a command by its own timeout', () => {
     expect(result.error?.code).toBe('timeout');
     expect(result.retryable).toBe(true);
     const pid = Number(await readFile(pidFile, 'utf8'));
-    expect(await alive(pid)).toBe(false);
+    expect(alive(pid)).toBe(false);
     // The whole group is gone: the marker is absent now and nothing is left that could write it.
     expect(existsSync(marker)).toBe(false);
     expect(await records(dir)).toEqual([]);
@@ -108,7 +98,7 @@ describe('runAction bounds a command by its own timeout', () => {
     expect(result.error?.code).toBe('timeout');
     const grandchild = Number(await readFile(gcFile, 'utf8'));
     expect(grandchild).toBeGreaterThan(1);
-    expect(await alive(grandchild)).toBe(false);
+    expect(alive(grandchild)).toBe(false);
   });
 
   it('ends what a program left running in its group when it exits', async () => {
@@ -117,7 +107,7 @@ describe('runAction bounds a command by its own timeout', () => {
     const script = `sleep 300 & ${writeWhole('$!', gcFile)}; echo done`;
     const result = await run(dir, lease(['sh', '-c', script]));
     expect(result).toEqual({ ok: true, output: { text: 'done\n' } });
-    expect(await alive(Number(await readFile(gcFile, 'utf8')))).toBe(false);
+    expect(alive(Number(await readFile(gcFile, 'utf8')))).toBe(false);
     expect(await records(dir)).toEqual([]);
   });
 });
@@ -172,7 +162,7 @@ describe('a redelivered attempt', () => {
     await recordAppears(attempts, ended);
     agentProcess.kill('SIGKILL');
     await ended;
-    expect(await alive(old)).toBe(true); // what a killed agent leaves: its child runs on
+    expect(alive(old)).toBe(true); // what a killed agent leaves: its child runs on
 
     // The next attempt's program looks for the old one as its first act.
     const check =
@@ -182,7 +172,7 @@ describe('a redelivered attempt', () => {
     const next = { ...lease([node, '-e', check, String(old)]), attemptId: 'a2', attempt: 2 };
     const result = await run(dir, next);
     expect(result).toEqual({ ok: true, output: { text: 'old gone\n' } });
-    expect(await alive(old)).toBe(false);
+    expect(alive(old)).toBe(false);
     expect(await records(dir)).toEqual([]);
   });
 
@@ -200,10 +190,10 @@ describe('a redelivered attempt', () => {
     expect(await records(dir)).toHaveLength(1);
     const result = await run(dir, lease([node, fake, '--print=mine']));
     expect(result).toEqual({ ok: true, output: { text: 'mine\n' } });
-    expect(await alive(pid)).toBe(true);
+    expect(alive(pid)).toBe(true);
     controller.abort();
     expect((await other).error?.code).toBe('cancelled');
-    expect(await alive(pid)).toBe(false);
+    expect(alive(pid)).toBe(false);
     expect(await records(dir)).toEqual([]);
   });
 });
@@ -229,18 +219,8 @@ describe('a program its agent never recorded', () => {
     const pid = Number(await fileAppears(ready));
     expect(existsSync(join(dir, 'run/attempts'))).toBe(false); // no record at all
     expect(await endEarlierAttempts(dir, attempt, 300)).toBe(1);
-    expect(running(pid)).toBe(false);
+    expect(alive(pid)).toBe(false);
     // Another command's mark is left alone.
     expect(await endEarlierAttempts(dir, { ...attempt, commandId: 'c2' }, 300)).toBe(0);
   });
 });
-
-/** Whether a process runs (a zombie does not). */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}

@@ -5,17 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { StateData } from '../../src/core/state-types.js';
 import { requireBuild } from '../support/cli-process.js';
 import { spin, testDir } from '../support/spin-cli.js';
-
-/** Whether `pid` is a live process: a zombie (ended, not yet reaped by its parent) is not. */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${String(pid)}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2)[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
+import { alive } from '../support/process-alive.js';
 
 describe('spin apply with a command timeout', () => {
   it("ends a shell command at its own timeout, not the broker's grace after it", async () => {
@@ -41,7 +31,7 @@ commands:
     const record = state.packages['nap']?.commands['nap'];
     expect(record?.status).toBe('failed');
     expect(record?.error?.code).toBe('timeout');
-    expect(await alive(Number(await readFile(pidFile, 'utf8')))).toBe(false);
+    expect(alive(Number(await readFile(pidFile, 'utf8')))).toBe(false);
     expect(existsSync(marker)).toBe(false);
   });
 });

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { binPath, killHard } from '../support/cli-process.js';
 import { fileAppears } from '../support/file-appears.js';
 import { repoRoot, spin, startSpin, testDir, type RunningSpin } from '../support/spin-cli.js';
+import { alive } from '../support/process-alive.js';
 
 const fake = join(repoRoot, 'test/fixtures/fake-program.js');
 
@@ -53,15 +54,6 @@ async function applyKilledMidRun(): Promise<Killed> {
   await run.done;
   expect(alive(orphan)).toBe(true); // its agent died; the program it ran did not
   return { home, file, gate, env, pid: run.pid, orphan };
-}
-
-/** Whether a process runs (a zombie counts as gone). */
-function alive(pid: number): boolean {
-  try {
-    return !readFileSync(`/proc/${String(pid)}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
 }
 
 describe('recovery after a killed apply', () => {
