@@ -5,7 +5,7 @@ import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
 import { lockTimeoutMs, resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { hasChanges, renderPlan } from '../cli/render-plan.js';
-import { lockWaitLine } from '../cli/reconcile-renderer.js';
+import { lockWaitLine, recoveredLines } from '../cli/reconcile-renderer.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { plan } from '../reconcile/apply.js';
 
@@ -41,6 +41,11 @@ export default class Plan extends SpinCommand {
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
         emit: (event) => {
           if (event.type === 'lock-wait') this.logToStderr(lockWaitLine(event.holder));
+          if (event.type === 'recovered') {
+            for (const line of recoveredLines(event.cancelled, event.recorded)) {
+              this.logToStderr(line);
+            }
+          }
         },
       });
       if (flags.json) {

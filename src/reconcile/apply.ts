@@ -34,8 +34,9 @@ export type ApplyRun = Pick<
 >;
 
 /**
- * Computes the plan of `packages` against the state and the machine, without changing anything.
- * Takes the state lock while it reads, so a plan never sees a half-applied state.
+ * Computes the plan of `packages` against the state and the machine, changing nothing of the
+ * machine. Takes the state lock while it reads, so a plan never sees a half-applied state; first
+ * settles what a spin that died left (`ReconcileSession.recover`), which may record its results.
  */
 export async function plan(options: ReconcileOptions): Promise<PackagePlan[]> {
   const session = await ReconcileSession.open({
@@ -44,6 +45,9 @@ export async function plan(options: ReconcileOptions): Promise<PackagePlan[]> {
     onLockWait: (holder) => options.emit?.({ type: 'lock-wait', holder }),
   });
   try {
+    // A plan shows what the machine and the file say: what a spin that died left is settled
+    // first, and a state from another home is refused.
+    await session.recover(options.emit ?? (() => undefined));
     return await computePlan(options.packages, session.state.data, session.host.observe);
   } finally {
     await session.close();

@@ -25,6 +25,8 @@ it('refuses a state copied in from another home with exit 3, and adopts one begu
   await copyFile(join(a.home, 'state.json'), state);
   const copied = await readFile(state, 'utf8');
 
+  const planned = await spin(['plan', b.file], { env: b.env });
+  expect(planned.code).toBe(3);
   const refused = await spin(['apply', b.file, '--output', 'plain'], { env: b.env });
   expect(refused.code).toBe(3);
   expect(refused.stderr).toMatch(
