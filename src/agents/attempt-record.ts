@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import type { AttemptIdentity } from './agent.js';
 import { confinePath } from './confined-path.js';
@@ -41,6 +41,17 @@ function keyOf(attempt: Pick<AttemptIdentity, 'packageId' | 'commandId'>): strin
   return hash.digest('hex').slice(0, 32);
 }
 
+/**
+ * The mark of one command's programs in one home: two homes on one machine (two users' runs, or
+ * tests side by side) may hold commands of the same ids, and must never end each other's.
+ */
+function markOf(home: string, attempt: Pick<AttemptIdentity, 'packageId' | 'commandId'>): string {
+  const hash = createHash('sha256').update(
+    JSON.stringify([resolve(home), attempt.packageId, attempt.commandId]),
+  );
+  return hash.digest('hex').slice(0, 32);
+}
+
 /** The environment variable that marks the programs of one command's attempts. */
 const markVariable = 'SPIN_ATTEMPT';
 
@@ -49,7 +60,7 @@ const markVariable = 'SPIN_ATTEMPT';
  * the mark by which a later attempt finds it even if it was never recorded.
  */
 export function attemptEnvironment(tracking: AttemptTracking): Record<string, string> {
-  return { [markVariable]: keyOf(tracking.attempt) };
+  return { [markVariable]: markOf(tracking.home, tracking.attempt) };
 }
 
 /** The process groups of live processes of this user whose environment carries `mark`. */
@@ -142,7 +153,7 @@ export async function endEarlierAttempts(
   // A program whose agent was killed between starting it and recording it has no record, but
   // carries the command's mark in its environment (`attemptEnvironment`): end those groups too.
   let ended = 0;
-  for (const group of markedGroups(keyOf(attempt))) {
+  for (const group of markedGroups(markOf(home, attempt))) {
     if ((await endGroup(group, killAfterMs)) !== 'gone') ended++;
   }
   const dir = await directory(home, false);

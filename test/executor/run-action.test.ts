@@ -218,6 +218,9 @@ describe('a program its agent never recorded', () => {
     });
     const pid = Number(await fileAppears(ready));
     expect(existsSync(join(dir, 'run/attempts'))).toBe(false); // no record at all
+    // Another home with a command of the same ids (tests side by side) leaves it alone.
+    expect(await endEarlierAttempts(await home(), attempt, 300)).toBe(0);
+    expect(alive(pid)).toBe(true);
     expect(await endEarlierAttempts(dir, attempt, 300)).toBe(1);
     expect(alive(pid)).toBe(false);
     // Another command's mark is left alone.
