@@ -34,11 +34,29 @@ async function applyThroughDaemon(
   return { apply, daemon };
 }
 
+/**
+ * The end of `apply`, which each case expects within seconds; if it has not come in 40 s the
+ * test fails showing what the apply printed, rather than as a bare timeout.
+ */
+async function endOf(apply: RunningSpin): Promise<Awaited<RunningSpin['done']>> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`the apply did not end within 40 s; it printed:\n${apply.output()}`));
+    }, 40_000);
+  });
+  try {
+    return await Promise.race([apply.done, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 describe('an apply whose daemon goes away', () => {
   it('exits 4 naming what is unknown when the daemon is killed mid-apply', async () => {
     const { apply, daemon } = await applyThroughDaemon();
     await killHard(daemon);
-    const end = await apply.done;
+    const end = await endOf(apply);
     expect(end.code).toBe(4);
     expect(end.stderr).toMatch(/what became of the unfinished commands of gone is unknown/);
     expect(end.stderr).toMatch(/hint: start the daemon again/);
@@ -48,7 +66,7 @@ describe('an apply whose daemon goes away', () => {
   it('exits 4 when the daemon is paused past SPIN_DAEMON_TIMEOUT', async () => {
     const { apply, daemon } = await applyThroughDaemon({ SPIN_DAEMON_TIMEOUT: '3s' });
     daemon.kill('SIGSTOP');
-    const end = await apply.done;
+    const end = await endOf(apply);
     expect(end.code).toBe(4);
     expect(end.stderr).toMatch(/the spin daemon did not answer within 3\.0s/);
   });
@@ -57,7 +75,7 @@ describe('an apply whose daemon goes away', () => {
     const { apply, daemon } = await applyThroughDaemon({ SPIN_DAEMON_TIMEOUT: '10m' });
     daemon.kill('SIGSTOP');
     apply.signal('SIGINT');
-    const end = await apply.done;
+    const end = await endOf(apply);
     expect(end.code).toBe(4);
     expect(end.stderr).toMatch(/did not confirm the cancel within 5 s/);
   });
