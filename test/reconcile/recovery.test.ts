@@ -21,6 +21,23 @@ commands:
   after: { resource: storage, action: create_image, needs: [wait], params: { volume: data, image: z.raw, image_size: 1 } }
 `;
 
+/** A temp home holding the `slow` package; its gate is opened when the test ends. */
+async function slowHome(): Promise<{
+  home: string;
+  file: string;
+  gate: string;
+  ready: string;
+  env: Record<string, string>;
+}> {
+  const home = await testDir('spin-recovery-');
+  const file = join(home, 'pkg.spin.yaml');
+  const gate = join(home, 'gate');
+  const ready = join(home, 'ready');
+  await writeFile(file, slow(gate, ready));
+  onTestFinished(() => writeFile(gate, ''));
+  return { home, file, gate, ready, env: { SPIN_HOME: home } };
+}
+
 interface Killed {
   home: string;
   file: string;
@@ -37,13 +54,7 @@ interface Killed {
  * `wait` child is released when the test ends.
  */
 async function applyKilledMidRun(): Promise<Killed> {
-  const home = await testDir('spin-recovery-');
-  const file = join(home, 'pkg.spin.yaml');
-  const gate = join(home, 'gate');
-  const ready = join(home, 'ready');
-  await writeFile(file, slow(gate, ready));
-  const env = { SPIN_HOME: home };
-  onTestFinished(() => writeFile(gate, ''));
+  const { home, file, gate, ready, env } = await slowHome();
   const run: RunningSpin = startSpin(['apply', file, '--allow-shell', '--output', 'plain'], {
     env,
   });
@@ -133,13 +144,7 @@ describe('recovery after a killed apply', () => {
 
 describe('a run the daemon carries on', () => {
   it('goes on when the apply that submitted it is killed, and the daemon records its results', async () => {
-    const home = await testDir('spin-recovery-');
-    const file = join(home, 'pkg.spin.yaml');
-    const gate = join(home, 'gate');
-    const ready = join(home, 'ready');
-    await writeFile(file, slow(gate, ready));
-    const env = { SPIN_HOME: home };
-    onTestFinished(() => writeFile(gate, ''));
+    const { home, file, gate, ready, env } = await slowHome();
     const daemon = spawn(process.execPath, [binPath, 'daemon', 'run', '--allow-shell'], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
