@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { systemClock } from '../core/clock.js';
 import { currentProcess, isGone } from '../core/process-identity.js';
@@ -18,6 +19,7 @@ import type {
   AckOutcome,
   AckResult,
   AttemptRef,
+  BrokerEvent,
   BrokerListener,
   CommandInput,
   FinishedCommand,
@@ -46,8 +48,9 @@ export interface SqliteQueueStoreOptions {
   clock?: Clock;
   timings?: Partial<BrokerTimings>;
   /**
-   * `full` (default): a commit is on disk before the operations in it resolve. `normal` may lose
-   * the last commits to a power loss (never to a crash of the process); for tests and scratch.
+   * `full` (default): an operation that changes what the broker promised (a package, an ack, a
+   * cancel) resolves once its commit is on disk. `normal` may lose the last commits to a power
+   * loss (never to a crash of the process); for tests and scratch.
    */
   synchronous?: 'full' | 'normal';
   /** The process that owned packages created here belong to; this one (`spin`) by default. */
@@ -58,6 +61,8 @@ export interface SqliteQueueStoreOptions {
 
 interface Pending {
   op: () => unknown;
+  /** Resolves only once its commit is on disk (see `SqliteQueueStore`). */
+  durable: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -65,10 +70,17 @@ interface Pending {
 /**
  * The queue store on SQLite (better-sqlite3, WAL): the broker of one host, and its one source of
  * truth. Every operation is a transaction on plain tables. Operations that arrive in the same turn
- * of the event loop share one transaction and so one commit (group commit); each runs in its own
- * savepoint, so one that throws is undone alone. An operation resolves, and its events go out,
- * once its commit is on disk. Several processes may open one file (the CLI while no daemon runs):
- * SQLite's write lock serialises their transactions, and each reads what the others committed.
+ * of the event loop share one transaction and so one commit; each runs in its own savepoint, so
+ * one that throws is undone alone. A commit is written to the WAL without waiting for the disk
+ * (`synchronous = NORMAL`: a crash of the process loses nothing); what makes it durable is one
+ * fdatasync of the WAL, run off the event loop, that covers every commit made before it began
+ * (group commit: while one sync runs, the next turns' commits gather for the next one). Durable
+ * operations (packages, acks, cancels) resolve, and every commit's events go out, once a sync
+ * covers their commit; a lease, renewal, release or read resolves at its commit, so an agent
+ * starts its next command while the last result goes to disk. A power loss may so lose a lease,
+ * and the command runs again: as it would had the agent died with the machine. Several processes
+ * may open one file (the CLI while no daemon runs): SQLite's write lock serialises their
+ * transactions, and each reads what the others committed.
  */
 export class SqliteQueueStore implements QueueStore {
   readonly #db: Database.Database;
@@ -80,6 +92,13 @@ export class SqliteQueueStore implements QueueStore {
   #pending: Pending[] = [];
   #scheduled = false;
   #closed = false;
+  /** The WAL's descriptor for syncing it; undefined when commits are not synced (see options). */
+  readonly #wal: number | undefined;
+  /** Commits written but not yet covered by a sync: what waits on them. */
+  #unsynced: Unsynced[] = [];
+  #syncing = false;
+  /** Why the store can take nothing more: a sync failed, so what it covered may not be on disk. */
+  #failure: SpinError | undefined;
   readonly #t: SqliteTransitions;
   readonly #owner: PackageOwner;
   readonly #isGone: (owner: PackageOwner) => boolean;
@@ -90,7 +109,11 @@ export class SqliteQueueStore implements QueueStore {
     this.#timings = { ...defaultTimings, ...options.timings };
     this.#owner = options.owner ?? { ...currentProcess(), command: 'spin' };
     this.#isGone = options.isGone ?? isGone;
-    this.#db = openStoreFile(options.path, options.synchronous ?? 'full');
+    this.#db = openStoreFile(options.path);
+    this.#wal =
+      (options.synchronous ?? 'full') === 'full' && !this.#db.memory
+        ? openSync(`${this.#db.name}-wal`, 'r')
+        : undefined;
     this.#sql = prepareStatements(this.#db);
     this.#t = new SqliteTransitions(this.#sql, this.#timings);
     const outcomes: unknown[] = [];
@@ -227,11 +250,11 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   lease(options: LeaseOptions): Promise<Lease | undefined> {
-    return this.#write(() => this.#t.lease(options));
+    return this.#fast(() => this.#t.lease(options));
   }
 
   renew(ref: AttemptRef, leaseMs?: number): Promise<number> {
-    return this.#write(() => {
+    return this.#fast(() => {
       const row = this.#t.currentAttempt(ref);
       // A renewal never reaches past the deadline: a hung consumer times out even if it renews.
       const asked = this.#t.now + (leaseMs ?? this.#timings.leaseMs);
@@ -257,7 +280,7 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   release(ref: AttemptRef): Promise<void> {
-    return this.#write(() => {
+    return this.#fast(() => {
       const row = this.#t.currentAttempt(ref);
       this.#t.setCommand(row, {
         state: 'ready',
@@ -411,13 +434,22 @@ export class SqliteQueueStore implements QueueStore {
     return { ...this.#stats };
   }
 
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     this.#commit();
+    while (this.#syncing) await this.#synced();
+    if (this.#unsynced.length > 0) {
+      try {
+        if (this.#wal !== undefined) fdatasyncSync(this.#wal);
+        this.#release(this.#unsynced.splice(0));
+      } catch (error) {
+        this.#fail(error);
+      }
+    }
     this.#listeners.clear();
+    if (this.#wal !== undefined) closeSync(this.#wal);
     this.#db.close();
-    return Promise.resolve();
   }
 
   /** Refuses to enqueue an owned package while another of its name runs (its owner lives). */
@@ -441,15 +473,19 @@ export class SqliteQueueStore implements QueueStore {
 
   // Transactions
 
-  /** Runs `op` in the next transaction, at one instant of the clock; resolves once committed. */
-  #write<T>(op: () => T): Promise<T> {
-    if (this.#closed) {
+  /**
+   * Runs `op` in the next transaction, at one instant of the clock; resolves once a sync of the
+   * WAL covers its commit.
+   */
+  #write<T>(op: () => T, durable = true): Promise<T> {
+    if (this.#closed || this.#failure !== undefined) {
       return Promise.reject(
-        new SpinError('unreachable', 'The broker store is closed.', { retryable: true }),
+        this.#failure ??
+          new SpinError('unreachable', 'The broker store is closed.', { retryable: true }),
       );
     }
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      this.#pending.push({ op, durable, resolve: resolve as (value: unknown) => void, reject });
       if (this.#scheduled) return;
       this.#scheduled = true;
       setImmediate(() => {
@@ -458,14 +494,20 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
+  /** Runs `op` like `#write`, but resolves at its commit, before the sync (see the class). */
+  #fast<T>(op: () => T): Promise<T> {
+    return this.#write(op, false);
+  }
+
   /** A read of what is committed, after the writes queued before it. */
   #read<T>(op: () => T): Promise<T> {
-    return this.#write(op);
+    return this.#fast(op);
   }
 
   /**
-   * Commits the queued operations in one transaction. When the commit itself fails (the disk is
-   * full, the file locked past the timeout), nothing of them is kept and each rejects with why.
+   * Commits the queued operations in one transaction; fast ones settle at once, the rest and the
+   * commit's events once a sync covers it. When the commit itself fails (the disk is full, the
+   * file locked past the timeout), nothing of them is kept and each rejects with why.
    */
   #commit(): void {
     this.#scheduled = false;
@@ -483,27 +525,92 @@ export class SqliteQueueStore implements QueueStore {
     }
     this.#stats.commits++;
     this.#stats.operations += batch.length;
-    const events = this.#t.events;
+    const commit: Unsynced = { events: this.#t.events, waiting: [] };
     this.#t.events = [];
-    for (const event of events) for (const listener of this.#listeners) listener(event);
     batch.forEach((pending, i) => {
-      const outcome = outcomes[i] as { value?: unknown; error?: unknown };
-      if ('error' in outcome) pending.reject(outcome.error);
-      else pending.resolve(outcome.value);
+      const outcome = outcomes[i] as Outcome;
+      if (pending.durable && this.#wal !== undefined) commit.waiting.push({ pending, outcome });
+      else settle(pending, outcome);
+    });
+    if (this.#wal === undefined) {
+      this.#release([commit]);
+      return;
+    }
+    this.#unsynced.push(commit);
+    this.#sync();
+  }
+
+  /**
+   * Syncs the WAL unless a sync runs (then the next one starts when it ends), and settles the
+   * commits it covers. A sync that fails fails the store: nothing it covered may be relied on.
+   */
+  #sync(): void {
+    const wal = this.#wal;
+    if (this.#syncing || wal === undefined || this.#unsynced.length === 0) return;
+    this.#syncing = true;
+    const covered = this.#unsynced.splice(0);
+    fdatasync(wal, (error) => {
+      this.#syncing = false;
+      if (error) this.#fail(error, covered);
+      else this.#release(covered);
+      for (const wake of this.#onSynced.splice(0)) wake();
+      if (this.#failure === undefined) this.#sync();
     });
   }
+
+  readonly #onSynced: (() => void)[] = [];
+
+  /** Resolves when the sync in flight ends. */
+  #synced(): Promise<void> {
+    return new Promise((resolve) => this.#onSynced.push(resolve));
+  }
+
+  /** Sends the commits' events, in order, and settles what waited on them. */
+  #release(commits: readonly Unsynced[]): void {
+    for (const { events, waiting } of commits) {
+      for (const event of events) for (const listener of this.#listeners) listener(event);
+      for (const { pending, outcome } of waiting) settle(pending, outcome);
+    }
+  }
+
+  /**
+   * After a failed sync: what waited on it, and everything not yet synced or asked later, fails
+   * with why; their events never go out.
+   */
+  #fail(error: unknown, covered: readonly Unsynced[] = []): void {
+    const failure = storeFailure(error, this.#db.name);
+    this.#failure = failure;
+    for (const commit of [...covered, ...this.#unsynced.splice(0)]) {
+      for (const { pending } of commit.waiting) pending.reject(failure);
+    }
+  }
+}
+
+type Outcome = { value: unknown } | { error: unknown };
+
+/** A commit written but not yet synced: its events, and the durable operations in it. */
+interface Unsynced {
+  events: BrokerEvent[];
+  waiting: { pending: Pending; outcome: Outcome }[];
+}
+
+function settle(pending: Pending, outcome: Outcome): void {
+  if ('error' in outcome) pending.reject(outcome.error);
+  else pending.resolve(outcome.value);
 }
 
 /**
  * Opens the store's file in WAL mode and brings its tables to this schema. A file that cannot be
  * opened or written (a full disk) fails with the error storeFailure names, and is closed again.
  */
-function openStoreFile(path: string, synchronous: 'full' | 'normal'): Database.Database {
+function openStoreFile(path: string): Database.Database {
   let db: Database.Database | undefined;
   try {
     db = new Database(path, { timeout: 10_000 });
     db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    // Commits are made durable by syncing the WAL (see SqliteQueueStore); checkpoints sync
+    // what they copy before the WAL is reused.
+    db.pragma('synchronous = NORMAL');
     const opened = db;
     opened
       .transaction(() => {

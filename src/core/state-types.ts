@@ -45,5 +45,10 @@ export interface StateData {
   version: 1;
   lineage: string;
   serial: number;
+  /**
+   * The number of the last journaled change the file holds (see src/reconcile/state-journal.ts):
+   * the changes in `<file>.journal` numbered after it are still to be applied to it.
+   */
+  journalSeq?: number;
   packages: Record<string, PackageRecord>;
 }

@@ -20,8 +20,9 @@ export interface ActionOutput {
  * deadline is the command's own `timeoutMs`, counted from when this attempt starts (never later
  * than the lease's `deadlineAt`, whose grace only covers an agent that is lost): then the action
  * is aborted and fails with `timeout`. It is also aborted when `signal` fires (cancel, shutdown,
- * lease lost). Before the action runs, whatever an earlier attempt of the same command left
- * running on this node is ended (see attempt-record.ts), so one command never runs twice at once.
+ * lease lost). Before a second or later attempt runs, whatever an earlier attempt of the same
+ * command left running on this node is ended (see attempt-record.ts), so one command never runs
+ * twice at once.
  */
 export async function runAction(options: {
   agent: Agent;
@@ -59,7 +60,9 @@ export async function runAction(options: {
   const signal = AbortSignal.any([options.signal, timeout.signal]);
   const { packageId, commandId, attemptId } = lease;
   try {
-    await endEarlierAttempts(options.roots.home, { packageId, commandId });
+    // A first attempt has no earlier one: the scan of the machine's processes is for retries
+    // and for deliveries after an agent was lost.
+    if (lease.attempt > 1) await endEarlierAttempts(options.roots.home, { packageId, commandId });
     throwIfAborted(signal, `${lease.spec.resource} ${lease.spec.action}`);
     const result = await action.run(lease.spec.params, {
       signal,

@@ -4,7 +4,7 @@ import type { ReconcileListener, ReconcileSummary } from './events.js';
 import { emptySummary } from './events.js';
 import { inverseRequest } from './inverse-request.js';
 import { computePlan, type PackagePlan } from '../plan/plan.js';
-import { recordOutcome } from './record-outcome.js';
+import { outcomeChange } from './record-outcome.js';
 import type { CommandOutcome, RunRequest } from './run-packages.js';
 import { runPackages } from './run-packages.js';
 import { selectCommands } from '../plan/selection.js';
@@ -108,10 +108,16 @@ export async function runThroughBroker(
   const signal = options.signal ?? new AbortController().signal;
   if (groups.every((g) => g.every((r) => r.commands.length === 0))) return;
   const state = session.state;
-  state.data.serial += 1;
+  const saves: Promise<void>[] = [];
+  const record = (saved: Promise<void>): void => {
+    // Seen by the Promise.all below; a write that fails meanwhile (a full disk) must not end
+    // the process as an unhandled rejection first.
+    saved.catch(() => undefined);
+    saves.push(saved);
+  };
+  record(state.change({ op: 'serial', serial: state.data.serial + 1 }));
   const broker = await session.broker();
   emit({ type: 'broker', kind: broker.kind });
-  const saves: Promise<void>[] = [];
   try {
     for (const group of groups) {
       if (signal.aborted) break;
@@ -133,12 +139,9 @@ export async function runThroughBroker(
           const spec = entry?.specs.get(outcome.id);
           if (entry === undefined || spec === undefined) return;
           count(summary, outcome, entry.request.phase);
-          recordOutcome(state.data, outcome, spec, entry.request.phase, entry.request.file);
-          const saved = state.save();
-          // Seen by the Promise.all below; a write that fails meanwhile (a full disk) must not
-          // end the process as an unhandled rejection first.
-          saved.catch(() => undefined);
-          saves.push(saved);
+          const { phase, file } = entry.request;
+          const change = outcomeChange(state.data, outcome, spec, phase, file);
+          if (change !== undefined) record(state.change(change));
         },
       });
     }
@@ -184,10 +187,6 @@ function pruneRequest(plan: PackagePlan, session: ReconcileSession): RunRequest 
     session.host,
   );
   // Records whose action leaves nothing behind (a stop) are simply forgotten.
-  const pkg = session.state.data.packages[plan.name];
-  if (pkg && nothingToUndo.length > 0) {
-    for (const id of nothingToUndo) Reflect.deleteProperty(pkg.commands, id);
-    session.changed();
-  }
+  for (const id of nothingToUndo) void session.forget(plan.name, id);
   return request;
 }

@@ -68,13 +68,10 @@ export async function destroyIn(
     const records = Object.entries(pkg.commands).filter(([, r]) => r.status === 'succeeded');
     const { request } = inverseRequest(name, pkg.file, 'destroy', records, session.host);
     const undone = new Set(request.commands.map((c) => c.id));
-    for (const id of Object.keys(pkg.commands))
-      if (!undone.has(id)) Reflect.deleteProperty(pkg.commands, id);
-    if (Object.keys(pkg.commands).length === 0) Reflect.deleteProperty(data.packages, name);
+    for (const id of Object.keys(pkg.commands)) if (!undone.has(id)) void session.forget(name, id);
     requests.push(request);
   }
   const summary = emptySummary();
-  session.changed();
   await runThroughBroker(session, [requests], summary, options);
   options.emit?.({ type: 'done', summary });
   return summary;

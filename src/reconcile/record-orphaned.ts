@@ -1,7 +1,7 @@
 import type { PackageResults } from '../broker/broker-types.js';
 import { isGone } from '../core/process-identity.js';
 import { openLockedState } from './locked-state.js';
-import { recordFinished } from './record-outcome.js';
+import { finishedChanges } from './record-outcome.js';
 import type { PackageMeta } from './run-packages.js';
 
 /** How long the daemon waits for a state's lock to record results in it. */
@@ -28,14 +28,16 @@ export async function recordForDeadSubmitter(
     command: 'spin daemon',
   });
   try {
-    const recorded = recordFinished(
-      locked.state.data,
+    const { state } = locked;
+    const changes = finishedChanges(
+      state.data,
       results.name,
       meta as PackageMeta,
       results.finished,
     );
-    if (recorded > 0) await locked.state.save();
-    return { statePath: meta.statePath, recorded };
+    await Promise.all(changes.map((change) => state.change(change)));
+    await state.close();
+    return { statePath: meta.statePath, recorded: changes.length };
   } finally {
     await locked.release();
   }

@@ -2,66 +2,66 @@ import type { CommandInput, FinishedCommand } from '../broker/broker-types.js';
 import { outputOf, type CommandOutcome, type PackageMeta } from './run-packages.js';
 import { specHash } from '../plan/spec-hash.js';
 import type { StateData } from '../core/state-types.js';
+import type { StateChange } from './state-journal.js';
 
 /**
- * Writes one command's outcome into the state data. An applied command gets its record (what
+ * The change one command's outcome makes to the state. An applied command gets its record (what
  * it is, how it ended, its output tail); a command undone by prune or destroy loses its record
- * when the undo succeeded, and its package goes when no command is left.
+ * when the undo succeeded (and its package goes with its last record). An undo that did not
+ * succeed changes nothing: the record of what is still there stays.
  */
-export function recordOutcome(
+export function outcomeChange(
   state: StateData,
   outcome: CommandOutcome,
   spec: CommandInput & { fileNeeds?: string[] },
   phase: 'apply' | 'prune' | 'destroy',
-  file?: string,
-): void {
-  const pkg = (state.packages[outcome.package] ??= {
-    file: file ?? '',
-    appliedAt: new Date(outcome.finishedAt).toISOString(),
-    commands: {},
-  });
+  file: string,
+): StateChange | undefined {
   if (phase !== 'apply') {
-    if (outcome.state === 'succeeded') {
-      Reflect.deleteProperty(pkg.commands, outcome.id);
-      if (Object.keys(pkg.commands).length === 0)
-        Reflect.deleteProperty(state.packages, outcome.package);
-    }
-    return;
+    return outcome.state === 'succeeded'
+      ? { op: 'forget', package: outcome.package, id: outcome.id }
+      : undefined;
   }
-  if (file !== undefined) pkg.file = file;
-  pkg.appliedAt = new Date(outcome.finishedAt).toISOString();
-  pkg.commands[outcome.id] = {
-    resource: spec.resource,
-    action: spec.action,
-    node: spec.node,
-    params: spec.params,
-    needs: spec.fileNeeds ?? spec.needs,
-    specHash: specHash(spec),
-    status: outcome.state,
-    attempts: outcome.attempts,
-    output: outcome.output,
-    ...(outcome.error === undefined ? {} : { error: outcome.error }),
-    ...(outcome.observed === undefined ? {} : { observed: outcome.observed }),
-    serial: state.serial,
-    ...(outcome.startedAt === undefined
-      ? {}
-      : { startedAt: new Date(outcome.startedAt).toISOString() }),
-    finishedAt: new Date(outcome.finishedAt).toISOString(),
+  const finishedAt = new Date(outcome.finishedAt).toISOString();
+  return {
+    op: 'record',
+    package: outcome.package,
+    file,
+    appliedAt: finishedAt,
+    id: outcome.id,
+    record: {
+      resource: spec.resource,
+      action: spec.action,
+      node: spec.node,
+      params: spec.params,
+      needs: spec.fileNeeds ?? spec.needs,
+      specHash: specHash(spec),
+      status: outcome.state,
+      attempts: outcome.attempts,
+      output: outcome.output,
+      ...(outcome.error === undefined ? {} : { error: outcome.error }),
+      ...(outcome.observed === undefined ? {} : { observed: outcome.observed }),
+      serial: state.serial,
+      ...(outcome.startedAt === undefined
+        ? {}
+        : { startedAt: new Date(outcome.startedAt).toISOString() }),
+      finishedAt,
+    },
   };
 }
 
 /**
- * Writes into the state what a package of another process finished (a spin that died, or that
- * left its run to the daemon), as that process would have: returns how many results it wrote.
- * A record the state already has from later is kept.
+ * The changes that record in the state what a package of another process finished (a spin that
+ * died, or that left its run to the daemon), as that process would have. A record the state
+ * already has from later is kept.
  */
-export function recordFinished(
+export function finishedChanges(
   state: StateData,
   name: string,
   meta: PackageMeta,
   finished: readonly FinishedCommand[],
-): number {
-  let recorded = 0;
+): StateChange[] {
+  const changes: StateChange[] = [];
   for (const done of finished) {
     const kept = state.packages[name]?.commands[done.spec.id];
     if (kept !== undefined && Date.parse(kept.finishedAt) >= done.finishedAt) continue;
@@ -78,8 +78,8 @@ export function recordFinished(
       ...(done.reason === undefined ? {} : { reason: done.reason }),
     };
     const spec = { ...done.spec, fileNeeds: meta.fileNeeds[done.spec.id] ?? done.spec.needs };
-    recordOutcome(state, outcome, spec, meta.phase, meta.file);
-    recorded++;
+    const change = outcomeChange(state, outcome, spec, meta.phase, meta.file);
+    if (change !== undefined) changes.push(change);
   }
-  return recorded;
+  return changes;
 }

@@ -7,7 +7,7 @@ import { AgentHost } from '../executor/agent-host.js';
 import { openLockedState, type LockedState } from './locked-state.js';
 import type { LockHolder } from './state-lock.js';
 import type { ReconcileListener } from './events.js';
-import { recordFinished } from './record-outcome.js';
+import { finishedChanges } from './record-outcome.js';
 import type { PackageMeta } from './run-packages.js';
 import type { StateFile } from './state-file.js';
 
@@ -52,7 +52,6 @@ export class ReconcileSession {
   readonly agentsFailed = new Promise<never>((_resolve, reject) => {
     this.#failAgents = reject;
   });
-  #changed = false;
 
   private constructor(
     options: Pick<SessionOptions, 'home' | 'command' | 'statePath'>,
@@ -114,14 +113,13 @@ export class ReconcileSession {
     // What the dead spin's agents were running may still run in its process groups: end it
     // before anything runs again (the daemon's agents do the same when it starts).
     await this.host.endInterrupted(broker);
-    let recorded = 0;
-    for (const pkg of cancelled) {
+    const changes = cancelled.flatMap((pkg) => {
       const meta = pkg.meta as PackageMeta | undefined;
-      if (meta?.statePath !== this.statePath) continue;
-      recorded += recordFinished(this.state.data, pkg.name, meta, pkg.finished);
-    }
-    if (recorded > 0) await this.state.save();
-    emit({ type: 'recovered', cancelled, recorded });
+      if (meta?.statePath !== this.statePath) return [];
+      return finishedChanges(this.state.data, pkg.name, meta, pkg.finished);
+    });
+    await Promise.all(changes.map((change) => this.state.change(change)));
+    emit({ type: 'recovered', cancelled, recorded: changes.length });
   }
 
   /**
@@ -147,20 +145,25 @@ export class ReconcileSession {
     );
   }
 
-  /** Notes that the state data was changed outside a run, so `close` writes it. */
-  changed(): void {
-    this.#changed = true;
+  /**
+   * Forgets a command's record outside a run (its undo leaves nothing to do); durable once the
+   * promise resolves, and at the latest when the session closes.
+   */
+  forget(pkg: string, id: string): Promise<void> {
+    const saved = this.state.change({ op: 'forget', package: pkg, id });
+    saved.catch(() => undefined); // a failed write fails `close` too
+    return saved;
   }
 
   /**
-   * Stops the agents, closes the broker, writes the state a last time if anything ran or changed
-   * (a plan writes nothing), and releases the lock.
+   * Stops the agents, closes the broker, folds what was journaled into the state file (a plan
+   * writes nothing), and releases the lock.
    */
   async close(): Promise<void> {
     try {
       await this.#stopAgents?.();
       if (this.#broker !== undefined) await (await this.#broker).close();
-      if (this.#broker !== undefined || this.#changed) await this.state.save();
+      await this.state.close();
     } finally {
       await this.#locked.release();
     }

@@ -7,6 +7,14 @@ import { SpinError } from '../core/errors.js';
 import type { StateData } from '../core/state-types.js';
 import { errnoOf, processAlive } from '../agents/fs-util.js';
 import { stateProblems } from './state-schema.js';
+import {
+  applyChange,
+  journalPath,
+  replayJournal,
+  StateJournal,
+  syncDirectory,
+  type StateChange,
+} from './state-journal.js';
 
 /**
  * lowdb's storage for the state file, written so that a crash at any moment leaves either the
@@ -18,6 +26,9 @@ import { stateProblems } from './state-schema.js';
  * a sound spin state file (exit 3, see `parseState`) rather than overwrite it.
  */
 export class DurableStateAdapter implements Adapter<StateData> {
+  /** The length of the file as last read or written. */
+  bytes = 0;
+
   constructor(readonly path: string) {}
 
   async read(): Promise<StateData | null> {
@@ -28,6 +39,7 @@ export class DurableStateAdapter implements Adapter<StateData> {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw error;
     }
+    this.bytes = text.length;
     return parseState(text, this.path);
   }
 
@@ -51,7 +63,9 @@ export class DurableStateAdapter implements Adapter<StateData> {
     const dir = dirname(this.path);
     const handle = await open(temp, 'wx', 0o600);
     try {
-      await handle.writeFile(serializeState(data));
+      const text = serializeState(data);
+      this.bytes = text.length;
+      await handle.writeFile(text);
       await handle.sync();
     } finally {
       await handle.close();
@@ -64,12 +78,7 @@ export class DurableStateAdapter implements Adapter<StateData> {
       },
     );
     await rename(temp, this.path);
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await syncDirectory(dir);
   }
 }
 
@@ -165,50 +174,137 @@ function shown(value: unknown): string {
   return Array.isArray(value) ? 'an array' : `a long ${typeof value}`;
 }
 
+/** A journal longer than this, and than the state file, is folded into the file. */
+const journalFoldBytes = 8 * 1024 * 1024;
+
 /**
- * The state file, open: the data in memory and durable saves that coalesce. `save()` after each
- * command result costs at most one write in flight and one queued, whatever the rate of
- * results, and resolves once the data it was called with is on disk.
+ * The state file, open, by the one process that holds its lock: the data in memory, and two ways
+ * to make changes durable. `change` records one change (a command's result) as a line of the
+ * journal beside the file (state-journal.ts): changes that arrive together share one write and
+ * one fdatasync, and each costs its own size, not the size of the state. `save` writes the file
+ * whole, which folds the journal in; `close` does that once if anything was journaled, and a
+ * journal that grows past the file does it on the way. Writes run one at a time, at most one
+ * waiting, and each resolves once what it was called for is on disk.
  */
 export class StateFile {
   readonly #db: Low<StateData>;
-  #writing: Promise<void> | undefined;
-  #queued: Promise<void> | undefined;
+  readonly #adapter: DurableStateAdapter;
+  readonly #journal: StateJournal;
+  /** The number of the last change made in memory. */
+  #seq: number;
+  /** A journal was found on opening: it is folded into the file before the next change. */
+  #foldFirst: boolean;
+  #journaled = false;
+  #io: Promise<void> = Promise.resolve();
+  #next: { whole: boolean; promise: Promise<void> } | undefined;
 
-  private constructor(db: Low<StateData>) {
+  private constructor(db: Low<StateData>, adapter: DurableStateAdapter, foundJournal: boolean) {
     this.#db = db;
+    this.#adapter = adapter;
+    this.#journal = new StateJournal(adapter.path);
+    this.#seq = db.data.journalSeq ?? 0;
+    this.#foldFirst = foundJournal;
   }
 
   /**
-   * Reads the state at `path` (an empty one when there is no file) and then removes the
-   * temporary files of earlier writes to it whose writer is no longer alive (see
-   * `clearStaleStateTemps`). A file refused by `parseState` leaves the directory as it was.
+   * Reads the state at `path` (an empty one when there is no file) with the changes its journal
+   * holds, and then removes the temporary files of earlier writes to it whose writer is no longer
+   * alive (see `clearStaleStateTemps`). A file refused by `parseState` leaves the directory as it
+   * was.
    */
   static async open(path: string): Promise<StateFile> {
-    const db = new Low(new DurableStateAdapter(path), emptyState());
+    const adapter = new DurableStateAdapter(path);
+    const db = new Low(adapter, emptyState());
     await db.read();
+    const { exists } = await replayJournalChecked(path, db.data);
     await clearStaleStateTemps(path);
-    return new StateFile(db);
+    return new StateFile(db, adapter, exists);
   }
 
   get data(): StateData {
     return this.#db.data;
   }
 
-  /** Writes the current data durably; concurrent calls share writes. */
-  save(): Promise<void> {
-    if (this.#writing === undefined) {
-      this.#writing = this.#db.write().finally(() => {
-        this.#writing = undefined;
-      });
-      return this.#writing;
-    }
-    this.#queued ??= this.#writing.then(() => {
-      this.#queued = undefined;
-      return this.save();
-    });
-    return this.#queued;
+  /** Makes one change in memory and records it; resolves once it is durable. */
+  change(change: StateChange): Promise<void> {
+    applyChange(this.#db.data, change);
+    this.#seq += 1;
+    this.#journal.append(this.#seq, change);
+    this.#journaled = true;
+    return this.#schedule(false);
   }
+
+  /** Writes the whole state durably, folding the journal in; concurrent calls share writes. */
+  save(): Promise<void> {
+    return this.#schedule(true);
+  }
+
+  /** Folds the journal into the file when this process wrote one; then lets go of it. */
+  async close(): Promise<void> {
+    if (this.#journaled) await this.save();
+    await this.#io;
+    await this.#journal.close();
+  }
+
+  #schedule(whole: boolean): Promise<void> {
+    if (this.#next !== undefined) {
+      this.#next.whole ||= whole;
+      return this.#next.promise;
+    }
+    const next = { whole, promise: Promise.resolve() };
+    next.promise = this.#io.then(() => {
+      this.#next = undefined;
+      return this.#write(next.whole);
+    });
+    this.#next = next;
+    this.#io = next.promise.catch(() => undefined);
+    return next.promise;
+  }
+
+  async #write(whole: boolean): Promise<void> {
+    const folds =
+      whole ||
+      this.#foldFirst ||
+      this.#journal.bytes > Math.max(journalFoldBytes, this.#adapter.bytes);
+    if (!folds) {
+      await this.#journal.flush(this.#db.data.lineage, this.#db.data.journalSeq ?? 0);
+      return;
+    }
+    const seq = this.#seq;
+    this.#db.data.journalSeq = seq;
+    await this.#db.write();
+    this.#foldFirst = false;
+    // Every change so far is in the file now; any made since the write began stays queued.
+    await this.#journal.discard(seq);
+  }
+}
+
+/** `replayJournal`, then the schema check of what the changes made, naming the journal. */
+async function replayJournalChecked(
+  path: string,
+  data: StateData,
+): Promise<{ exists: boolean; applied: number }> {
+  const replayed = await replayJournal(path, data);
+  if (replayed.applied === 0) return replayed;
+  const first = stateProblems(data)[0];
+  if (first !== undefined) {
+    throw corrupt(journalPath(path), `is corrupt: ${first.field} ${first.message}`, {
+      field: first.field,
+    });
+  }
+  return replayed;
+}
+
+/**
+ * Reads a state file without its lock, with the changes its journal holds: what `spin status`
+ * shows while an apply runs. The file and its journal are each written so that a reader sees a
+ * whole version of each, and a journal that does not continue the file read is not applied.
+ */
+export async function readState(path: string): Promise<StateData | null> {
+  const data = await new DurableStateAdapter(path).read();
+  if (data === null) return null;
+  await replayJournalChecked(path, data);
+  return data;
 }
 
 /**
@@ -279,6 +375,9 @@ export function serializeState(data: StateData): string {
     `  "version": ${JSON.stringify(data.version)},`,
     `  "lineage": ${JSON.stringify(data.lineage)},`,
     `  "serial": ${JSON.stringify(data.serial)},`,
+    ...(data.journalSeq === undefined
+      ? []
+      : [`  "journalSeq": ${JSON.stringify(data.journalSeq)},`]),
   ].join('\n');
   const body = packages.length > 0 ? `{\n${packages.join(',\n')}\n  }` : '{}';
   return `${head}\n  "packages": ${body}\n}\n`;

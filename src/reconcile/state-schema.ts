@@ -70,6 +70,7 @@ export const stateSchema: JsonSchema = record({
     version: { const: 1, description: '1' },
     lineage: name,
     serial: count,
+    journalSeq: count,
     packages: { ...object, additionalProperties: packageRecord },
   },
 });

@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { SpinError } from '../core/errors.js';
 import { AgentHost } from '../executor/agent-host.js';
-import { parseState } from './state-file.js';
+import { readState } from './state-file.js';
 import type { CommandRecord, StateData } from '../core/state-types.js';
 
 /** One command as `spin status` shows it. */
@@ -35,13 +34,13 @@ export async function stateStatus(options: {
   statePath: string;
   name?: string;
 }): Promise<{ serial: number; packages: PackageView[] }> {
-  let data: StateData;
-  try {
-    data = parseState(await readFile(options.statePath, 'utf8'), options.statePath);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    data = { format: 'spin-state', version: 1, lineage: '', serial: 0, packages: {} };
-  }
+  const data: StateData = (await readState(options.statePath)) ?? {
+    format: 'spin-state',
+    version: 1,
+    lineage: '',
+    serial: 0,
+    packages: {},
+  };
   const names = options.name === undefined ? Object.keys(data.packages).sort() : [options.name];
   if (options.name !== undefined && !Object.hasOwn(data.packages, options.name)) {
     throw new SpinError('not_found', `no package '${options.name}' in ${options.statePath}`, {

@@ -5,8 +5,10 @@ import {
   StateFile,
   emptyState,
   parseState,
+  readState,
   serializeState,
 } from '../../src/reconcile/state-file.js';
+import { journalPath, type StateChange } from '../../src/reconcile/state-journal.js';
 import { processAlive } from '../../src/agents/fs-util.js';
 import { SpinError } from '../../src/core/errors.js';
 import type { StateData } from '../../src/core/state-types.js';
@@ -170,5 +172,89 @@ describe('leftovers of interrupted writes of the state', () => {
     const names = await readdir(dir);
     await expect(StateFile.open(path)).rejects.toMatchObject({ code: 'state_corrupt' });
     expect(await readdir(dir)).toEqual(names);
+  });
+});
+
+describe('the journal beside the state file', () => {
+  const record = (output: string): StateChange => ({
+    op: 'record',
+    package: 'p',
+    file: 'p.spin.yaml',
+    appliedAt: '2026-11-30T00:00:00.000Z',
+    id: output,
+    record: { ...sample().packages['vm-demo']!.commands['volume']!, output },
+  });
+
+  it('holds each result as a line until the state is written whole on close', async () => {
+    const path = join(await testDir(), 'state.json');
+    const state = await StateFile.open(path);
+    await state.save();
+    const before = await readFile(path, 'utf8');
+    await state.change({ op: 'serial', serial: 1 });
+    await Promise.all([state.change(record('a')), state.change(record('b'))]);
+    // The file is untouched; the journal has its header and one line per change.
+    expect(await readFile(path, 'utf8')).toBe(before);
+    expect((await readFile(journalPath(path), 'utf8')).trim().split('\n')).toHaveLength(4);
+    // What a process killed now leaves is read back whole, with or without the lock.
+    for (const data of [(await StateFile.open(path)).data, await readState(path)]) {
+      expect(data?.serial).toBe(1);
+      expect(Object.keys(data?.packages['p']?.commands ?? {})).toEqual(['a', 'b']);
+    }
+    await state.close();
+    const written = parseState(await readFile(path, 'utf8'), path);
+    expect(Object.keys(written.packages['p']?.commands ?? {})).toEqual(['a', 'b']);
+    await expect(readFile(journalPath(path))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('stops at a line cut short, and the next writer folds what is whole into the file', async () => {
+    const path = join(await testDir(), 'state.json');
+    const state = await StateFile.open(path);
+    await state.save();
+    await state.change(record('a'));
+    await writeFile(journalPath(path), '{"seq":2,"op":"forg', { flag: 'a' });
+    const reopened = await StateFile.open(path);
+    expect(Object.keys(reopened.data.packages['p']?.commands ?? {})).toEqual(['a']);
+    await reopened.change(record('b'));
+    // The first change after opening wrote the state whole, then began a journal of its own.
+    const written = parseState(await readFile(path, 'utf8'), path);
+    expect(Object.keys(written.packages['p']?.commands ?? {})).toEqual(['a', 'b']);
+    expect(written.journalSeq).toBe(2);
+  });
+
+  it('never applies changes the file already holds, nor a journal of another state', async () => {
+    const dir = await testDir();
+    const path = join(dir, 'state.json');
+    const state = await StateFile.open(path);
+    await state.save();
+    await state.change(record('a'));
+    const journal = await readFile(journalPath(path), 'utf8');
+    await state.change({ op: 'forget', package: 'p', id: 'a' });
+    await state.save();
+    // Killed after the file was written whole but before the journal was removed: the
+    // record forgotten since must not come back.
+    await writeFile(journalPath(path), journal);
+    expect((await StateFile.open(path)).data.packages).toEqual({});
+    // A state begun afresh (a new lineage) does not take the old one's journal.
+    await writeFile(path, serializeState(emptyState()));
+    expect((await StateFile.open(path)).data.packages).toEqual({});
+  });
+
+  it('refuses a journal whose changes break the state, naming it, with exit 3', async () => {
+    const path = join(await testDir(), 'state.json');
+    const state = await StateFile.open(path);
+    await state.save();
+    const bad = { ...record('a'), record: { status: 'done' } };
+    await writeFile(
+      journalPath(path),
+      `${JSON.stringify({ format: 'spin-state-journal', lineage: state.data.lineage, after: 0 })}\n${JSON.stringify({ seq: 1, ...bad })}\n`,
+    );
+    const error: unknown = await StateFile.open(path).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(SpinError);
+    expect((error as SpinError).code).toBe('state_corrupt');
+    expect((error as SpinError).message).toContain(journalPath(path));
+    expect((error as SpinError).message).toContain('packages.p.commands.a');
   });
 });
