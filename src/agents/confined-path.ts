@@ -1,5 +1,5 @@
-import type { Stats } from 'node:fs';
-import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { lstatSync, type Stats } from 'node:fs';
+import { mkdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join, relative, isAbsolute, sep } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import { errnoOf } from './fs-util.js';
@@ -37,6 +37,11 @@ function inside(root: string, candidate: string): boolean {
  *
  * Agents run one command per queue at a time and own their root, so the window between this check
  * and the use of the path is not a practical race; file opens add O_NOFOLLOW where they can.
+ *
+ * The `lstat`s are synchronous: each takes microseconds on the disk that also holds the broker's
+ * store (whose SQLite calls are synchronous too), while a round trip through libuv's thread pool,
+ * shared with the syncs of the store and the state journal, took longer than the rest of a
+ * light command (an apply of 1,000 volumes: 1.5 s with them queued, 0.8 s without).
  */
 export async function confinePath(
   root: string,
@@ -52,7 +57,7 @@ export async function confinePath(
     current = join(current, part);
     let stats;
     try {
-      stats = await lstat(current);
+      stats = lstatSync(current);
     } catch (error) {
       if (errnoOf(error) === 'ENOENT')
         return { path: join(realRoot, ...parts), kind: 'missing', size: 0 };
@@ -97,14 +102,14 @@ export async function confineRoot(root: string): Promise<string> {
     realHomes.set(home, realHome);
   }
   const real = join(realHome, basename(root));
-  let stats = await lstatOrMissing(real);
+  let stats = lstatOrMissing(real);
   if (stats === undefined) {
     try {
       await mkdir(real, { mode: 0o755 }); // never follows: an existing link fails with EEXIST
     } catch (error) {
       if (errnoOf(error) !== 'EEXIST') throw error;
     }
-    stats = await lstatOrMissing(real);
+    stats = lstatOrMissing(real);
   }
   if (stats?.isSymbolicLink() === true) {
     throw refuseRoot(root, 'is a symbolic link, and spin follows no link under its home');
@@ -113,9 +118,9 @@ export async function confineRoot(root: string): Promise<string> {
   return real;
 }
 
-async function lstatOrMissing(path: string): Promise<Stats | undefined> {
+function lstatOrMissing(path: string): Stats | undefined {
   try {
-    return await lstat(path);
+    return lstatSync(path);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return undefined;
     throw error;

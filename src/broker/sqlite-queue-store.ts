@@ -161,8 +161,10 @@ export class SqliteQueueStore implements QueueStore {
         owner_host: owner?.host ?? null,
         owner_start: owner?.startTime ?? null,
         owner_command: owner?.command ?? null,
-        meta: options.meta === undefined ? null : JSON.stringify(options.meta),
       });
+      if (options.meta !== undefined) {
+        this.#sql.insertPackageMeta.run(id, JSON.stringify(options.meta));
+      }
       this.#t.events.push({ type: 'package', at: this.#t.now, packageId: id, name, to: 'staged' });
       return id;
     });
@@ -344,7 +346,7 @@ export class SqliteQueueStore implements QueueStore {
           createdAt: pkg.created_at,
           notStarted,
           interrupted,
-          ...(pkg.meta === null ? {} : { meta: JSON.parse(pkg.meta) as Record<string, unknown> }),
+          ...(pkg.meta == null ? {} : { meta: JSON.parse(pkg.meta) as Record<string, unknown> }),
           finished,
         });
       }
@@ -362,6 +364,7 @@ export class SqliteQueueStore implements QueueStore {
   results(packageId: string): Promise<PackageResults> {
     return this.#read(() => {
       const pkg = this.#t.package(packageId);
+      const meta = this.#sql.packageMeta.get(packageId) ?? null;
       const finished: FinishedCommand[] = [];
       for (const row of this.#sql.packageCommands.all(packageId)) {
         if (row.state === 'succeeded' || row.state === 'failed' || row.state === 'skipped') {
@@ -372,7 +375,7 @@ export class SqliteQueueStore implements QueueStore {
         packageId,
         name: pkg.name,
         state: pkg.state,
-        ...(pkg.meta === null ? {} : { meta: JSON.parse(pkg.meta) as Record<string, unknown> }),
+        ...(meta === null ? {} : { meta: JSON.parse(meta) as Record<string, unknown> }),
         finished,
       };
     });

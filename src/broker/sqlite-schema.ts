@@ -10,10 +10,13 @@ import type { CommandState, PackageState } from './broker-types.js';
  *   counter, so enqueue order is global and survives restarts; `pending_needs` counts needs not
  *   yet succeeded.
  * - `deps`: who needs whom, to release or skip dependents without reading the whole package.
+ * - `package_meta`: what the creator keeps with a package (for a reconcile, each command's needs:
+ *   as long as the package). A table of its own, so that the counters of `packages`, updated on
+ *   every ack, sit in a short row: SQLite rewrites a whole row on update.
  * Two partial indexes serve the hot path: the ready commands of a queue in order, and the one
  * running command of a queue.
  */
-export const schemaVersion = 4;
+export const schemaVersion = 5;
 
 const ddl = `
 CREATE TABLE IF NOT EXISTS packages (
@@ -31,8 +34,11 @@ CREATE TABLE IF NOT EXISTS packages (
   owner_pid INTEGER,
   owner_host TEXT,
   owner_start INTEGER,
-  owner_command TEXT,
-  meta TEXT
+  owner_command TEXT
+);
+CREATE TABLE IF NOT EXISTS package_meta (
+  package_id TEXT PRIMARY KEY,
+  meta TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS commands (
   package_id TEXT NOT NULL,
@@ -92,7 +98,8 @@ export interface PackageRow {
   owner_host: string | null;
   owner_start: number | null;
   owner_command: string | null;
-  meta: string | null;
+  /** From `package_meta`, where a statement joins it; never on the path of a lease or ack. */
+  meta?: string | null;
 }
 
 /** A row of `commands`; JSON columns hold text. */
@@ -129,6 +136,8 @@ export interface CommandRow {
  * - Schema 1 had these tables; schema 2 added a journal of changes not yet folded into them,
  *   which its close folded. A schema-2 file whose journal still holds changes (its broker was
  *   killed) is refused rather than opened without them.
+ * - Schemas 3 and 4 added the owner columns and `meta` to `packages`; schema 5 moved `meta` to
+ *   `package_meta`.
  */
 export function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
@@ -157,6 +166,7 @@ export function migrate(db: Database.Database): void {
     for (const [column, type] of ownerColumns) {
       if (!has.has(column)) db.exec(`ALTER TABLE packages ADD COLUMN ${column} ${type}`);
     }
+    if (has.has('meta')) moveMeta(db);
   }
   db.exec(ddl);
   db.prepare(
@@ -170,8 +180,17 @@ const ownerColumns = [
   ['owner_host', 'TEXT'],
   ['owner_start', 'INTEGER'],
   ['owner_command', 'TEXT'],
-  ['meta', 'TEXT'],
 ] as const;
+
+/** Schema 4 kept `meta` in `packages`; schema 5 in a table of its own. */
+function moveMeta(db: Database.Database): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS package_meta (
+    package_id TEXT PRIMARY KEY,
+    meta TEXT NOT NULL
+  );
+  INSERT INTO package_meta (package_id, meta) SELECT id, meta FROM packages WHERE meta IS NOT NULL;
+  ALTER TABLE packages DROP COLUMN meta`);
+}
 
 function dropJournal(db: Database.Database): void {
   const pending = db.prepare<[], number>('SELECT count(*) FROM journal').pluck().get() ?? 0;
@@ -225,27 +244,55 @@ export const mutablePackageColumns = [
   'started',
 ] as const satisfies readonly (keyof PackageRow)[];
 
+/** The columns of `packages` but `meta`, which can be long. */
+const packageColumns = [
+  'id',
+  'name',
+  'state',
+  'created_at',
+  'ttl_ms',
+  'enqueued_at',
+  'finished_at',
+  'commands',
+  'unfinished',
+  'failed',
+  'started',
+  'owner_pid',
+  'owner_host',
+  'owner_start',
+  'owner_command',
+] as const satisfies readonly (keyof PackageRow)[];
+
 /** Prepares the statements of the store, once per connection. */
 export function prepareStatements(db: Database.Database) {
   const set = (columns: readonly string[]): string => columns.map((c) => `${c} = ?`).join(', ');
+  const pkg = packageColumns.join(', ');
   return {
     getMeta: db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck(),
     setMeta: db.prepare<[string, string]>(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     ),
-    package: db.prepare<[string], PackageRow>('SELECT * FROM packages WHERE id = ?'),
+    package: db.prepare<[string], PackageRow>(`SELECT ${pkg} FROM packages WHERE id = ?`),
+    packageMeta: db
+      .prepare<[string], string>('SELECT meta FROM package_meta WHERE package_id = ?')
+      .pluck(),
     insertPackage: db.prepare<[PackageRow]>(
       `INSERT INTO packages (id, name, state, created_at, ttl_ms, owner_pid, owner_host,
-         owner_start, owner_command, meta)
+         owner_start, owner_command)
        VALUES (@id, @name, @state, @created_at, @ttl_ms, @owner_pid, @owner_host, @owner_start,
-         @owner_command, @meta)`,
+         @owner_command)`,
     ),
+    insertPackageMeta: db.prepare<[string, string]>(
+      'INSERT INTO package_meta (package_id, meta) VALUES (?, ?)',
+    ),
+    deletePackageMeta: db.prepare<[string]>('DELETE FROM package_meta WHERE package_id = ?'),
     unfinishedOwned: db.prepare<[], PackageRow>(
-      `SELECT * FROM packages WHERE owner_pid IS NOT NULL
-       AND state IN ('staged', 'enqueued', 'running') ORDER BY created_at`,
+      `SELECT p.*, m.meta FROM packages p LEFT JOIN package_meta m ON m.package_id = p.id
+       WHERE p.owner_pid IS NOT NULL AND p.state IN ('staged', 'enqueued', 'running')
+       ORDER BY p.created_at`,
     ),
     unfinishedOwnedNamed: db.prepare<[string], PackageRow>(
-      `SELECT * FROM packages WHERE owner_pid IS NOT NULL AND name = ?
+      `SELECT ${pkg} FROM packages WHERE owner_pid IS NOT NULL AND name = ?
        AND state IN ('enqueued', 'running') LIMIT 1`,
     ),
     updatePackage: db.prepare(`UPDATE packages SET ${set(mutablePackageColumns)} WHERE id = ?`),
@@ -253,13 +300,13 @@ export function prepareStatements(db: Database.Database) {
     deleteCommands: db.prepare<[string]>('DELETE FROM commands WHERE package_id = ?'),
     deleteDeps: db.prepare<[string]>('DELETE FROM deps WHERE package_id = ?'),
     listPackages: db.prepare<[number], PackageRow>(
-      'SELECT * FROM packages ORDER BY created_at DESC, rowid DESC LIMIT ?',
+      `SELECT ${pkg} FROM packages ORDER BY created_at DESC, rowid DESC LIMIT ?`,
     ),
     expiredPackages: db.prepare<[number], PackageRow>(
-      `SELECT * FROM packages WHERE state = 'staged' AND created_at + ttl_ms <= ?`,
+      `SELECT ${pkg} FROM packages WHERE state = 'staged' AND created_at + ttl_ms <= ?`,
     ),
     finishedBefore: db.prepare<[number], PackageRow>(
-      'SELECT * FROM packages WHERE finished_at IS NOT NULL AND finished_at <= ?',
+      `SELECT ${pkg} FROM packages WHERE finished_at IS NOT NULL AND finished_at <= ?`,
     ),
     command: db.prepare<[string, string], CommandRow>(
       'SELECT * FROM commands WHERE package_id = ? AND id = ?',

@@ -241,6 +241,7 @@ export class SqliteTransitions {
     this.sql.deleteDeps.run(id);
     this.sql.deleteCommands.run(id);
     this.sql.deletePackage.run(id);
+    this.sql.deletePackageMeta.run(id);
   }
 
   /** A package row, or `not_found`. */

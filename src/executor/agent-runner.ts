@@ -3,6 +3,7 @@ import type { Agent, AgentRoots } from '../agents/agent.js';
 import { SpinError } from '../core/errors.js';
 import type { Broker, QueueConsumer } from '../broker/broker.js';
 import type { AckResult, Lease } from '../broker/broker-types.js';
+import { linkedAbort } from './linked-abort.js';
 import { runAction } from './run-action.js';
 
 /** Options of an agent runner: which broker and queue, which agent, and when to stop. */
@@ -65,7 +66,7 @@ async function runLeased(
   options: AgentRunnerOptions,
   leaseMs: number,
 ): Promise<AckResult> {
-  const fenced = new AbortController();
+  const { controller: fenced, dispose } = linkedAbort(options.signal);
   const renewal = setInterval(
     () => {
       consumer.renew(lease).catch((error: unknown) => {
@@ -84,10 +85,11 @@ async function runLeased(
       agent: options.agent,
       lease,
       roots: options.roots,
-      signal: AbortSignal.any([options.signal, fenced.signal]),
+      signal: fenced.signal,
     });
   } finally {
     clearInterval(renewal);
+    dispose();
   }
 }
 

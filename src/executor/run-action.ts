@@ -3,6 +3,7 @@ import type { AckResult, Lease } from '../broker/broker-types.js';
 import { endEarlierAttempts } from '../agents/attempt-record.js';
 import { throwIfAborted } from '../agents/abort.js';
 import { formatDuration } from '../core/duration.js';
+import { linkedAbort } from './linked-abort.js';
 import { SpinError, messageOf } from '../core/errors.js';
 
 /** How long an action's output tail may be when it travels in an ack. */
@@ -44,7 +45,7 @@ export async function runAction(options: {
   const now = options.now ?? Date.now;
   const started = now();
   const deadline = Math.min(started + lease.spec.timeoutMs, lease.deadlineAt);
-  const timeout = new AbortController();
+  const { controller: timeout, dispose } = linkedAbort(options.signal);
   const timer = setTimeout(
     () => {
       timeout.abort(
@@ -57,7 +58,7 @@ export async function runAction(options: {
     },
     Math.max(0, deadline - started),
   );
-  const signal = AbortSignal.any([options.signal, timeout.signal]);
+  const signal = timeout.signal;
   const { packageId, commandId, attemptId } = lease;
   try {
     // A first attempt has no earlier one: the scan of the machine's processes is for retries
@@ -78,6 +79,7 @@ export async function runAction(options: {
     return { ok: false, error: spin.toWire(), retryable: spin.retryable };
   } finally {
     clearTimeout(timer);
+    dispose();
   }
 }
 

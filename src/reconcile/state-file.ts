@@ -267,7 +267,13 @@ export class StateFile {
       this.#foldFirst ||
       this.#journal.bytes > Math.max(journalFoldBytes, this.#adapter.bytes);
     if (!folds) {
-      await this.#journal.flush(this.#db.data.lineage, this.#db.data.journalSeq ?? 0);
+      try {
+        await this.#journal.flush(this.#db.data.lineage, this.#db.data.journalSeq ?? 0);
+      } catch (error) {
+        // The journal may end in part of a line now: what comes next is written whole.
+        this.#foldFirst = true;
+        throw writeFailure(error, this.#adapter.path);
+      }
       return;
     }
     const seq = this.#seq;

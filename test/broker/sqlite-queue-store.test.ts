@@ -155,6 +155,21 @@ describe('SQLite store written by an earlier spin', () => {
     }
   });
 
+  it('opens a schema-4 store, which kept what a package carries in its row, with it intact', async () => {
+    const path = join(testHome(), 'broker.db');
+    const first = openStore({ path });
+    const pkg = await first.createPackage({ name: 'old', meta: { file: 'old.spin.yaml' } });
+    await first.close();
+    const db = openDatabase(path);
+    db.exec(`ALTER TABLE packages ADD COLUMN meta TEXT;
+      UPDATE packages SET meta = (SELECT meta FROM package_meta WHERE package_id = packages.id);
+      DROP TABLE package_meta; UPDATE meta SET value = '4' WHERE key = 'schema'`);
+    db.close();
+    const reopened = openStore({ path });
+    expect((await reopened.results(pkg)).meta).toEqual({ file: 'old.spin.yaml' });
+    await reopened.close();
+  });
+
   it('refuses a schema-2 store whose journal holds changes, and one of a newer spin, saying what to do', () => {
     const home = testHome();
     const path = join(home, 'broker.db');

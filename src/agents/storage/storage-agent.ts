@@ -1,5 +1,6 @@
 import { trackingOf } from '../attempt-record.js';
-import { mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { open, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { SpinError } from '../../core/errors.js';
 import { absenceOf } from '../agent.js';
 import type { ActionContext, Agent, AgentAction, Observation } from '../agent.js';
@@ -95,7 +96,7 @@ const addVolume: AgentAction = {
       throw new SpinError('already_exists', `'${name}' exists and is not a directory.`);
     }
     try {
-      await mkdir(dir.path, { mode: 0o755 });
+      mkdirSync(dir.path, { mode: 0o755 }); // see confinePath: metadata calls do not queue
     } catch (error) {
       if (errnoOf(error) !== 'EEXIST') throw asSpinError(error, `creating volume ${name}`);
     }
