@@ -244,19 +244,13 @@ export const mutablePackageColumns = [
   'started',
 ] as const satisfies readonly (keyof PackageRow)[];
 
-/** The columns of `packages` but `meta`, which can be long. */
+/** The columns of `packages`. */
 const packageColumns = [
   'id',
   'name',
-  'state',
   'created_at',
   'ttl_ms',
-  'enqueued_at',
-  'finished_at',
-  'commands',
-  'unfinished',
-  'failed',
-  'started',
+  ...mutablePackageColumns,
   'owner_pid',
   'owner_host',
   'owner_start',
