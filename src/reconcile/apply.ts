@@ -151,6 +151,8 @@ export async function runThroughBroker(
       emit({ type: 'interrupted', signal: String(signal.reason) });
     }
     await Promise.all(saves);
+    // A run ends with its results folded into the state file (the journal only bridges a run).
+    await state.fold();
   }
 }
 

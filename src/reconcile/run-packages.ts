@@ -217,7 +217,10 @@ export async function runPackages(options: {
       }
     } catch (error) {
       // Refused (another spin still runs one of these packages): nothing of this run may stay.
-      await Promise.all(ids.map((id) => broker.cancel(id).catch(() => undefined)));
+      // Unless the broker was lost meanwhile (a Ctrl-C it did not confirm): then nothing waits.
+      await guard(Promise.all(ids.map((id) => broker.cancel(id).catch(() => undefined)))).catch(
+        () => undefined,
+      );
       throw error;
     }
     // A package may have finished before its events could be matched (all of its commands

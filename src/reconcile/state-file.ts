@@ -194,7 +194,8 @@ export class StateFile {
   #seq: number;
   /** A journal was found on opening: it is folded into the file before the next change. */
   #foldFirst: boolean;
-  #journaled = false;
+  /** The number of the last change the file on disk holds. */
+  #foldedSeq: number;
   #io: Promise<void> = Promise.resolve();
   #next: { whole: boolean; promise: Promise<void> } | undefined;
 
@@ -203,6 +204,7 @@ export class StateFile {
     this.#adapter = adapter;
     this.#journal = new StateJournal(adapter.path);
     this.#seq = db.data.journalSeq ?? 0;
+    this.#foldedSeq = this.#seq;
     this.#foldFirst = foundJournal;
   }
 
@@ -230,7 +232,6 @@ export class StateFile {
     applyChange(this.#db.data, change);
     this.#seq += 1;
     this.#journal.append(this.#seq, change);
-    this.#journaled = true;
     return this.#schedule(false);
   }
 
@@ -239,9 +240,18 @@ export class StateFile {
     return this.#schedule(true);
   }
 
-  /** Folds the journal into the file when this process wrote one; then lets go of it. */
+  /**
+   * Writes the file whole if changes were made since it last was: the end of a run folds its
+   * journal in, so the file alone says what the run did.
+   */
+  async fold(): Promise<void> {
+    await this.#io;
+    if (this.#seq > this.#foldedSeq) await this.save();
+  }
+
+  /** Folds the journal in (see `fold`), then lets go of it. */
   async close(): Promise<void> {
-    if (this.#journaled) await this.save();
+    await this.fold();
     await this.#io;
     await this.#journal.close();
   }
@@ -279,6 +289,7 @@ export class StateFile {
     const seq = this.#seq;
     this.#db.data.journalSeq = seq;
     await this.#db.write();
+    this.#foldedSeq = seq;
     this.#foldFirst = false;
     // Every change so far is in the file now; any made since the write began stays queued.
     await this.#journal.discard(seq);
