@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Entry point of the `spin` CLI. `--version` is answered before oclif loads, because CI calls
-// spin hundreds of times and a bare version check should cost little more than starting node.
+// Entry point of the `spin` CLI. `--version` is answered before anything else loads, because CI
+// calls spin hundreds of times and a bare version check should cost little more than starting
+// node. Everything else runs from the bundle (dist/bundle/spin.cjs, loaded by bundle.cjs).
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0] === 'version')) {
@@ -10,6 +12,7 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
     `spin/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`,
   );
 } else {
-  const { execute } = await import('@oclif/core');
-  await execute({ dir: import.meta.url });
+  await createRequire(import.meta.url)('./bundle.cjs')
+    .load()
+    .run(import.meta.url);
 }
