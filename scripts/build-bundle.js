@@ -47,8 +47,8 @@ const entry = `const { execute } = require('@oclif/core/execute');
 const { settings } = require('@oclif/core/settings');
 
 /**
- * Runs the CLI with \`args\` (default: the process's). \`dir\` is the URL of bin/run.js, from which
- * oclif finds package.json.
+ * Runs the CLI with \`args\` (default: the process's). \`dir\` is the URL of its entry (bin/run.cjs),
+ * from which oclif finds package.json.
  */
 exports.run = async (dir, args) => {
   settings.enableAutoTranspile = false;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const bundle = createRequire(import.meta.url)('../bin/bundle.cjs');
-const bin = new URL('../bin/run.js', import.meta.url).href;
+const bin = new URL('../bin/run.cjs', import.meta.url).href;
 const example = fileURLToPath(new URL('../examples/vm.spin.yaml', import.meta.url));
 const home = mkdtempSync(join(tmpdir(), 'spin-warm-'));
 process.env.SPIN_HOME = home;
