@@ -2,8 +2,8 @@
 // dependency in one CommonJS file — and warms its V8 code cache, so that a command starts without
 // resolving, reading and compiling hundreds of modules (bin/bundle.cjs loads it).
 //
-// - better-sqlite3 stays outside (a native addon), and so does typescript, which oclif asks for
-//   only to run a CLI from its TypeScript source (spin turns that off).
+// - typescript stays outside: oclif asks for it only to run a CLI from its TypeScript source
+//   (spin turns that off); so does better-sqlite3's native addon (its JavaScript is bundled).
 // - Each command is required on first use (the entry's `commands` getters), so a command
 //   initialises only the modules it imports.
 // - `import.meta.url` in spin's sources becomes the URL of the same module in dist/ (tsc's output),
@@ -107,6 +107,30 @@ const asciiIds = {
   },
 };
 
+/**
+ * better-sqlite3's JavaScript is bundled too (requiring its 15 files costs ~5 ms); only its addon
+ * stays a file. better-sqlite3 finds the addon with `bindings`, which looks for the package's
+ * root from the caller's file name, the bundle's; so it is given the root, as `bindings` allows.
+ */
+const sqliteAddon = {
+  name: 'better-sqlite3-addon',
+  setup(bundle) {
+    bundle.onLoad({ filter: /better-sqlite3[\\/]lib[\\/]database\.js$/ }, (args) => {
+      const load = "require('bindings')('better_sqlite3.node')";
+      const contents = readFileSync(args.path, 'utf8');
+      if (!contents.includes(load)) throw new Error(`${args.path} no longer loads its addon so`);
+      const root = "require('node:path').dirname(require.resolve('better-sqlite3/package.json'))";
+      return {
+        contents: contents.replace(
+          load,
+          `require('bindings')({ bindings: 'better_sqlite3.node', module_root: ${root} })`,
+        ),
+        loader: 'js',
+      };
+    });
+  },
+};
+
 rmSync(outdir, { recursive: true, force: true });
 const result = await build({
   stdin: { contents: entry, resolveDir: src, sourcefile: 'bundle-entry.js', loader: 'js' },
@@ -115,13 +139,13 @@ const result = await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['better-sqlite3', 'typescript'],
+  external: ['typescript', 'better-sqlite3/package.json'],
   banner: {
     js: "const __spinDistUrl = (path) => require('node:url').pathToFileURL(require('node:path').join(__dirname, path)).href;",
   },
   sourcemap: true,
   sourcesContent: false,
-  plugins: [distUrl, asciiIds],
+  plugins: [distUrl, asciiIds, sqliteAddon],
   logLevel: 'warning',
   metafile: true,
 });
