@@ -42,9 +42,15 @@ function cachedData(source) {
 /** The bundle's exports: `run(dir)` (oclif's execute) and `commands`. */
 function load() {
   if (bundle !== undefined) return bundle;
-  // esbuild writes ASCII only, which latin1 reads without decoding.
-  const source = readFileSync(file, 'latin1');
-  // One line, so that line numbers in stack traces are the bundle's own.
+  let source;
+  try {
+    // The build makes the bundle ASCII, which latin1 reads without decoding.
+    source = readFileSync(file, 'latin1');
+  } catch (error) {
+    if (error.code !== 'ENOENT') throw error;
+    throw new Error(`${file} is missing: build spin first (npm run build)`);
+  }
+  // The wrapper opens on the bundle's first line, so stack traces give the bundle's line numbers.
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
   script = new vm.Script(wrapped, { filename: file, cachedData: cachedData(source) });
   const module = { exports: {} };
