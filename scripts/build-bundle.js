@@ -151,9 +151,10 @@ const result = await build({
 });
 
 // The bundle runs in a vm.Script without a dynamic import callback, so an import() left in it
-// fails when it runs. These three stay: oclif's load ESM commands and plugins (spin's commands
-// are in the bundle), compile TypeScript sources (turned off) and read config files beside a
-// package.json without an `oclif` section (spin's has one).
+// fails when it runs. These stay because spin never reaches them: oclif's module loader imports
+// ESM commands and plugins (spin's commands are in the bundle), its ts-path registers TypeScript
+// loaders (turned off), and lilconfig reads config files when package.json has no `oclif`
+// section (spin's has one).
 const importing = new Set([
   '@oclif/core/lib/module-loader.js',
   '@oclif/core/lib/config/ts-path.js',
