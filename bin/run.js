@@ -1,15 +1,3 @@
 #!/usr/bin/env node
-// Entry point of the `spin` CLI. `--version` is answered before oclif loads, because CI calls
-// spin hundreds of times and a bare version check should cost little more than starting node.
-import { readFileSync } from 'node:fs';
-
-const argv = process.argv.slice(2);
-if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0] === 'version')) {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-  process.stdout.write(
-    `spin/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`,
-  );
-} else {
-  const { execute } = await import('@oclif/core');
-  await execute({ dir: import.meta.url });
-}
+// `node bin/run.js …` runs the `spin` command, as `spin …` does (bin/run.cjs).
+import './run.cjs';

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 
 /** The flags of `spin daemon run`, which `spin daemon start` passes on to it. */
 export const daemonFlags = {

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { durationToMs } from '../core/duration.js';
 import { SpinError } from '../core/errors.js';
 import { spinHome } from '../core/spin-home.js';
-import type { OutputMode } from './reconcile-renderer.js';
+import type { OutputMode } from './reconcile-lines.js';
 
 /** Flags of the commands that read and write the state file. */
 export const stateFlags = {

@@ -1,11 +1,14 @@
-import { Command, Errors } from '@oclif/core';
+import { Command } from '@oclif/core/command';
+import * as Errors from '@oclif/core/errors';
 import { SpinError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
+import { mappedStack } from './mapped-stack.js';
 
 /**
  * The base of every spin command: turns a thrown SpinError into its message, suggestions and
  * documented exit code; usage errors from oclif's parser (unknown flag, missing argument) become
- * exit 2; anything else is a bug, and oclif prints it with its stack.
+ * exit 2; anything else is a bug, and oclif prints it with its stack, whose frames in the bundle
+ * point at the sources (mapped-stack.ts).
  */
 export abstract class SpinCommand extends Command {
   protected override async catch(error: Error & { exitCode?: number }): Promise<void> {
@@ -24,6 +27,7 @@ export abstract class SpinCommand extends Command {
       this.logToStderr(`error: ${error.message}\nSee more help with --help`);
       this.exit(ExitCode.invalidInput);
     }
+    if (error.stack !== undefined) error.stack = mappedStack(error.stack);
     await super.catch(error);
   }
 }

@@ -2,8 +2,8 @@ import { relative } from 'node:path';
 import { formatDiagnostic } from '../core/diagnostic.js';
 import { formatDuration } from '../core/duration.js';
 import type { WatchEvent, WatchListener } from '../watch/watch-events.js';
-import type { OutputMode, Sink } from './reconcile-renderer.js';
-import { recoveredLines, summaryLine } from './reconcile-renderer.js';
+import type { OutputMode, Sink } from './reconcile-lines.js';
+import { recoveredLines, summaryLine } from './reconcile-lines.js';
 
 /** Where a watch renderer writes: lines, and in a terminal raw text for redrawing. */
 export interface WatchSink extends Sink {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { agentRoots } from '../agents/agent-roots.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
 import { defaults } from '../core/defaults.js';

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { ExitCode } from '../core/exit-codes.js';
 import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
@@ -51,7 +52,7 @@ export default class Apply extends SpinCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Apply);
     const { packages } = await loadOrThrow(argv.map(String), flags['max-bytes']);
-    const renderer = createRenderer(outputMode(flags.output), {
+    const renderer = await createRenderer(outputMode(flags.output), {
       out: (l) => {
         this.log(l);
       },

@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { existsSync } from 'node:fs';
 import { ExitCode } from '../core/exit-codes.js';
 import { packageFlags } from '../cli/flags.js';
@@ -39,7 +39,7 @@ export default class Destroy extends SpinCommand {
     const names = targets.filter((t) => !existsSync(t));
     if (paths.length > 0)
       names.push(...(await loadOrThrow(paths, flags['max-bytes'])).packages.map((p) => p.name));
-    const renderer = createRenderer(
+    const renderer = await createRenderer(
       outputMode(flags.output),
       {
         out: (l) => {

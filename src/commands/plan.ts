@@ -1,11 +1,12 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { ExitCode } from '../core/exit-codes.js';
 import { SpinError } from '../core/errors.js';
 import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
 import { lockTimeoutMs, resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { hasChanges, renderPlan } from '../cli/render-plan.js';
-import { lockWaitLine, recoveredLines } from '../cli/reconcile-renderer.js';
+import { lockWaitLine, recoveredLines } from '../cli/reconcile-lines.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { plan } from '../reconcile/apply.js';
 

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { durationToMs } from '../core/duration.js';
 import { SpinError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';

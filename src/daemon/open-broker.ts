@@ -3,7 +3,7 @@ import { SpinError } from '../core/errors.js';
 import { spinHome } from '../core/spin-home.js';
 import type { Broker } from '../broker/broker.js';
 import { brokerPaths } from '../broker/broker-paths.js';
-import { DaemonClient } from './daemon-client.js';
+import type { DaemonClient } from './daemon-client.js';
 import { openOwnedBroker, openStoreClient } from '../broker/embedded-broker.js';
 import type { OwnedBrokerOptions } from '../broker/embedded-broker.js';
 
@@ -27,7 +27,9 @@ export async function openBroker(options: OpenBrokerOptions = {}): Promise<Broke
   const paths = brokerPaths(home);
   if (existsSync(paths.socket)) {
     try {
-      return await DaemonClient.connect({ socketPath: paths.socket });
+      return await (
+        await import('./daemon-client.js')
+      ).DaemonClient.connect({ socketPath: paths.socket });
     } catch (error) {
       if (!(error instanceof SpinError && error.code === 'unreachable')) throw error;
       // A socket nobody answers on is left over from a daemon that died: run embedded.
@@ -45,5 +47,5 @@ export async function connectDaemon(home: string = spinHome()): Promise<DaemonCl
       suggestions: ['start one with `spin daemon start`'],
     });
   }
-  return DaemonClient.connect({ socketPath: paths.socket });
+  return (await import('./daemon-client.js')).DaemonClient.connect({ socketPath: paths.socket });
 }

@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { daemonFlags } from '../../cli/daemon-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
@@ -17,10 +16,9 @@ export default class DaemonStart extends SpinCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(DaemonStart);
-    const entry = join(fileURLToPath(new URL('../../../bin/run.js', import.meta.url)));
     const { pid, logFile } = await launchDaemon({
       home: spinHome(),
-      entry,
+      entry: join(this.config.root, 'bin', 'run.js'),
       args: [
         ...(flags['tcp-port'] === undefined ? [] : ['--tcp-port', String(flags['tcp-port'])]),
         ...(flags.agents ? [] : ['--no-agents']),

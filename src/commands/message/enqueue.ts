@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { openBroker } from '../../daemon/open-broker.js';
 

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { durationToMs } from '../../core/duration.js';
 import { SpinError } from '../../core/errors.js';

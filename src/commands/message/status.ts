@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { ExitCode } from '../../core/exit-codes.js';
 import { openBroker } from '../../daemon/open-broker.js';
