@@ -1,6 +1,12 @@
 import { formatDuration } from '../core/duration.js';
 import type { CommandPhase, ReconcileEvent, ReconcileListener } from '../reconcile/events.js';
-import { indent, lockWaitLine, recoveredLines, summaryLine } from './reconcile-lines.js';
+import {
+  batchedSink,
+  indent,
+  lockWaitLine,
+  recoveredLines,
+  summaryLine,
+} from './reconcile-lines.js';
 import type { OutputMode, Renderer, Sink } from './reconcile-lines.js';
 
 /**
@@ -13,15 +19,17 @@ export async function createRenderer(
   verb = 'Apply',
 ): Promise<Renderer> {
   switch (mode) {
-    case 'json':
+    case 'json': {
+      const lines = batchedSink(sink);
       return {
         listener: (e) => {
-          sink.out(JSON.stringify(e));
+          lines.out(JSON.stringify(e));
         },
         finish: () => Promise.resolve(),
       };
+    }
     case 'plain':
-      return plainRenderer(sink, verb);
+      return plainRenderer(batchedSink(sink), verb);
     case 'tty': {
       const { ttyRenderer } = await import('./tty-renderer.js');
       return ttyRenderer(sink, verb);
