@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { CommandRecord, StateData } from '../core/state-types.js';
@@ -149,19 +150,19 @@ export class StateJournal {
     const lines = this.#pending;
     this.#pending = [];
     let text = `${lines.map((p) => p.line).join('\n')}\n`;
-    if (this.#handle === undefined) {
+    const begins = this.#handle === undefined;
+    if (begins) {
       const header: JournalHeader = { format: 'spin-state-journal', lineage, after };
       text = `${JSON.stringify(header)}\n${text}`;
       this.#handle = await open(this.path, 'w', 0o600);
       this.bytes = 0;
-      await this.#handle.writeFile(text);
-      await this.#handle.datasync();
-      await syncDirectory(dirname(this.path));
-    } else {
-      await this.#handle.writeFile(text);
-      await this.#handle.datasync();
     }
-    this.bytes += Buffer.byteLength(text);
+    const handle = this.#handle as FileHandle;
+    // The write only fills the page cache, so it is made in place; the sync goes to the pool.
+    writeAllSync(handle.fd, Buffer.from(text));
+    this.bytes += text.length;
+    await handle.datasync();
+    if (begins) await syncDirectory(dirname(this.path));
   }
 
   /**
@@ -189,4 +190,10 @@ export async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Writes all of `bytes` at the descriptor's position (a write may take only part). */
+function writeAllSync(fd: number, bytes: Buffer): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += writeSync(fd, bytes, offset);
 }
