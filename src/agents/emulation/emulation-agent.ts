@@ -4,10 +4,10 @@ import { SpinError } from '../../core/errors.js';
 import { absenceOf } from '../agent.js';
 import type { ActionContext, Agent, AgentAction, Observation } from '../agent.js';
 import type { ActionSpec } from '../action-spec.js';
-import { confinePath } from '../confined-path.js';
+import { confinePath, confineRoot } from '../confined-path.js';
 import { writeFileAtomic } from '../fs-util.js';
 import { objectParam, optionalStringParam, type Params } from '../params.js';
-import type { AccelChoice } from './accel.js';
+import { AccelResolver, type AccelChoice, type HostFiles } from './accel.js';
 import { builtinSpec } from '../registry.js';
 import {
   parseVmConfig,
@@ -23,8 +23,10 @@ import { consoleTail, isOurQemu, readPid, waitForConsole } from './vm-process.js
 
 /** How the emulation agent runs qemu. */
 export interface EmulationAgentOptions {
-  /** `auto` (default) probes whether KVM really works; `tcg` or `kvm` force one. */
+  /** `auto` (default) uses KVM only where it really works; `tcg` or `kvm` force one. */
   accel?: AccelChoice;
+  /** Where the facts of the host are read (`/proc/cpuinfo`, `/dev/kvm`, …); the real ones by default. */
+  host?: HostFiles;
 }
 
 const defaultStopMs = 30_000;
@@ -139,7 +141,7 @@ function readyPattern(params: Params): RegExp | undefined {
   }
 }
 
-function startAction(options: EmulationAgentOptions): AgentAction {
+function startAction(accels: AccelResolver): AgentAction {
   return {
     spec: specOf('start'),
     async run(params, ctx) {
@@ -155,7 +157,7 @@ function startAction(options: EmulationAgentOptions): AgentAction {
           output += await waitReady(paths, pattern, timeoutMs, ctx, started);
         return { output, observed: await observeRun(params, ctx) };
       }
-      const { pid, accel } = await launchVm(ctx, paths, config, options.accel ?? 'auto');
+      const { pid, accel } = await launchVm(ctx, paths, config, accels);
       // From here on the qemu is this start's: if the start fails, it is ended, so that nothing
       // runs that the state does not record as started.
       try {
@@ -229,8 +231,23 @@ const stop: AgentAction = {
  * start runs a detached qemu with a QMP socket, pid file and serial console log in that directory,
  * and a start that fails after it launched qemu (error, `ready_when` timeout, abort) ends that
  * qemu; stop escalates from ACPI powerdown to QMP quit to SIGKILL. All four are idempotent.
+ * `prepare` decides the accelerator (see `AccelResolver`) before the first start needs it.
  */
 export function emulationAgent(options: EmulationAgentOptions = {}): Agent {
-  const actions = [writeConfig, removeConfig, startAction(options), stop];
-  return { resource: 'emulation', actions: new Map(actions.map((a) => [a.spec.action, a])) };
+  const accels = new AccelResolver(options.accel ?? 'auto', options.host);
+  const actions = [writeConfig, removeConfig, startAction(accels), stop];
+  return {
+    resource: 'emulation',
+    actions: new Map(actions.map((a) => [a.spec.action, a])),
+    // The accelerator is decided as the agent starts, so that a probe (where one is needed)
+    // overlaps planning and the commands before the first start, rather than delaying it.
+    prepare(roots) {
+      confineRoot(roots.vms).then(
+        (dir) => {
+          accels.warm(dir);
+        },
+        () => undefined, // the first start meets the same problem and reports it
+      );
+    },
+  };
 }

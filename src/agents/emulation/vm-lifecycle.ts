@@ -5,7 +5,7 @@ import { throwIfAborted } from '../abort.js';
 import type { ActionContext } from '../agent.js';
 import { confinePath, confineRoot } from '../confined-path.js';
 import { detectFormat } from '../storage/image-file.js';
-import { resolveAccel, type AccelChoice } from './accel.js';
+import type { AccelReason, AccelResolver } from './accel.js';
 import { buildQemuArgv, type Accel, type QemuLaunch, type ResolvedDrive } from './qemu-argv.js';
 import { QmpClient } from './qmp-client.js';
 import type { VmConfig, VmPaths } from './vm-config.js';
@@ -88,9 +88,18 @@ export async function resolveLaunchFiles(
   };
 }
 
+const accelNotes: Record<AccelReason, string> = {
+  forced: '',
+  'no-kvm-device': ': no usable /dev/kvm',
+  'no-virt-flag': ': the CPU has no vmx or svm flag',
+  remembered: '',
+  probed: '',
+};
+
 /**
  * Starts qemu detached (`-daemonize`: qemu returns once the VM is set up, and the VM outlives this
- * process), then checks that QMP answers. Returns the pid and accelerator. The launch itself is
+ * process), then checks that QMP answers. Returns the pid and accelerator, decided while the files
+ * are checked. The launch itself is
  * not interrupted by `ctx.signal` (it is short and bounded, and a qemu killed while daemonizing
  * could leave a VM nobody knows of); the signal is checked once it is done. Whatever fails after
  * qemu was started, the qemu is ended (see `discardVm`) before the error is thrown.
@@ -99,15 +108,17 @@ export async function launchVm(
   ctx: ActionContext,
   paths: VmPaths,
   config: VmConfig,
-  accelChoice: AccelChoice,
+  accels: AccelResolver,
 ): Promise<{ pid: number; accel: Accel }> {
-  const files = await resolveLaunchFiles(ctx, config);
-  const accel = await resolveAccel(accelChoice, await confineRoot(ctx.roots.vms));
+  const [files, { accel, reason }] = await Promise.all([
+    resolveLaunchFiles(ctx, config),
+    confineRoot(ctx.roots.vms).then((dir) => accels.resolve(dir)),
+  ]);
   throwIfAborted(ctx.signal, 'Starting qemu');
   await rm(paths.qmp, { force: true });
   await rm(paths.pid, { force: true });
   const argv = buildQemuArgv({ config, paths, accel, ...files });
-  ctx.progress(`starting qemu (${accel})`);
+  ctx.progress(`starting qemu (${accel}${accelNotes[reason]})`);
   try {
     const result = await (
       await loadExeca()
