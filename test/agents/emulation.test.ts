@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../src/agents/agent.js';
@@ -62,7 +62,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Never leave a qemu behind, whatever failed above.
-  for (const id of [1, 2, 3, 4, 5])
+  for (const id of [1, 2, 3, 4, 5, 6])
     await t.run(emulation, 'stop', { id, timeout: 0 }).catch(() => undefined);
   await t.cleanup();
 });
@@ -170,6 +170,30 @@ describe('emulation with a real qemu VM', () => {
       false,
     );
     expect((await emulation.actions.get('stop')!.observe!({ id: 2 }, t.ctx())).present).toBe(true);
+  });
+});
+
+describe('emulation start of a qemu that refuses to run', () => {
+  it("fails with qemu's own words, and leaves nothing running", async () => {
+    // A forward from a port that something else holds: qemu exits before it daemonizes.
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      await t.run(emulation, 'write_config', {
+        id: 6,
+        vm: { ...vm('stubborn', port), images: [] },
+      });
+      const refused = await failure(t.run(emulation, 'start', { id: 6 }));
+      expect(refused.code).toBe('action_failed');
+      expect(refused.message).toMatch(/^qemu did not start: .*host forwarding rule/s);
+      expect(existsSync(join(t.home, 'vms', '6', 'qemu.pid'))).toBe(false);
+      expect((await t.run(emulation, 'remove_config', { id: 6 })).output).toBe(
+        'config of vm 6 removed',
+      );
+    } finally {
+      taken.close();
+    }
   });
 });
 

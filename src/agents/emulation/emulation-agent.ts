@@ -157,13 +157,19 @@ function startAction(accels: AccelResolver): AgentAction {
           output += await waitReady(paths, pattern, timeoutMs, ctx, started);
         return { output, observed: await observeRun(params, ctx) };
       }
-      const { pid, accel } = await launchVm(ctx, paths, config, accels);
+      const { pid, accel, status } = await launchVm(ctx, paths, config, accels);
       // From here on the qemu is this start's: if the start fails, it is ended, so that nothing
       // runs that the state does not record as started.
       try {
         let output = `vm ${paths.id} started (pid ${String(pid)}, ${accel})`;
-        if (pattern !== undefined)
-          output += await waitReady(paths, pattern, timeoutMs, ctx, started);
+        if (pattern === undefined) {
+          // What the launch saw a moment ago is what an observation would see now.
+          return {
+            output,
+            observed: { present: true, details: { state: 'running', pid, status } },
+          };
+        }
+        output += await waitReady(paths, pattern, timeoutMs, ctx, started);
         return { output, observed: await observeRun(params, ctx) };
       } catch (error) {
         throw await discardVm(paths, ctx.progress, error);

@@ -69,11 +69,13 @@ export class QmpClient {
   }
 
   /**
-   * Connects to the QMP socket at `path`, retrying while it does not exist or refuses, until
-   * `timeoutMs`; then waits for the greeting and negotiates capabilities. Throws `unreachable`.
+   * Connects to the QMP socket at `path`, retrying while it does not exist or refuses (after
+   * 5 ms, then at doubling intervals up to 250 ms), until `timeoutMs`; then waits for the
+   * greeting and negotiates capabilities. Throws `unreachable`.
    */
   static async connect(path: string, options: QmpConnectOptions): Promise<QmpClient> {
     const deadline = Date.now() + options.timeoutMs;
+    let delay = 5;
     for (;;) {
       if (options.signal?.aborted === true) throw abortedError(options.signal, 'Connecting to QMP');
       try {
@@ -87,7 +89,9 @@ export class QmpClient {
             ? error
             : unreachable(`QMP socket ${path} did not answer.`, error);
         }
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Not there yet (qemu still starting): try again, at doubling intervals up to 250 ms.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(delay, deadline - Date.now())));
+        delay = Math.min(delay * 2, 250);
       }
     }
   }
