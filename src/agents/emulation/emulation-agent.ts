@@ -19,7 +19,7 @@ import {
   type VmPaths,
 } from './vm-config.js';
 import { discardVm, inspectVm, launchVm, stopVm, type StopStep } from './vm-lifecycle.js';
-import { consoleTail, isOurQemu, readPid, waitForConsole } from './vm-process.js';
+import { consoleTail, findQemu, waitForConsole, type QemuProcess } from './vm-process.js';
 
 /** How the emulation agent runs qemu. */
 export interface EmulationAgentOptions {
@@ -83,8 +83,7 @@ async function checkConfigPaths(ctx: ActionContext, config: VmConfig): Promise<v
 }
 
 async function running(paths: VmPaths): Promise<boolean> {
-  const pid = await readPid(paths.pid);
-  return pid !== undefined && (await isOurQemu(pid, paths.pid));
+  return (await findQemu(paths.pid)) !== undefined;
 }
 
 const writeConfig: AgentAction = {
@@ -150,26 +149,27 @@ function startAction(accels: AccelResolver): AgentAction {
       const pattern = readyPattern(params);
       const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
       const started = Date.now();
-      if (await running(paths)) {
+      const found = await findQemu(paths.pid);
+      if (found !== undefined) {
         // Not launched by this start: a failed wait below leaves it as it found it.
         let output = `vm ${paths.id} already running`;
         if (pattern !== undefined)
-          output += await waitReady(paths, pattern, timeoutMs, ctx, started);
+          output += await waitReady(paths, found, pattern, timeoutMs, ctx, started);
         return { output, observed: await observeRun(params, ctx) };
       }
-      const { pid, accel, status } = await launchVm(ctx, paths, config, accels);
+      const { qemu, accel, status } = await launchVm(ctx, paths, config, accels);
       // From here on the qemu is this start's: if the start fails, it is ended, so that nothing
       // runs that the state does not record as started.
       try {
-        let output = `vm ${paths.id} started (pid ${String(pid)}, ${accel})`;
+        let output = `vm ${paths.id} started (pid ${String(qemu.pid)}, ${accel})`;
         if (pattern === undefined) {
           // What the launch saw a moment ago is what an observation would see now.
           return {
             output,
-            observed: { present: true, details: { state: 'running', pid, status } },
+            observed: { present: true, details: { state: 'running', pid: qemu.pid, status } },
           };
         }
-        output += await waitReady(paths, pattern, timeoutMs, ctx, started);
+        output += await waitReady(paths, qemu, pattern, timeoutMs, ctx, started);
         return { output, observed: await observeRun(params, ctx) };
       } catch (error) {
         throw await discardVm(paths, ctx.progress, error);
@@ -183,6 +183,7 @@ function startAction(accels: AccelResolver): AgentAction {
 /** Waits until the console matches `pattern`; the output's `; ready after …`, or throws. */
 async function waitReady(
   paths: VmPaths,
+  qemu: QemuProcess,
   pattern: RegExp,
   timeoutMs: number,
   ctx: ActionContext,
@@ -192,7 +193,7 @@ async function waitReady(
   const outcome = await waitForConsole(paths.console, pattern, {
     timeoutMs,
     signal: ctx.signal,
-    alive: () => running(paths),
+    qemu,
   });
   if (outcome !== 'matched') {
     const tail = await consoleTail(paths.console);

@@ -45,12 +45,20 @@ export class QmpClient {
   private greetingSeen = false;
   /** Resolves when the connection closes (for a VM, usually when qemu exits). */
   readonly closed: Promise<void>;
+  /**
+   * Resolves when qemu says it is going away: its `SHUTDOWN` event (the guest powered off, or a
+   * `quit`), or the connection closing, whichever comes first.
+   */
+  readonly ending: Promise<void>;
+  private shutdownSeen: (() => void) | undefined;
 
   private constructor(private readonly socket: Socket) {
+    this.ending = new Promise((resolve) => (this.shutdownSeen = resolve));
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
         for (const p of this.pending.values()) p.reject(unreachable('The QMP connection closed.'));
         this.pending.clear();
+        this.shutdownSeen?.();
         resolve();
       });
     });
@@ -136,6 +144,7 @@ export class QmpClient {
     }
     if (typeof message['event'] === 'string') {
       const event = message as unknown as QmpEvent;
+      if (event.event === 'SHUTDOWN') this.shutdownSeen?.();
       this.events.push(event);
       for (const waiter of this.waiters) waiter(event);
       return;

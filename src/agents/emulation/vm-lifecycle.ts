@@ -9,7 +9,7 @@ import type { AccelReason, AccelResolver } from './accel.js';
 import { buildQemuArgv, type Accel, type QemuLaunch, type ResolvedDrive } from './qemu-argv.js';
 import { QmpClient } from './qmp-client.js';
 import type { VmConfig, VmPaths } from './vm-config.js';
-import { consoleTail, isOurQemu, readPid, waitForExit } from './vm-process.js';
+import { consoleTail, findQemu, stillRuns, waitForExit, type QemuProcess } from './vm-process.js';
 
 /**
  * The run state of a VM as spin sees it:
@@ -37,12 +37,12 @@ const quitWaitMs = 5000;
 
 /** Looks at a VM: pid alive and ours, and QMP's status. */
 export async function inspectVm(paths: VmPaths, signal: AbortSignal): Promise<VmStatus> {
-  const pid = await readPid(paths.pid);
-  if (pid === undefined || !(await isOurQemu(pid, paths.pid))) return { state: 'stopped' };
+  const qemu = await findQemu(paths.pid);
+  if (qemu === undefined) return { state: 'stopped' };
   try {
-    return { state: 'running', pid, status: await queryStatus(paths, 3000, signal) };
+    return { state: 'running', pid: qemu.pid, status: await queryStatus(paths, 3000, signal) };
   } catch {
-    return { state: 'stopped', pid, status: 'qmp-unreachable' };
+    return { state: 'stopped', pid: qemu.pid, status: 'qmp-unreachable' };
   }
 }
 
@@ -93,9 +93,9 @@ export async function resolveLaunchFiles(
   };
 }
 
-/** What a launch started: the qemu's pid, its accelerator, and QMP's first status. */
+/** What a launch started: the qemu, its accelerator, and QMP's first status. */
 export interface LaunchedVm {
-  pid: number;
+  qemu: QemuProcess;
   accel: Accel;
   status: string;
 }
@@ -175,13 +175,13 @@ export async function launchVm(
         details: { exitCode: end.code },
       });
     }
-    const pid = await readPid(paths.pid);
-    if (pid === undefined || !(await isOurQemu(pid, paths.pid))) {
+    const qemu = await findQemu(paths.pid);
+    if (qemu === undefined) {
       throw new SpinError('action_failed', 'qemu started but is not running.', {
         details: { console: await consoleTail(paths.console) },
       });
     }
-    ctx.progress(`qemu running (pid ${String(pid)})`);
+    ctx.progress(`qemu running (pid ${String(qemu.pid)})`);
     let status: string;
     try {
       status = await queryStatus(paths, qmpTimeoutMs, ctx.signal);
@@ -193,7 +193,7 @@ export async function launchVm(
         { cause: error, retryable: true },
       );
     }
-    return { pid, accel, status };
+    return { qemu, accel, status };
   } catch (error) {
     throw await discardVm(paths, ctx.progress, error);
   }
@@ -219,8 +219,8 @@ export async function stopVm(
   ctx: Pick<ActionContext, 'signal' | 'progress'>,
   options: StopOptions = {},
 ): Promise<StopStep> {
-  const pid = await readPid(paths.pid);
-  if (pid === undefined || !(await isOurQemu(pid, paths.pid))) return 'already-stopped';
+  const qemu = await findQemu(paths.pid);
+  if (qemu === undefined) return 'already-stopped';
   let qmp: QmpClient | undefined;
   try {
     qmp = await QmpClient.connect(paths.qmp, { timeoutMs: 3000, signal: ctx.signal });
@@ -229,25 +229,29 @@ export async function stopVm(
   }
   try {
     if (qmp !== undefined) {
+      // Waits end early on qemu's SHUTDOWN event or its monitor closing, not by polling.
       if (options.powerdown ?? true) {
         ctx.progress('sending ACPI powerdown');
         await qmp.execute('system_powerdown').catch(() => undefined);
-        if (await waitForExit(pid, timeoutMs, ctx.signal, qmp.closed)) return 'powerdown';
+        if (await waitForExit(qemu, timeoutMs, ctx.signal, qmp.ending)) return 'powerdown';
         ctx.progress('powerdown timed out; sending QMP quit');
       } else {
         ctx.progress('sending QMP quit');
       }
       await qmp.execute('quit').catch(() => undefined); // the reply may be lost as qemu exits
-      if (await waitForExit(pid, quitWaitMs, ctx.signal, qmp.closed)) return 'quit';
+      if (await waitForExit(qemu, quitWaitMs, ctx.signal, qmp.ending)) return 'quit';
     }
     ctx.progress('killing qemu');
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
+    // Only the qemu found above: a pid that now names another process is left alone.
+    if (stillRuns(qemu)) {
+      try {
+        process.kill(qemu.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
     }
-    if (!(await waitForExit(pid, quitWaitMs, ctx.signal))) {
-      throw new SpinError('action_failed', `qemu (pid ${String(pid)}) survived SIGKILL.`, {
+    if (!(await waitForExit(qemu, quitWaitMs, ctx.signal))) {
+      throw new SpinError('action_failed', `qemu (pid ${String(qemu.pid)}) survived SIGKILL.`, {
         retryable: true,
       });
     }
