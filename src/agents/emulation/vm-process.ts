@@ -6,7 +6,7 @@ import { abortedError } from '../abort.js';
 import { errnoOf } from '../fs-util.js';
 
 /** The pid in a qemu pid file, or undefined when there is none. */
-export async function readPid(pidFile: string): Promise<number | undefined> {
+async function readPid(pidFile: string): Promise<number | undefined> {
   try {
     const pid = Number((await readFile(pidFile, 'utf8')).trim());
     return Number.isInteger(pid) && pid > 1 ? pid : undefined;
