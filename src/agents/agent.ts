@@ -84,6 +84,12 @@ export interface AgentAction {
 export interface Agent {
   resource: string;
   actions: ReadonlyMap<string, AgentAction>;
+  /**
+   * Called when a runner starts to consume this agent's queue under `roots`: begins, in the
+   * background, work that the first action would otherwise wait for (the emulation agent decides
+   * its accelerator). Returns at once and never throws; nothing waits for it.
+   */
+  prepare?: (roots: AgentRoots) => void;
 }
 
 /**

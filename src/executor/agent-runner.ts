@@ -33,6 +33,7 @@ export interface AgentRunnerOptions {
 export async function runAgent(options: AgentRunnerOptions): Promise<void> {
   const { broker, agent, signal } = options;
   const leaseMs = options.leaseMs ?? defaults.leaseMs;
+  agent.prepare?.(options.roots);
   const consumer = await broker.consumer({
     node: options.node ?? defaults.command.node,
     resource: agent.resource,

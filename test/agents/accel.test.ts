@@ -2,17 +2,12 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { beforeEach, expect, it, onTestFinished, vi } from 'vitest';
-import type { AccelChoice } from '../../src/agents/emulation/accel.js';
+import { expect, it, onTestFinished } from 'vitest';
+import { AccelResolver, cpuCanVirtualize, hostFiles } from '../../src/agents/emulation/accel.js';
 import type { Accel } from '../../src/agents/emulation/qemu-argv.js';
+import { describedHost } from '../support/described-host.js';
+import { fileAppears } from '../support/file-appears.js';
 import { testDir } from '../support/spin-cli.js';
-
-/** accel.ts remembers its answer per process: each test loads it afresh. */
-let resolveAccel: (choice: AccelChoice, cacheDir: string) => Promise<Accel>;
-beforeEach(async () => {
-  vi.resetModules();
-  ({ resolveAccel } = await import('../../src/agents/emulation/accel.js'));
-});
 
 /**
  * Runs the firmware alone under `accel` until it tries to boot, and returns what it logged on its
@@ -68,13 +63,29 @@ async function fakeQemuOnPath(): Promise<string> {
   return runs;
 }
 
-it('uses a forced accelerator as given', async () => {
-  expect(await resolveAccel('tcg', '/nonexistent')).toBe('tcg');
-  expect(await resolveAccel('kvm', '/nonexistent')).toBe('kvm');
+it('uses a forced accelerator as given, without looking at the host', async () => {
+  const runs = await fakeQemuOnPath();
+  expect(await new AccelResolver('tcg').resolve('/nonexistent')).toEqual({
+    accel: 'tcg',
+    reason: 'forced',
+  });
+  const host = await describedHost('');
+  expect(await new AccelResolver('kvm', host).resolve('/nonexistent')).toEqual({
+    accel: 'kvm',
+    reason: 'forced',
+  });
+  expect(existsSync(runs)).toBe(false);
+});
+
+it('reads hardware virtualization from the flags of cpuinfo', () => {
+  expect(cpuCanVirtualize('flags\t\t: fpu vmx sse\n')).toBe(true);
+  expect(cpuCanVirtualize('flags\t\t: fpu svm sse\n')).toBe(true);
+  expect(cpuCanVirtualize('flags\t\t: fpu hypervisor sse\nvmx flags\t: ept\n')).toBe(false);
+  expect(cpuCanVirtualize('')).toBe(false);
 });
 
 it('auto picks an accelerator qemu really runs with, as the guest firmware confirms', async () => {
-  const accel = await resolveAccel('auto', await testDir('spin-accel-'));
+  const { accel } = await new AccelResolver('auto').resolve(await testDir('spin-accel-'));
   const log = await firmwareLog(accel);
   expect({ accel, firmwareSaysKvm: log.includes('Running on KVM') }).toEqual({
     accel,
@@ -82,12 +93,66 @@ it('auto picks an accelerator qemu really runs with, as the guest firmware confi
   });
 });
 
+it('auto answers tcg without running qemu where /dev/kvm opens but the CPU has no vmx or svm', async () => {
+  const dir = await testDir('spin-accel-');
+  const runs = await fakeQemuOnPath();
+  const host = await describedHost('');
+  // A probe would run the fake qemu, which boots "fine" and so would answer kvm.
+  expect(await new AccelResolver('auto', host).resolve(dir)).toEqual({
+    accel: 'tcg',
+    reason: 'no-virt-flag',
+  });
+  expect(existsSync(runs)).toBe(false);
+  expect(existsSync(join(dir, '.accel-probe.json'))).toBe(false);
+});
+
+it('auto answers tcg without running qemu where no KVM device opens', async () => {
+  const runs = await fakeQemuOnPath();
+  const host = { ...(await describedHost('vmx')), kvm: '/nonexistent/kvm' };
+  expect(await new AccelResolver('auto', host).resolve(await testDir('spin-accel-'))).toEqual({
+    accel: 'tcg',
+    reason: 'no-kvm-device',
+  });
+  expect(existsSync(runs)).toBe(false);
+});
+
+it('auto probes where the CPU has vmx, and its answer is what the firmware confirms', async () => {
+  const dir = await testDir('spin-accel-');
+  const host = await describedHost('vmx');
+  const { accel, reason } = await new AccelResolver('auto', host).resolve(dir);
+  expect(reason).toBe('probed');
+  const bootId = (await readFile(hostFiles.bootId, 'utf8')).trim();
+  expect(JSON.parse(await readFile(join(dir, '.accel-probe.json'), 'utf8'))).toEqual({
+    bootId,
+    accel,
+  });
+  const log = await firmwareLog(accel);
+  expect(log.includes('Running on KVM')).toBe(accel === 'kvm');
+});
+
 it('auto takes the answer remembered for this boot as is, without running qemu', async () => {
   const dir = await testDir('spin-accel-');
-  const bootId = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+  const bootId = (await readFile(hostFiles.bootId, 'utf8')).trim();
   await writeFile(join(dir, '.accel-probe.json'), JSON.stringify({ bootId, accel: 'tcg' }));
   const runs = await fakeQemuOnPath();
   // A probe would run the fake qemu, which boots "fine" and so would answer kvm.
-  expect(await resolveAccel('auto', dir)).toBe('tcg');
+  expect(await new AccelResolver('auto', await describedHost('svm')).resolve(dir)).toEqual({
+    accel: 'tcg',
+    reason: 'remembered',
+  });
   expect(existsSync(runs)).toBe(false);
+});
+
+it('warm decides in the background, before anything asks', async () => {
+  const dir = await testDir('spin-accel-');
+  const runs = await fakeQemuOnPath();
+  const resolver = new AccelResolver('auto', await describedHost('vmx'));
+  resolver.warm(dir);
+  // The fake qemu "boots", so the probe answers kvm and remembers it: no start asked for it.
+  expect(JSON.parse(await fileAppears(join(dir, '.accel-probe.json')))).toMatchObject({
+    accel: 'kvm',
+  });
+  expect((await readFile(runs, 'utf8')).split('\n').filter(Boolean)).toHaveLength(1);
+  expect(await resolver.resolve(dir)).toEqual({ accel: 'kvm', reason: 'probed' });
+  expect((await readFile(runs, 'utf8')).split('\n').filter(Boolean)).toHaveLength(1);
 });

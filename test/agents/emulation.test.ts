@@ -1,11 +1,15 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Agent } from '../../src/agents/agent.js';
 import { SpinError } from '../../src/core/errors.js';
 import { emulationAgent } from '../../src/agents/emulation/emulation-agent.js';
+import { QmpClient } from '../../src/agents/emulation/qmp-client.js';
 import { storageAgent } from '../../src/agents/storage/storage-agent.js';
+import { describedHost } from '../support/described-host.js';
+import { fileAppears } from '../support/file-appears.js';
 import { freePort } from '../support/free-port.js';
 import { makeTempHome, type TempHome } from '../support/temp-home.js';
 import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
@@ -37,14 +41,20 @@ function vm(initrd: 'graceful' | 'stubborn', sshPort?: number): Record<string, u
   };
 }
 
-beforeAll(async () => {
-  tiny = await tinyVm();
-  t = await makeTempHome('spin-emu-');
-  const boot = join(t.home, 'images', 'boot');
+/** A temp home holding the tiny guest's kernel and initrds under `images/boot/`. */
+async function homeWithGuest(): Promise<TempHome> {
+  const home = await makeTempHome('spin-emu-');
+  const boot = join(home.home, 'images', 'boot');
   await mkdir(boot, { recursive: true });
   await copyFile(tiny.kernel, join(boot, 'vmlinuz'));
   await copyFile(tiny.graceful, join(boot, 'graceful.cpio.gz'));
   await copyFile(tiny.stubborn, join(boot, 'stubborn.cpio.gz'));
+  return home;
+}
+
+beforeAll(async () => {
+  tiny = await tinyVm();
+  t = await homeWithGuest();
   const storage = storageAgent();
   await t.run(storage, 'add_volume', { path: 'test' });
   await t.run(storage, 'create_image', { volume: 'test', image: 'disk.raw', image_size: 1 });
@@ -52,7 +62,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Never leave a qemu behind, whatever failed above.
-  for (const id of [1, 2, 3, 4])
+  for (const id of [1, 2, 3, 4, 5, 6])
     await t.run(emulation, 'stop', { id, timeout: 0 }).catch(() => undefined);
   await t.cleanup();
 });
@@ -163,6 +173,58 @@ describe('emulation with a real qemu VM', () => {
   });
 });
 
+describe('emulation start of a qemu that refuses to run', () => {
+  it("fails with qemu's own words, and leaves nothing running", async () => {
+    // A forward from a port that something else holds: qemu exits before it daemonizes.
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      await t.run(emulation, 'write_config', {
+        id: 6,
+        vm: { ...vm('stubborn', port), images: [] },
+      });
+      const refused = await failure(t.run(emulation, 'start', { id: 6 }));
+      expect(refused.code).toBe('action_failed');
+      expect(refused.message).toMatch(/^qemu did not start: .*host forwarding rule/s);
+      expect(existsSync(join(t.home, 'vms', '6', 'qemu.pid'))).toBe(false);
+      expect((await t.run(emulation, 'remove_config', { id: 6 })).output).toBe(
+        'config of vm 6 removed',
+      );
+    } finally {
+      taken.close();
+    }
+  });
+});
+
+describe('emulation start waiting for ready_when', () => {
+  it('fails as soon as the VM exits, without waiting out ready_timeout', async () => {
+    await t.run(emulation, 'write_config', { id: 5, vm: { ...vm('stubborn'), images: [] } });
+    let quitting: Promise<void> | undefined;
+    const ctx = {
+      ...t.ctx(),
+      progress: (line: string) => {
+        // Someone else ends the VM (QMP quit) while the start waits for its console.
+        if (line.startsWith('waiting for the console'))
+          quitting = QmpClient.connect(join(t.home, 'vms', '5', 'qmp.sock'), {
+            timeoutMs: 10_000,
+          }).then(async (qmp) => {
+            await qmp.execute('quit').catch(() => undefined);
+            await qmp.closed;
+          });
+      },
+    };
+    const exited = await failure(
+      emulation.actions
+        .get('start')!
+        .run({ id: 5, ready_when: 'never printed', ready_timeout: '10m' }, ctx),
+    );
+    await quitting;
+    expect(exited.code).toBe('action_failed');
+    expect(exited.message).toBe('VM 5 exited before its console matched ready_when.');
+  });
+});
+
 describe('emulation start that fails after launching qemu', () => {
   /** The pid of the qemu the start launched, from the progress line it reports. */
   function launchedPid(lines: readonly string[]): number {
@@ -218,5 +280,49 @@ describe('emulation start that fails after launching qemu', () => {
     );
     expect(aborted.code).toBe('cancelled');
     await expectNoQemu(4, launchedPid(lines));
+  });
+});
+
+describe('emulation accelerator', () => {
+  /** Starts VM 1 of `home` with `agent` (a stubborn guest without disks), then ends it. */
+  async function startOnce(agent: Agent, home: TempHome): Promise<string> {
+    await home.run(agent, 'write_config', { id: 1, vm: { ...vm('stubborn'), images: [] } });
+    try {
+      return (await home.run(agent, 'start', { id: 1 })).output;
+    } finally {
+      await home.run(agent, 'stop', { id: 1, timeout: 0 });
+      await home.cleanup();
+    }
+  }
+
+  it('starts under tcg, with no probe, where /dev/kvm opens but the CPU has no vmx or svm', async () => {
+    const home = await homeWithGuest();
+    const agent = emulationAgent({ host: await describedHost('') });
+    expect(await startOnce(agent, home)).toMatch(/^vm 1 started \(pid \d+, tcg\)$/);
+    expect(home.lines).toContain('starting qemu (tcg: the CPU has no vmx or svm flag)');
+    // A probe leaves its answer for the rest of the host's boot; none ran.
+    expect(existsSync(join(home.home, 'vms', '.accel-probe.json'))).toBe(false);
+  });
+
+  it('decides the accelerator when the agent starts, and the first start runs with it', async () => {
+    const home = await homeWithGuest();
+    // A CPU with vmx: the decision needs a probe of KVM (real qemu, a few seconds at most).
+    const agent = emulationAgent({ host: await describedHost('vmx') });
+    await mkdir(join(home.home, 'vms')); // watched for the answer below
+    agent.prepare?.(home.ctx().roots);
+    const probed = JSON.parse(await fileAppears(join(home.home, 'vms', '.accel-probe.json'))) as {
+      accel: string;
+    };
+    const output = await startOnce(agent, home);
+    expect(output).toMatch(/^vm 1 started \(pid \d+, (tcg|kvm)\)$/);
+    expect(output).toContain(`, ${probed.accel})`);
+  });
+
+  it('runs a forced accelerator whatever the host says', async () => {
+    const home = await homeWithGuest();
+    const agent = emulationAgent({ accel: 'tcg', host: await describedHost('vmx') });
+    expect(await startOnce(agent, home)).toMatch(/^vm 1 started \(pid \d+, tcg\)$/);
+    expect(home.lines).toContain('starting qemu (tcg)');
+    expect(existsSync(join(home.home, 'vms', '.accel-probe.json'))).toBe(false);
   });
 });

@@ -66,6 +66,21 @@ describe('QmpClient', () => {
     qmp.close();
   });
 
+  it('says qemu is ending on its SHUTDOWN event, or when the monitor hangs up', async () => {
+    const first = await QmpClient.connect(join(dir, 'qmp.sock'), { timeoutMs: 2000 });
+    peer?.write('{"event": "SHUTDOWN", "data": {"guest": true}}\n');
+    await first.ending;
+    // ... while the connection is still open.
+    expect(await Promise.race([first.closed.then(() => 'closed'), Promise.resolve('open')])).toBe(
+      'open',
+    );
+    first.close();
+    const second = await QmpClient.connect(join(dir, 'qmp.sock'), { timeoutMs: 2000 });
+    peer?.destroy();
+    await second.ending;
+    await second.closed;
+  });
+
   it('rejects pending commands when the monitor hangs up', async () => {
     const qmp = await QmpClient.connect(join(dir, 'qmp.sock'), { timeoutMs: 2000 });
     const pending = qmp.execute('hang');

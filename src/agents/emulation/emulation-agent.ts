@@ -4,10 +4,10 @@ import { SpinError } from '../../core/errors.js';
 import { absenceOf } from '../agent.js';
 import type { ActionContext, Agent, AgentAction, Observation } from '../agent.js';
 import type { ActionSpec } from '../action-spec.js';
-import { confinePath } from '../confined-path.js';
+import { confinePath, confineRoot } from '../confined-path.js';
 import { writeFileAtomic } from '../fs-util.js';
 import { objectParam, optionalStringParam, type Params } from '../params.js';
-import type { AccelChoice } from './accel.js';
+import { AccelResolver, type AccelChoice, type HostFiles } from './accel.js';
 import { builtinSpec } from '../registry.js';
 import {
   parseVmConfig,
@@ -19,12 +19,14 @@ import {
   type VmPaths,
 } from './vm-config.js';
 import { discardVm, inspectVm, launchVm, stopVm, type StopStep } from './vm-lifecycle.js';
-import { consoleTail, isOurQemu, readPid, waitForConsole } from './vm-process.js';
+import { consoleTail, findQemu, waitForConsole, type QemuProcess } from './vm-process.js';
 
 /** How the emulation agent runs qemu. */
 export interface EmulationAgentOptions {
-  /** `auto` (default) probes whether KVM really works; `tcg` or `kvm` force one. */
+  /** `auto` (default) uses KVM only where it really works; `tcg` or `kvm` force one. */
   accel?: AccelChoice;
+  /** Where the facts of the host are read (`/proc/cpuinfo`, `/dev/kvm`, …); the real ones by default. */
+  host?: HostFiles;
 }
 
 const defaultStopMs = 30_000;
@@ -81,8 +83,7 @@ async function checkConfigPaths(ctx: ActionContext, config: VmConfig): Promise<v
 }
 
 async function running(paths: VmPaths): Promise<boolean> {
-  const pid = await readPid(paths.pid);
-  return pid !== undefined && (await isOurQemu(pid, paths.pid));
+  return (await findQemu(paths.pid)) !== undefined;
 }
 
 const writeConfig: AgentAction = {
@@ -139,7 +140,7 @@ function readyPattern(params: Params): RegExp | undefined {
   }
 }
 
-function startAction(options: EmulationAgentOptions): AgentAction {
+function startAction(accels: AccelResolver): AgentAction {
   return {
     spec: specOf('start'),
     async run(params, ctx) {
@@ -148,20 +149,27 @@ function startAction(options: EmulationAgentOptions): AgentAction {
       const pattern = readyPattern(params);
       const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
       const started = Date.now();
-      if (await running(paths)) {
+      const found = await findQemu(paths.pid);
+      if (found !== undefined) {
         // Not launched by this start: a failed wait below leaves it as it found it.
         let output = `vm ${paths.id} already running`;
         if (pattern !== undefined)
-          output += await waitReady(paths, pattern, timeoutMs, ctx, started);
+          output += await waitReady(paths, found, pattern, timeoutMs, ctx, started);
         return { output, observed: await observeRun(params, ctx) };
       }
-      const { pid, accel } = await launchVm(ctx, paths, config, options.accel ?? 'auto');
+      const { qemu, accel, status } = await launchVm(ctx, paths, config, accels);
       // From here on the qemu is this start's: if the start fails, it is ended, so that nothing
       // runs that the state does not record as started.
       try {
-        let output = `vm ${paths.id} started (pid ${String(pid)}, ${accel})`;
-        if (pattern !== undefined)
-          output += await waitReady(paths, pattern, timeoutMs, ctx, started);
+        let output = `vm ${paths.id} started (pid ${String(qemu.pid)}, ${accel})`;
+        if (pattern === undefined) {
+          // What the launch saw a moment ago is what an observation would see now.
+          return {
+            output,
+            observed: { present: true, details: { state: 'running', pid: qemu.pid, status } },
+          };
+        }
+        output += await waitReady(paths, qemu, pattern, timeoutMs, ctx, started);
         return { output, observed: await observeRun(params, ctx) };
       } catch (error) {
         throw await discardVm(paths, ctx.progress, error);
@@ -175,6 +183,7 @@ function startAction(options: EmulationAgentOptions): AgentAction {
 /** Waits until the console matches `pattern`; the output's `; ready after …`, or throws. */
 async function waitReady(
   paths: VmPaths,
+  qemu: QemuProcess,
   pattern: RegExp,
   timeoutMs: number,
   ctx: ActionContext,
@@ -184,7 +193,7 @@ async function waitReady(
   const outcome = await waitForConsole(paths.console, pattern, {
     timeoutMs,
     signal: ctx.signal,
-    alive: () => running(paths),
+    qemu,
   });
   if (outcome !== 'matched') {
     const tail = await consoleTail(paths.console);
@@ -229,8 +238,23 @@ const stop: AgentAction = {
  * start runs a detached qemu with a QMP socket, pid file and serial console log in that directory,
  * and a start that fails after it launched qemu (error, `ready_when` timeout, abort) ends that
  * qemu; stop escalates from ACPI powerdown to QMP quit to SIGKILL. All four are idempotent.
+ * `prepare` decides the accelerator (see `AccelResolver`) before the first start needs it.
  */
 export function emulationAgent(options: EmulationAgentOptions = {}): Agent {
-  const actions = [writeConfig, removeConfig, startAction(options), stop];
-  return { resource: 'emulation', actions: new Map(actions.map((a) => [a.spec.action, a])) };
+  const accels = new AccelResolver(options.accel ?? 'auto', options.host);
+  const actions = [writeConfig, removeConfig, startAction(accels), stop];
+  return {
+    resource: 'emulation',
+    actions: new Map(actions.map((a) => [a.spec.action, a])),
+    // The accelerator is decided as the agent starts, so that a probe (where one is needed)
+    // overlaps planning and the commands before the first start, rather than delaying it.
+    prepare(roots) {
+      confineRoot(roots.vms).then(
+        (dir) => {
+          accels.warm(dir);
+        },
+        () => undefined, // the first start meets the same problem and reports it
+      );
+    },
+  };
 }

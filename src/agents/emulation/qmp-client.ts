@@ -45,12 +45,20 @@ export class QmpClient {
   private greetingSeen = false;
   /** Resolves when the connection closes (for a VM, usually when qemu exits). */
   readonly closed: Promise<void>;
+  /**
+   * Resolves when qemu says it is going away: its `SHUTDOWN` event (the guest powered off, or a
+   * `quit`), or the connection closing, whichever comes first.
+   */
+  readonly ending: Promise<void>;
+  private shutdownSeen: (() => void) | undefined;
 
   private constructor(private readonly socket: Socket) {
+    this.ending = new Promise((resolve) => (this.shutdownSeen = resolve));
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
         for (const p of this.pending.values()) p.reject(unreachable('The QMP connection closed.'));
         this.pending.clear();
+        this.shutdownSeen?.();
         resolve();
       });
     });
@@ -69,11 +77,13 @@ export class QmpClient {
   }
 
   /**
-   * Connects to the QMP socket at `path`, retrying while it does not exist or refuses, until
-   * `timeoutMs`; then waits for the greeting and negotiates capabilities. Throws `unreachable`.
+   * Connects to the QMP socket at `path`, retrying while it does not exist or refuses (after
+   * 5 ms, then at doubling intervals up to 250 ms), until `timeoutMs`; then waits for the
+   * greeting and negotiates capabilities. Throws `unreachable`.
    */
   static async connect(path: string, options: QmpConnectOptions): Promise<QmpClient> {
     const deadline = Date.now() + options.timeoutMs;
+    let delay = 5;
     for (;;) {
       if (options.signal?.aborted === true) throw abortedError(options.signal, 'Connecting to QMP');
       try {
@@ -87,7 +97,9 @@ export class QmpClient {
             ? error
             : unreachable(`QMP socket ${path} did not answer.`, error);
         }
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Not there yet (qemu still starting): try again, at doubling intervals up to 250 ms.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(delay, deadline - Date.now())));
+        delay = Math.min(delay * 2, 250);
       }
     }
   }
@@ -132,6 +144,7 @@ export class QmpClient {
     }
     if (typeof message['event'] === 'string') {
       const event = message as unknown as QmpEvent;
+      if (event.event === 'SHUTDOWN') this.shutdownSeen?.();
       this.events.push(event);
       for (const waiter of this.waiters) waiter(event);
       return;

@@ -1,15 +1,15 @@
+import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import { loadExeca } from '../load-execa.js';
 import { SpinError, messageOf } from '../../core/errors.js';
 import { throwIfAborted } from '../abort.js';
 import type { ActionContext } from '../agent.js';
 import { confinePath, confineRoot } from '../confined-path.js';
 import { detectFormat } from '../storage/image-file.js';
-import { resolveAccel, type AccelChoice } from './accel.js';
+import type { AccelReason, AccelResolver } from './accel.js';
 import { buildQemuArgv, type Accel, type QemuLaunch, type ResolvedDrive } from './qemu-argv.js';
 import { QmpClient } from './qmp-client.js';
 import type { VmConfig, VmPaths } from './vm-config.js';
-import { consoleTail, isOurQemu, readPid, waitForExit } from './vm-process.js';
+import { consoleTail, findQemu, stillRuns, waitForExit, type QemuProcess } from './vm-process.js';
 
 /**
  * The run state of a VM as spin sees it:
@@ -37,22 +37,27 @@ const quitWaitMs = 5000;
 
 /** Looks at a VM: pid alive and ours, and QMP's status. */
 export async function inspectVm(paths: VmPaths, signal: AbortSignal): Promise<VmStatus> {
-  const pid = await readPid(paths.pid);
-  if (pid === undefined || !(await isOurQemu(pid, paths.pid))) return { state: 'stopped' };
+  const qemu = await findQemu(paths.pid);
+  if (qemu === undefined) return { state: 'stopped' };
   try {
-    const qmp = await QmpClient.connect(paths.qmp, { timeoutMs: 3000, signal });
-    try {
-      const reply = (await qmp.execute('query-status')) as { status?: unknown };
-      return {
-        state: 'running',
-        pid,
-        status: typeof reply.status === 'string' ? reply.status : 'unknown',
-      };
-    } finally {
-      qmp.close();
-    }
+    return { state: 'running', pid: qemu.pid, status: await queryStatus(paths, 3000, signal) };
   } catch {
-    return { state: 'stopped', pid, status: 'qmp-unreachable' };
+    return { state: 'stopped', pid: qemu.pid, status: 'qmp-unreachable' };
+  }
+}
+
+/** QMP's `query-status` status of the VM (`running`, `paused`, …); throws when QMP is silent. */
+async function queryStatus(
+  paths: VmPaths,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<string> {
+  const qmp = await QmpClient.connect(paths.qmp, { timeoutMs, signal });
+  try {
+    const reply = (await qmp.execute('query-status')) as { status?: unknown };
+    return typeof reply.status === 'string' ? reply.status : 'unknown';
+  } finally {
+    qmp.close();
   }
 }
 
@@ -88,60 +93,98 @@ export async function resolveLaunchFiles(
   };
 }
 
+/** What a launch started: the qemu, its accelerator, and QMP's first status. */
+export interface LaunchedVm {
+  qemu: QemuProcess;
+  accel: Accel;
+  status: string;
+}
+
+/** How a daemonizing qemu ended: its exit code (null when a signal ended it) and stderr. */
+interface DaemonizeEnd {
+  code: number | null;
+  stderr: string;
+  error?: Error;
+}
+
+const maxStderr = 64 * 1024;
+const daemonizeMs = 60_000;
+
+/**
+ * Runs `qemu-system-x86_64 argv` (which holds `-daemonize`) and waits until the process spin
+ * started has exited and closed its stderr: qemu's parent exits once the VM is set up, and the
+ * VM runs on, detached, with its output sent to /dev/null. Killed after a minute.
+ */
+function daemonize(argv: string[], cwd: string): Promise<DaemonizeEnd> {
+  return new Promise((resolve) => {
+    const child = spawn('qemu-system-x86_64', argv, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let error: Error | undefined;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, daemonizeMs);
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      if (stderr.length < maxStderr) stderr += chunk;
+    });
+    child.once('error', (e) => (error = e));
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr, ...(error === undefined ? {} : { error }) });
+    });
+  });
+}
+
+const accelNotes: Record<AccelReason, string> = {
+  forced: '',
+  'no-kvm-device': ': no usable /dev/kvm',
+  'no-virt-flag': ': the CPU has no vmx or svm flag',
+  remembered: '',
+  probed: '',
+};
+
 /**
  * Starts qemu detached (`-daemonize`: qemu returns once the VM is set up, and the VM outlives this
- * process), then checks that QMP answers. Returns the pid and accelerator. The launch itself is
- * not interrupted by `ctx.signal` (it is short and bounded, and a qemu killed while daemonizing
- * could leave a VM nobody knows of); the signal is checked once it is done. Whatever fails after
- * qemu was started, the qemu is ended (see `discardVm`) before the error is thrown.
+ * process), then checks that QMP answers. The accelerator is decided while the files are checked.
+ * The launch itself is not interrupted by `ctx.signal` (it is short and bounded, and a qemu
+ * killed while daemonizing could leave a VM nobody knows of); the signal is checked once it is
+ * done. Whatever fails after qemu was started, the qemu is ended (see `discardVm`) before the
+ * error is thrown.
  */
 export async function launchVm(
   ctx: ActionContext,
   paths: VmPaths,
   config: VmConfig,
-  accelChoice: AccelChoice,
-): Promise<{ pid: number; accel: Accel }> {
-  const files = await resolveLaunchFiles(ctx, config);
-  const accel = await resolveAccel(accelChoice, await confineRoot(ctx.roots.vms));
+  accels: AccelResolver,
+): Promise<LaunchedVm> {
+  const [files, { accel, reason }] = await Promise.all([
+    resolveLaunchFiles(ctx, config),
+    confineRoot(ctx.roots.vms).then((dir) => accels.resolve(dir)),
+    rm(paths.qmp, { force: true }),
+    rm(paths.pid, { force: true }),
+  ]);
   throwIfAborted(ctx.signal, 'Starting qemu');
-  await rm(paths.qmp, { force: true });
-  await rm(paths.pid, { force: true });
   const argv = buildQemuArgv({ config, paths, accel, ...files });
-  ctx.progress(`starting qemu (${accel})`);
+  ctx.progress(`starting qemu (${accel}${accelNotes[reason]})`);
   try {
-    const result = await (
-      await loadExeca()
-    )('qemu-system-x86_64', argv, {
-      cwd: paths.dir,
-      stdin: 'ignore',
-      reject: false,
-      timeout: 60_000,
-    });
+    const end = await daemonize(argv, paths.dir);
     throwIfAborted(ctx.signal, 'Starting qemu');
-    if (result.failed) {
-      throw new SpinError(
-        'action_failed',
-        `qemu did not start: ${result.stderr.trim() || result.shortMessage || ''}`,
-        { details: { exitCode: result.exitCode ?? null } },
-      );
+    if (end.code !== 0) {
+      const why = end.stderr.trim() || end.error?.message || 'it was killed';
+      throw new SpinError('action_failed', `qemu did not start: ${why}`, {
+        details: { exitCode: end.code },
+      });
     }
-    const pid = await readPid(paths.pid);
-    if (pid === undefined || !(await isOurQemu(pid, paths.pid))) {
+    const qemu = await findQemu(paths.pid);
+    if (qemu === undefined) {
       throw new SpinError('action_failed', 'qemu started but is not running.', {
         details: { console: await consoleTail(paths.console) },
       });
     }
-    ctx.progress(`qemu running (pid ${String(pid)})`);
+    ctx.progress(`qemu running (pid ${String(qemu.pid)})`);
+    let status: string;
     try {
-      const qmp = await QmpClient.connect(paths.qmp, {
-        timeoutMs: qmpTimeoutMs,
-        signal: ctx.signal,
-      });
-      try {
-        await qmp.execute('query-status');
-      } finally {
-        qmp.close();
-      }
+      status = await queryStatus(paths, qmpTimeoutMs, ctx.signal);
     } catch (error) {
       if (error instanceof SpinError && ctx.signal.aborted) throw error;
       throw new SpinError(
@@ -150,7 +193,7 @@ export async function launchVm(
         { cause: error, retryable: true },
       );
     }
-    return { pid, accel };
+    return { qemu, accel, status };
   } catch (error) {
     throw await discardVm(paths, ctx.progress, error);
   }
@@ -176,8 +219,8 @@ export async function stopVm(
   ctx: Pick<ActionContext, 'signal' | 'progress'>,
   options: StopOptions = {},
 ): Promise<StopStep> {
-  const pid = await readPid(paths.pid);
-  if (pid === undefined || !(await isOurQemu(pid, paths.pid))) return 'already-stopped';
+  const qemu = await findQemu(paths.pid);
+  if (qemu === undefined) return 'already-stopped';
   let qmp: QmpClient | undefined;
   try {
     qmp = await QmpClient.connect(paths.qmp, { timeoutMs: 3000, signal: ctx.signal });
@@ -186,25 +229,29 @@ export async function stopVm(
   }
   try {
     if (qmp !== undefined) {
+      // Waits end early on qemu's SHUTDOWN event or its monitor closing, not by polling.
       if (options.powerdown ?? true) {
         ctx.progress('sending ACPI powerdown');
         await qmp.execute('system_powerdown').catch(() => undefined);
-        if (await waitForExit(pid, timeoutMs, ctx.signal, qmp.closed)) return 'powerdown';
+        if (await waitForExit(qemu, timeoutMs, ctx.signal, qmp.ending)) return 'powerdown';
         ctx.progress('powerdown timed out; sending QMP quit');
       } else {
         ctx.progress('sending QMP quit');
       }
       await qmp.execute('quit').catch(() => undefined); // the reply may be lost as qemu exits
-      if (await waitForExit(pid, quitWaitMs, ctx.signal, qmp.closed)) return 'quit';
+      if (await waitForExit(qemu, quitWaitMs, ctx.signal, qmp.ending)) return 'quit';
     }
     ctx.progress('killing qemu');
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
+    // Only the qemu found above: a pid that now names another process is left alone.
+    if (stillRuns(qemu)) {
+      try {
+        process.kill(qemu.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
     }
-    if (!(await waitForExit(pid, quitWaitMs, ctx.signal))) {
-      throw new SpinError('action_failed', `qemu (pid ${String(pid)}) survived SIGKILL.`, {
+    if (!(await waitForExit(qemu, quitWaitMs, ctx.signal))) {
+      throw new SpinError('action_failed', `qemu (pid ${String(qemu.pid)}) survived SIGKILL.`, {
         retryable: true,
       });
     }

@@ -1,10 +1,12 @@
 import { watch } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
+import { processStartTime } from '../../core/process-identity.js';
 import { abortedError } from '../abort.js';
 import { errnoOf } from '../fs-util.js';
 
 /** The pid in a qemu pid file, or undefined when there is none. */
-export async function readPid(pidFile: string): Promise<number | undefined> {
+async function readPid(pidFile: string): Promise<number | undefined> {
   try {
     const pid = Number((await readFile(pidFile, 'utf8')).trim());
     return Number.isInteger(pid) && pid > 1 ? pid : undefined;
@@ -14,50 +16,93 @@ export async function readPid(pidFile: string): Promise<number | undefined> {
   }
 }
 
-/** Whether `pid` is a live process (a zombie, exited but not reaped, counts as gone). */
-export async function isAlive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${String(pid)}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
+/**
+ * A qemu of spin's: its pid and its start time, so that a later process given the same pid is
+ * never taken for it (nor signalled).
+ */
+export interface QemuProcess {
+  pid: number;
+  startTime: number;
+}
+
+/** Whether `qemu` still runs: its pid is live (not a zombie) and started when it did. */
+export function stillRuns(qemu: QemuProcess): boolean {
+  return processStartTime(qemu.pid) === qemu.startTime;
 }
 
 /**
- * Whether `pid` is the qemu of the VM whose pid file is `pidFile`: alive and with that exact pid
- * file in its command line. A recycled pid of another process never passes.
+ * The qemu of the VM whose pid file is `pidFile`, or undefined when none runs: the pid the file
+ * names must be live, not a zombie, and have that exact pid file in its command line, all of one
+ * process (its start time is the same before and after the command line is read).
  */
-export async function isOurQemu(pid: number, pidFile: string): Promise<boolean> {
-  if (!(await isAlive(pid))) return false;
+export async function findQemu(pidFile: string): Promise<QemuProcess | undefined> {
+  const pid = await readPid(pidFile);
+  if (pid === undefined) return undefined;
+  const startTime = processStartTime(pid);
+  if (startTime === undefined) return undefined;
   try {
     const args = (await readFile(`/proc/${String(pid)}/cmdline`, 'utf8')).split('\0');
-    return args.some((a) => a.includes('qemu-system')) && args.includes(pidFile);
+    if (!args.some((a) => a.includes('qemu-system')) || !args.includes(pidFile)) return undefined;
   } catch {
-    return false;
+    return undefined;
   }
+  return processStartTime(pid) === startTime ? { pid, startTime } : undefined;
+}
+
+/** The first re-check of a wait that has no event to tell it; each later one waits twice as long. */
+const firstCheckMs = 10;
+/** The longest a wait goes without looking again: what it may learn late when no event comes. */
+const slowestCheckMs = 1000;
+
+/**
+ * Resolves after `ms`, or as soon as `signal` aborts or `wake` settles, whichever is first: true
+ * when `wake` ended it. It leaves no timer or listener behind.
+ */
+export function pause(ms: number, signal: AbortSignal, wake?: Promise<unknown>): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (woken: boolean): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', aborted);
+      resolve(woken);
+    };
+    const aborted = (): void => {
+      done(false);
+    };
+    const timer = setTimeout(aborted, ms);
+    signal.addEventListener('abort', aborted, { once: true });
+    const woken = (): void => {
+      done(true);
+    };
+    void wake?.then(woken, woken);
+  });
 }
 
 /**
- * Waits until `pid` is gone, or `timeoutMs` passes (false). `woken` (e.g. the QMP connection
- * closing) ends a wait early; the pid is otherwise checked every 50 ms, as a process that is not
- * our child gives no event of its exit.
+ * Waits until `qemu` is gone, or `timeoutMs` passes (false). qemu runs detached, so no exit event
+ * of the process itself reaches spin: `woken` stands for one (the QMP connection closing, the
+ * `SHUTDOWN` event), and the process is looked at again when it fires. Without it, it is looked at
+ * after 10 ms, then at doubling intervals of at most a second, so a long wait costs a few dozen
+ * wake-ups, not one every few milliseconds.
  */
 export async function waitForExit(
-  pid: number,
+  qemu: QemuProcess,
   timeoutMs: number,
   signal: AbortSignal,
   woken?: Promise<unknown>,
 ): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  let wake = false;
-  void woken?.then(() => (wake = true));
+  let delay = firstCheckMs;
+  let wake = woken;
   for (;;) {
-    if (!(await isAlive(pid))) return true;
+    if (!stillRuns(qemu)) return true;
     if (signal.aborted) throw abortedError(signal, 'Waiting for qemu to exit');
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, wake ? 10 : 50));
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    if (await pause(Math.min(delay, left), signal, wake)) {
+      // qemu is on its way out: look again soon, without the event, which stays settled.
+      wake = undefined;
+      delay = firstCheckMs;
+    } else delay = Math.min(delay * 2, slowestCheckMs);
   }
 }
 
@@ -88,39 +133,94 @@ export function consoleTail(path: string, bytes = 4096): Promise<string> {
 export type ConsoleWait = 'matched' | 'timeout' | 'exited';
 
 /**
- * Waits until the console log matches `pattern` (tested on its last 256 KiB), the VM exits, or
- * `timeoutMs` passes. Woken by file change events, with a slow re-check as a fallback where
- * change events are not delivered.
+ * The end of a log that grows, kept in memory: `update` reads only what was appended since the
+ * last call (one `fstat` when nothing was). A log that shrank (truncated by a new qemu) is read
+ * afresh.
+ */
+class LogTail {
+  #handle: FileHandle | undefined;
+  #offset = 0;
+  #text = '';
+  #decoder = new StringDecoder('utf8');
+
+  constructor(
+    private readonly path: string,
+    private readonly bytes: number,
+  ) {}
+
+  async update(): Promise<string> {
+    if (this.#handle === undefined) {
+      try {
+        this.#handle = await open(this.path, 'r');
+      } catch {
+        return this.#text; // not there yet
+      }
+    }
+    const { size } = await this.#handle.stat();
+    if (size < this.#offset) this.#restart(0);
+    if (size === this.#offset) return this.#text;
+    if (size - this.#offset > this.bytes) this.#restart(size - this.bytes);
+    const buffer = Buffer.alloc(size - this.#offset);
+    const { bytesRead } = await this.#handle.read(buffer, 0, buffer.length, this.#offset);
+    this.#offset += bytesRead;
+    const text = this.#text + this.#decoder.write(buffer.subarray(0, bytesRead));
+    this.#text = text.length > this.bytes ? text.slice(-this.bytes) : text;
+    return this.#text;
+  }
+
+  #restart(offset: number): void {
+    this.#offset = offset;
+    this.#text = '';
+    this.#decoder = new StringDecoder('utf8');
+  }
+
+  async close(): Promise<void> {
+    await this.#handle?.close();
+  }
+}
+
+/**
+ * Waits until the console log matches `pattern` (tested on its last 256 KiB), `qemu` exits, or
+ * `timeoutMs` passes. What the log gains is read when it changes (file change events); whether
+ * qemu still runs is checked at doubling intervals of at most a second, which also reads the log
+ * where change events are not delivered. A wait with nothing happening costs a wake-up a second.
  */
 export async function waitForConsole(
   path: string,
   pattern: RegExp,
-  options: { timeoutMs: number; signal: AbortSignal; alive: () => Promise<boolean> },
+  options: { timeoutMs: number; signal: AbortSignal; qemu: QemuProcess },
 ): Promise<ConsoleWait> {
   const deadline = Date.now() + options.timeoutMs;
+  const tail = new LogTail(path, 256 * 1024);
+  // Counts change events, which may come while the log is being read.
+  let changes = 0;
   let poke: (() => void) | undefined;
   let watcher: ReturnType<typeof watch> | undefined;
   try {
-    watcher = watch(path, () => poke?.());
+    watcher = watch(path, () => {
+      changes++;
+      poke?.();
+    });
   } catch {
-    watcher = undefined; // the re-check below still finds the match
+    watcher = undefined; // the re-checks below still find the match
   }
+  let delay = firstCheckMs;
   try {
     for (;;) {
-      if (pattern.test(await readTail(path, 256 * 1024))) return 'matched';
+      const seen = changes;
+      if (pattern.test(await tail.update())) return 'matched';
       if (options.signal.aborted) throw abortedError(options.signal, 'Waiting for the console');
-      if (!(await options.alive())) return 'exited';
+      if (!stillRuns(options.qemu)) return 'exited';
       const left = deadline - Date.now();
       if (left <= 0) return 'timeout';
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 250));
-        poke = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      if (changes !== seen) continue; // written to while it was read
+      const wake = new Promise<void>((resolve) => (poke = resolve));
+      if (!(await pause(Math.min(delay, left), options.signal, wake)))
+        delay = Math.min(delay * 2, slowestCheckMs);
+      poke = undefined;
     }
   } finally {
     watcher?.close();
+    await tail.close();
   }
 }
