@@ -51,6 +51,9 @@ export function ttyRenderer(sink: Sink, verb: string): Renderer {
       {
         concurrent: true,
         exitOnError: false,
+        // listr2 would end the process on Ctrl-C (exit 127) before the apply could cancel what
+        // has not run and record it: the command's own handler (interruptSignal) does that.
+        registerSignalListeners: false,
         rendererOptions: { collapseSubtasks: false, collapseErrors: false },
       },
     );

@@ -19,7 +19,7 @@ import { watchPackages } from '../watch/watch-packages.js';
 export default class Watch extends SpinCommand {
   static override summary = 'Keep a directory of packages applied.';
   static override description =
-    'Applies every *.spin.yaml below the directory, then re-applies a package whenever its file is saved (once the file has settled), and every package at each --interval to repair drift. An invalid file is reported until fixed, and its package keeps its last good content. A removed file leaves its package as it is, or with --prune destroys it. Ctrl-C or SIGTERM stops cleanly. With --once, reconciles everything once and exits with the codes of spin apply: 0 ok, 1 a command failed, 2 invalid input (nothing runs), 3 the state is locked or corrupt.';
+    'Applies every *.spin.yaml below the directory, then re-applies a package whenever its file is saved (once the file has settled), and every package at each --interval to repair drift. An invalid file is reported until fixed, and its package keeps its last good content. A removed file leaves its package as it is, or with --prune destroys it. Ctrl-C or SIGTERM stops cleanly and exits 0 (being stopped is how a watch ends). With --once, reconciles everything once and exits with the codes of spin apply: 0 ok, 1 a command failed, 2 invalid input (nothing runs), 3 the state is locked or corrupt.';
   static override examples = [
     '<%= config.bin %> watch packages/',
     '<%= config.bin %> watch packages/ --prune --interval 1m',
