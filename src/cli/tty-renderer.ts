@@ -11,6 +11,8 @@ import type { Renderer, Sink } from './reconcile-lines.js';
 
 /** Packages with more commands than this show one line of counts instead of a line each. */
 const maxLines = 25;
+/** Failed and skipped commands named under such a line, at most. */
+const maxNamed = 50;
 
 type Task = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRenderer>;
 
@@ -113,6 +115,7 @@ export function ttyRenderer(sink: Sink, verb: string): Renderer {
         const counts = new Map<CommandPhase, number>();
         const running: string[] = [];
         const failures: string[] = [];
+        const skips: string[] = [];
         for (const key of keys) {
           const view = views.get(key);
           if (view === undefined) continue;
@@ -120,6 +123,7 @@ export function ttyRenderer(sink: Sink, verb: string): Renderer {
           counts.set(view.phase, (counts.get(view.phase) ?? 0) + 1);
           if (view.phase === 'running') running.push(id);
           if (view.phase === 'failed') failures.push(`${id} failed: ${view.reason ?? 'failed'}`);
+          if (view.phase === 'skipped') skips.push(`${id} skipped: ${view.reason ?? 'skipped'}`);
         }
         const n = (phase: CommandPhase): number => counts.get(phase) ?? 0;
         const settled = n('succeeded') + n('failed') + n('skipped') + n('cancelled');
@@ -130,7 +134,15 @@ export function ttyRenderer(sink: Sink, verb: string): Renderer {
         if (running.length > 0) parts.push(`running ${running.slice(0, 3).join(', ')}`);
         task.title = `${start.package} (${start.phase}): ${parts.join(', ')}`;
         if (settled === keys.length) {
-          if (failures.length > 0) reject(new Error(failures.join('\n')));
+          // The line of counts names no command: what failed, and what it skipped, is named here.
+          const named = [...failures, ...skips];
+          const shown = named.slice(0, maxNamed);
+          if (named.length > maxNamed) {
+            shown.push(
+              `… and ${String(named.length - maxNamed)} more (spin status ${start.package})`,
+            );
+          }
+          if (failures.length > 0) reject(new Error(shown.join('\n')));
           else resolve();
         }
       };

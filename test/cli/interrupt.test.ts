@@ -61,3 +61,31 @@ describe('Ctrl-C during spin apply', () => {
     });
   }
 });
+
+describe('a package too large for a line per command', () => {
+  it('names in the terminal what failed and what it skipped, with reasons', async () => {
+    const home = await testDir('spin-large-');
+    const file = join(home, 'big.spin.yaml');
+    const lines = ['package: big', 'commands:'];
+    lines.push(
+      `  broken: { resource: shell, action: run, params: { argv: [node, ${JSON.stringify(fake)}, --fail=3] } }`,
+    );
+    for (let i = 0; i < 28; i++) {
+      lines.push(
+        `  v${String(i)}: { resource: storage, action: add_volume, params: { path: v${String(i)} } }`,
+      );
+    }
+    lines.push(
+      '  after: { resource: storage, action: add_volume, needs: [broken], params: { path: x } }',
+    );
+    await writeFile(file, `${lines.join('\n')}\n`);
+    const run = await spin(['apply', file, '--allow-shell', '--output', 'tty'], {
+      env: { SPIN_HOME: home },
+    });
+    expect(run.code).toBe(1);
+    const shown = run.stdout + run.stderr;
+    expect(shown).toMatch(/broken failed: .*exited with code 3/);
+    expect(shown).toMatch(/after skipped: needs .broken., which failed/);
+    expect(shown).toMatch(/Apply finished with failures: 28 succeeded, 1 failed, 1 skipped\./);
+  });
+});
