@@ -10,6 +10,7 @@ import { runPackages } from './run-packages.js';
 import { selectCommands } from '../plan/selection.js';
 import { ReconcileSession } from './session.js';
 import type { CommandRecord } from '../core/state-types.js';
+import { SpinError } from '../core/errors.js';
 
 /** What `spin apply` and `spin plan` are asked to do. */
 export interface ReconcileOptions {
@@ -87,6 +88,7 @@ export async function applyIn(
   const summary = emptySummary();
   summary.unchanged = plans.flatMap((p) => p.items).filter((i) => i.action === 'unchanged').length;
   const requests = plans.map((p) => applyRequest(p, selected.get(p.name) ?? new Set()));
+  await refuseShellWithoutFlag(session, requests);
   const prunes = options.prune === true ? plans.map((p) => pruneRequest(p, session)) : [];
   await runThroughBroker(session, [requests, prunes], summary, options);
   emit({ type: 'done', summary });
@@ -154,6 +156,36 @@ export async function runThroughBroker(
     // A run ends with its results folded into the state file (the journal only bridges a run).
     await state.fold();
   }
+}
+
+/**
+ * Refuses, before anything runs, shell commands that the agents of this process would refuse
+ * one by one: with the embedded broker they run here, and only with `--allow-shell`. (A daemon
+ * decides for itself: it was started with or without the flag.)
+ */
+async function refuseShellWithoutFlag(
+  session: ReconcileSession,
+  requests: readonly RunRequest[],
+): Promise<void> {
+  if (session.allowShell) return;
+  const shell = requests.flatMap((r) =>
+    r.commands.filter((c) => c.resource === 'shell').map((c) => `${r.name}/${c.id ?? ''}`),
+  );
+  if (shell.length === 0 || (await session.broker()).kind !== 'embedded') return;
+  const listed =
+    shell.length > 5
+      ? `${shell.slice(0, 5).join(', ')} and ${String(shell.length - 5)} more`
+      : shell.join(', ');
+  throw new SpinError(
+    'shell_disabled',
+    `${listed} ${shell.length === 1 ? 'is a shell command, which runs' : 'are shell commands, which run'} only with --allow-shell; nothing was run`,
+    {
+      details: { commands: shell },
+      suggestions: [
+        'Run the apply again with --allow-shell to let them run, or start the daemon with --allow-shell.',
+      ],
+    },
+  );
 }
 
 function count(

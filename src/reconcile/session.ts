@@ -41,6 +41,8 @@ export class ReconcileSession {
   readonly command: string;
   /** The state file, as an absolute path: how packages name the state they report to. */
   readonly statePath: string;
+  /** Whether this process's agents may run shell commands (`--allow-shell`). */
+  readonly allowShell: boolean;
   readonly #locked: LockedState;
   #broker: Promise<Broker> | undefined;
   #stopAgents: (() => Promise<void>) | undefined;
@@ -54,7 +56,7 @@ export class ReconcileSession {
   });
 
   private constructor(
-    options: Pick<SessionOptions, 'home' | 'command' | 'statePath'>,
+    options: Pick<SessionOptions, 'home' | 'command' | 'statePath' | 'allowShell'>,
     locked: LockedState,
     host: AgentHost,
   ) {
@@ -62,6 +64,7 @@ export class ReconcileSession {
     this.home = options.home;
     this.command = options.command;
     this.statePath = resolve(options.statePath);
+    this.allowShell = options.allowShell ?? false;
     this.#locked = locked;
     this.host = host;
   }
