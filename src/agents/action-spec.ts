@@ -17,6 +17,12 @@ export interface ActionSpec {
   params: JsonSchema;
   /** The action that undoes this one, for prune and destroy; absent when nothing needs undoing. */
   inverse?: string;
+  /**
+   * What a command of this action holds on its node once it succeeded, as keys such as
+   * `volume data` or `vm 1`: the package whose command holds a key owns it, and no other package
+   * may claim it (see src/plan/ownership.ts). Absent when the action holds nothing.
+   */
+  claims?: (params: Readonly<Record<string, unknown>>) => string[];
 }
 
 /** Declares an action spec with a strict object schema for its params. */
@@ -27,6 +33,7 @@ export function defineAction(spec: {
   properties: Record<string, JsonSchema>;
   required: string[];
   inverse?: string;
+  claims?: ActionSpec['claims'];
 }): ActionSpec {
   const params: JsonSchema = {
     type: 'object',
@@ -34,13 +41,14 @@ export function defineAction(spec: {
     properties: spec.properties,
     required: spec.required,
   };
-  const base = {
+  return {
     resource: spec.resource,
     action: spec.action,
     description: spec.description,
     params,
+    ...(spec.inverse === undefined ? {} : { inverse: spec.inverse }),
+    ...(spec.claims === undefined ? {} : { claims: spec.claims }),
   };
-  return spec.inverse === undefined ? base : { ...base, inverse: spec.inverse };
 }
 
 /** Reusable property schemas shared by several agents. */

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { load, YAMLException } from 'js-yaml';
 import type { Diagnostic, DiagnosticReason } from '../core/diagnostic.js';
 import { findAliasBomb } from './alias-check.js';
@@ -190,6 +191,29 @@ export function duplicatePackageDiagnostic(
   return (
     place(file, text, [finding], undefined)[0] ?? fileDiagnostic(file, 'duplicate-package', message)
   );
+}
+
+/**
+ * Where command `id` is written in `file` (its key under `commands:`), or undefined when the
+ * file cannot be read or parsed now. For messages only: it reads and parses the file again.
+ */
+export async function commandPosition(
+  file: string,
+  id: string,
+): Promise<{ line: number; column: number } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const recorder = positionRecorder(text);
+    load(text, { filename: file, json: true, listener: recorder.listener });
+    return new LineIndex(text).position(locate(recorder.root(), ['commands', id], true));
+  } catch {
+    return undefined;
+  }
 }
 
 /** A diagnostic about the file as a whole (cannot be read, too large). */

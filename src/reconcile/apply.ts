@@ -7,6 +7,7 @@ import { computePlan, type PackagePlan } from '../plan/plan.js';
 import { outcomeChange } from './record-outcome.js';
 import type { CommandOutcome, RunRequest } from './run-packages.js';
 import { runPackages } from './run-packages.js';
+import { refuseForeignClaims } from '../plan/ownership.js';
 import { selectCommands } from '../plan/selection.js';
 import { ReconcileSession } from './session.js';
 import type { CommandRecord } from '../core/state-types.js';
@@ -49,6 +50,7 @@ export async function plan(options: ReconcileOptions): Promise<PackagePlan[]> {
     // A plan shows what the machine and the file say: what a spin that died left is settled
     // first, and a state from another home is refused.
     await session.recover(options.emit ?? (() => undefined));
+    await refuseForeignClaims(options.packages, session.state.data);
     return await computePlan(options.packages, session.state.data, session.host.observe);
   } finally {
     await session.close();
@@ -82,6 +84,7 @@ export async function applyIn(
   options: ApplyRun,
 ): Promise<ReconcileSummary> {
   const emit = options.emit ?? (() => undefined);
+  await refuseForeignClaims(options.packages, session.state.data);
   const plans = await computePlan(options.packages, session.state.data, session.host.observe);
   emit({ type: 'plan', plans });
   const selected = selectCommands(plans, options.targets ?? [], options.excludes ?? []);
@@ -219,6 +222,7 @@ function pruneRequest(plan: PackagePlan, session: ReconcileSession): RunRequest 
     'prune',
     records,
     session.host,
+    session.state.data,
   );
   // Records whose action leaves nothing behind (a stop) are simply forgotten.
   for (const id of nothingToUndo) void session.forget(plan.name, id);

@@ -66,7 +66,7 @@ export async function destroyIn(
     const pkg = data.packages[name];
     if (pkg === undefined) continue;
     const records = Object.entries(pkg.commands).filter(([, r]) => r.status === 'succeeded');
-    const { request } = inverseRequest(name, pkg.file, 'destroy', records, session.host);
+    const { request } = inverseRequest(name, pkg.file, 'destroy', records, session.host, data);
     const undone = new Set(request.commands.map((c) => c.id));
     for (const id of Object.keys(pkg.commands)) if (!undone.has(id)) void session.forget(name, id);
     requests.push(request);

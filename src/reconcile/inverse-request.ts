@@ -2,14 +2,16 @@ import { defaults } from '../core/defaults.js';
 import type { AgentHost } from '../executor/agent-host.js';
 import { inverseOf } from '../plan/plan.js';
 import type { RunRequest } from './run-packages.js';
-import type { CommandRecord } from '../core/state-types.js';
+import type { CommandRecord, StateData } from '../core/state-types.js';
+import { heldElsewhere } from '../plan/ownership.js';
 
 /**
  * The commands that undo `records` (prune, destroy): each record's inverse action, ordered so
  * that a command is undone before the commands it needed (a VM stopped before its disk is
  * deleted, the disk before its volume). Records whose action has no inverse are left out, and
  * the order passes through them: if A needs B needs C and B leaves nothing to undo, A is still
- * undone before C.
+ * undone before C. A record of something another package of `state` holds too is not undone
+ * (see `heldElsewhere`): it counts among those with nothing to undo.
  */
 export function inverseRequest(
   name: string,
@@ -17,10 +19,13 @@ export function inverseRequest(
   phase: 'prune' | 'destroy',
   records: readonly [string, CommandRecord][],
   host: AgentHost,
+  state: StateData,
 ): { request: RunRequest; nothingToUndo: string[] } {
   const byId = new Map(records);
   const inverses = new Map(
     records.flatMap(([id, record]) => {
+      // What another package holds too is left to it: the record is only forgotten.
+      if (heldElsewhere(state, name, record) !== undefined) return [];
       const inverse = inverseOf(record, host.action(record.resource, record.action));
       return inverse === undefined ? [] : [[id, inverse] as const];
     }),

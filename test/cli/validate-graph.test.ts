@@ -44,7 +44,7 @@ commands:
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
     expect(run.stderr).toContain(
-      `${file}:6:58 commands.image.params.image_size: must be an integer >= 1`,
+      `${file}:6:58 commands.image.params.image_size: must be an integer from 1 to 65536`,
     );
     expect(run.stderr).toContain(
       `${file}:9:13 commands.vm.action: unknown action 'write_confg' of resource emulation`,

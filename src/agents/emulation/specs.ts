@@ -46,6 +46,12 @@ const vm = {
   },
 };
 
+/** The forwarded ports of a `vm` param (the schema has checked its shape). */
+function portsOf(vmParam: unknown): { host: number; protocol?: string }[] {
+  const ports = (vmParam as { ports?: unknown } | undefined)?.ports;
+  return Array.isArray(ports) ? (ports as { host: number; protocol?: string }[]) : [];
+}
+
 export const emulationSpecs = [
   defineAction({
     resource,
@@ -54,6 +60,10 @@ export const emulationSpecs = [
     properties: { id: vmId, vm },
     required: ['id', 'vm'],
     inverse: 'remove_config',
+    claims: (p) => [
+      `vm ${String(p['id'])}`,
+      ...portsOf(p['vm']).map((port) => `host port ${port.protocol ?? 'tcp'}/${String(port.host)}`),
+    ],
   }),
   defineAction({
     resource,
@@ -73,6 +83,7 @@ export const emulationSpecs = [
     },
     required: ['id'],
     inverse: 'stop',
+    claims: (p) => [`running vm ${String(p['id'])}`],
   }),
   defineAction({
     resource,

@@ -6,7 +6,12 @@ import { defineAction, schemaParts } from '../action-spec.js';
  */
 const resource = 'storage';
 const { name, force } = schemaParts;
-const imageSize = { type: 'integer', minimum: 1 };
+/** The largest image, in GiB: the agent refuses more, so the schema does too. */
+export const maxImageGib = 65_536;
+const imageSize = { type: 'integer', minimum: 1, maximum: maxImageGib };
+
+/** A param as text, for a claim key (the schema has made it a string already). */
+const text = (value: unknown): string => String(value);
 
 export const storageSpecs = [
   defineAction({
@@ -16,6 +21,7 @@ export const storageSpecs = [
     properties: { path: name },
     required: ['path'],
     inverse: 'remove_volume',
+    claims: (p) => [`volume ${text(p['path'])}`],
   }),
   defineAction({
     resource,
@@ -36,6 +42,7 @@ export const storageSpecs = [
     },
     required: ['volume', 'image', 'image_size'],
     inverse: 'delete_image',
+    claims: (p) => [`image ${text(p['volume'])}/${text(p['image'])}`],
   }),
   defineAction({
     resource,
@@ -51,6 +58,7 @@ export const storageSpecs = [
     properties: { from_volume: name, from_image: name, to_volume: name, to_image: name },
     required: ['from_volume', 'from_image', 'to_volume', 'to_image'],
     inverse: 'delete_image',
+    claims: (p) => [`image ${text(p['to_volume'])}/${text(p['to_image'])}`],
   }),
   defineAction({
     resource,

@@ -9,6 +9,7 @@ import { confinePath, type ConfinedPath } from '../confined-path.js';
 import { asSpinError, clearStaleTemps, errnoOf, tempPathFor } from '../fs-util.js';
 import { flagParam, intParam, optionalStringParam, stringParam, type Params } from '../params.js';
 import { builtinSpec } from '../registry.js';
+import { maxImageGib } from './specs.js';
 import { copySparse, gib, imageInfo, qemuImg, type ImageFormat } from './image-file.js';
 
 /**
@@ -18,7 +19,6 @@ import { copySparse, gib, imageInfo, qemuImg, type ImageFormat } from './image-f
  * (kill -9) leaves its temporary file: every action on a volume but `observe` first removes the
  * leftovers of writers no longer alive (see clearStaleTemps), so they never block remove_volume.
  */
-const maxGib = 65_536;
 
 const specOf = (action: string): ActionSpec => builtinSpec('storage', action);
 
@@ -159,7 +159,7 @@ const createImage: AgentAction = {
   async run(params, ctx) {
     const volume = stringParam(params, 'volume');
     const image = stringParam(params, 'image');
-    const sizeGib = intParam(params, 'image_size', 1, maxGib);
+    const sizeGib = intParam(params, 'image_size', 1, maxImageGib);
     const format = imageFormatParam(params);
     const bytes = sizeGib * gib;
     const file = await imagePath(ctx, volume, image);
@@ -262,7 +262,7 @@ const resizeImage: AgentAction = {
   async run(params, ctx) {
     const volume = stringParam(params, 'volume');
     const image = stringParam(params, 'image');
-    const sizeGib = intParam(params, 'image_size', 1, maxGib);
+    const sizeGib = intParam(params, 'image_size', 1, maxImageGib);
     const force = flagParam(params, 'force');
     const file = await imagePath(ctx, volume, image);
     if (file.kind !== 'file')

@@ -1,0 +1,122 @@
+import { findAction } from '../agents/registry.js';
+import { SpinError } from '../core/errors.js';
+import type { PackageSpec } from '../core/package.js';
+import type { StateData } from '../core/state-types.js';
+import { commandPosition } from '../load/load-package-file.js';
+
+/** A command that holds, or asks to hold, one key (see ActionSpec.claims). */
+export interface Claim {
+  package: string;
+  command: string;
+  /** The file of the package: where the command is written. */
+  file: string;
+}
+
+/** The keys a command of `resource`/`action` with `params` holds once it succeeded. */
+export function claimsOf(
+  resource: string,
+  action: string,
+  params: Readonly<Record<string, unknown>>,
+): string[] {
+  return findAction(resource, action)?.claims?.(params) ?? [];
+}
+
+/**
+ * Who owns what: for each key, the package of the state whose succeeded command holds it. A
+ * key two packages hold (a state written before ownership was kept) keeps its first holder.
+ */
+export function ownersIn(state: StateData): Map<string, Claim> {
+  const owners = new Map<string, Claim>();
+  for (const [name, pkg] of Object.entries(state.packages)) {
+    for (const [id, record] of Object.entries(pkg.commands)) {
+      if (record.status !== 'succeeded') continue;
+      for (const key of claimsOf(record.resource, record.action, record.params)) {
+        if (!owners.has(key)) owners.set(key, { package: name, command: id, file: pkg.file });
+      }
+    }
+  }
+  return owners;
+}
+
+/**
+ * Another package of the state that holds a key of `record` too (a state written before
+ * ownership was kept let two packages take one volume): undoing the record would take it from
+ * that package, so prune and destroy only forget such a record.
+ */
+export function heldElsewhere(
+  state: StateData,
+  name: string,
+  record: { resource: string; action: string; params: Record<string, unknown> },
+): Claim | undefined {
+  const keys = new Set(claimsOf(record.resource, record.action, record.params));
+  if (keys.size === 0) return undefined;
+  for (const [other, pkg] of Object.entries(state.packages)) {
+    if (other === name) continue;
+    for (const [id, held] of Object.entries(pkg.commands)) {
+      if (held.status !== 'succeeded') continue;
+      if (claimsOf(held.resource, held.action, held.params).some((key) => keys.has(key))) {
+        return { package: other, command: id, file: pkg.file };
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Refuses packages that claim what another package owns, or what another of them claims too:
+ * a volume, an image, a VM id or a forwarded host port belongs to the package that created it,
+ * and another package that asks for it would otherwise adopt it ("volume one exists"), and
+ * destroy it later under its owner. Throws SpinError `state_conflict` (exit 3) naming each
+ * conflict with the file and line of both claims, before anything runs.
+ */
+export async function refuseForeignClaims(
+  packages: readonly PackageSpec[],
+  state: StateData,
+): Promise<void> {
+  const owners = ownersIn(state);
+  const conflicts: { key: string; claim: Claim; owner: Claim; owned: boolean }[] = [];
+  for (const pkg of packages) {
+    for (const command of pkg.commands) {
+      const claim = { package: pkg.name, command: command.id, file: pkg.file };
+      for (const key of claimsOf(command.resource, command.action, command.params)) {
+        const owner = owners.get(key);
+        if (owner === undefined) {
+          owners.set(key, claim);
+          continue;
+        }
+        if (owner.package === pkg.name) continue;
+        conflicts.push({ key, claim, owner, owned: Object.hasOwn(state.packages, owner.package) });
+      }
+    }
+  }
+  if (conflicts.length === 0) return;
+  const lines = await Promise.all(
+    conflicts.map(async ({ key, claim, owner, owned }) => {
+      const [at, ownerAt] = await Promise.all([where(claim), where(owner)]);
+      return owned
+        ? `${at}: ${claim.package}/${claim.command} claims ${key}, which package ${owner.package} owns (${ownerAt}, command ${owner.command})`
+        : `${at}: ${claim.package}/${claim.command} claims ${key}, which ${owner.package}/${owner.command} claims too (${ownerAt})`;
+    }),
+  );
+  throw new SpinError(
+    'state_conflict',
+    `${lines.length === 1 ? 'A package claims' : `${String(lines.length)} claims are of`} what another package owns; nothing was run:\n  ${lines.join('\n  ')}`,
+    {
+      details: {
+        conflicts: conflicts.map(({ key, claim, owner }) => ({ key, claim, owner })),
+      },
+      suggestions: [
+        'Give the resource another name in one of the packages, or move the command into the package that owns it.',
+        'To hand it over, destroy the owning package first (spin destroy <package>): it undoes what it owns.',
+      ],
+    },
+  );
+}
+
+/** `file:line:column` of a command, or the file alone when it cannot be read any more. */
+async function where(claim: Claim): Promise<string> {
+  const position = await commandPosition(claim.file, claim.command);
+  return position === undefined
+    ? claim.file
+    : `${claim.file}:${String(position.line)}:${String(position.column)}`;
+}
