@@ -3,6 +3,16 @@ import * as Errors from '@oclif/core/errors';
 import { SpinError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { mappedStack } from './mapped-stack.js';
+import { displayText } from '../core/display-text.js';
+
+/** Resolves once everything written to `stream` so far is written out. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    stream.write('', () => {
+      resolve();
+    });
+  });
+}
 
 /**
  * The base of every spin command: turns a thrown SpinError into its message, suggestions and
@@ -18,16 +28,25 @@ export abstract class SpinCommand extends Command {
         this.logToStderr(error.message);
       } else {
         const hints = error.suggestions.map((s) => `\n  hint: ${s}`).join('');
-        this.logToStderr(`error: ${error.message}${hints}`);
+        this.logToStderr(displayText(`error: ${error.message}${hints}`));
       }
-      this.exit(error.exitCode);
+      await this.exitWith(error.exitCode);
     }
     if (error instanceof Errors.ExitError) throw error;
     if (error instanceof Errors.CLIError && error.oclif.exit === 2) {
-      this.logToStderr(`error: ${error.message}\nSee more help with --help`);
-      this.exit(ExitCode.invalidInput);
+      this.logToStderr(displayText(`error: ${error.message}\nSee more help with --help`));
+      await this.exitWith(ExitCode.invalidInput);
     }
     if (error.stack !== undefined) error.stack = mappedStack(error.stack);
     await super.catch(error);
+  }
+
+  /**
+   * Exits with `code` once what was written to stdout and stderr has left the process: exiting
+   * at once would cut output to a pipe short (at 64 KiB here), which CI reads.
+   */
+  protected async exitWith(code: number): Promise<never> {
+    await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+    return this.exit(code);
   }
 }

@@ -74,7 +74,7 @@ export default class Apply extends SpinCommand {
         emit: renderer.listener,
       });
       await renderer.finish();
-      if (summary.failed > 0 || summary.interrupted) this.exit(ExitCode.commandFailed);
+      if (summary.failed > 0 || summary.interrupted) await this.exitWith(ExitCode.commandFailed);
     } finally {
       interrupt.dispose();
     }

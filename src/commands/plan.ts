@@ -59,12 +59,12 @@ export default class Plan extends SpinCommand {
       } else {
         this.log(renderPlan(plans));
       }
-      if (flags['detailed-exitcode'] && hasChanges(plans)) this.exit(2);
+      if (flags['detailed-exitcode'] && hasChanges(plans)) await this.exitWith(2);
     } catch (error) {
       // With --detailed-exitcode, 2 means "changes"; every error is 1, as in Terraform.
       if (flags['detailed-exitcode'] && error instanceof SpinError) {
         this.logToStderr(error.message);
-        this.exit(ExitCode.commandFailed);
+        await this.exitWith(ExitCode.commandFailed);
       }
       throw error;
     }

@@ -44,6 +44,6 @@ export default class Validate extends SpinCommand {
       for (const p of result.packages)
         this.log(`ok  ${p.name} (${String(p.commands.length)} commands)  ${p.file}`);
     }
-    if (!valid) this.exit(ExitCode.invalidInput);
+    if (!valid) await this.exitWith(ExitCode.invalidInput);
   }
 }

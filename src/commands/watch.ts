@@ -76,7 +76,7 @@ export default class Watch extends SpinCommand {
         emit: renderer.listener,
       });
       renderer.finish();
-      if (flags.once && outcome.exitCode !== ExitCode.ok) this.exit(outcome.exitCode);
+      if (flags.once && outcome.exitCode !== ExitCode.ok) await this.exitWith(outcome.exitCode);
     } finally {
       interrupt.dispose();
     }

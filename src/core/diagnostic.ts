@@ -1,3 +1,4 @@
+import { displayText } from './display-text.js';
 /**
  * A problem found in the input, reported as a value so that every problem of a run is shown at
  * once. `path` is the field path inside the file (`commands.image.params.image_size`), empty for
@@ -32,7 +33,7 @@ export type DiagnosticReason =
 /** Renders one diagnostic the way a person reads it: `file:line:col path: message`. */
 export function formatDiagnostic(d: Diagnostic): string {
   const where = `${d.file}:${String(d.line)}:${String(d.column)}`;
-  return d.path === '' ? `${where} ${d.message}` : `${where} ${d.path}: ${d.message}`;
+  return displayText(d.path === '' ? `${where} ${d.message}` : `${where} ${d.path}: ${d.message}`);
 }
 
 /** Orders diagnostics by file, then position, so output is stable. */

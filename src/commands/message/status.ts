@@ -38,6 +38,6 @@ export default class MessageStatus extends SpinCommand {
     } finally {
       await broker.close();
     }
-    if (failed) this.exit(ExitCode.commandFailed);
+    if (failed) await this.exitWith(ExitCode.commandFailed);
   }
 }
