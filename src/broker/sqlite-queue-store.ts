@@ -216,6 +216,12 @@ export class SqliteQueueStore implements QueueStore {
     return this.#write(() => {
       const pkg = this.#t.package(packageId);
       if (pkg.state !== 'staged') return pkg.state;
+      if (this.#pastTtl(pkg)) {
+        // Expired, though no sweep has removed it yet: as if one had.
+        this.#t.deletePackage(pkg.id);
+        this.#t.packageEvent(pkg, 'expired');
+        return 'expired';
+      }
       if (pkg.owner_pid !== null) this.#refuseSecondOwned(pkg);
       const rows = this.#sql.packageCommands.all(packageId);
       const graph = rows.map((row) => ({ id: row.id, needs: JSON.parse(row.needs) as string[] }));
@@ -394,6 +400,8 @@ export class SqliteQueueStore implements QueueStore {
   status(packageId: string): Promise<PackageStatus> {
     return this.#read(() => {
       const pkg = this.#t.package(packageId);
+      // A staged package past its TTL is expired, whether or not a sweep has removed it yet.
+      if (this.#pastTtl(pkg)) pkg.state = 'expired';
       const commands = this.#sql.packageCommands.all(packageId).map(commandStatusOf);
       const failures: { commandId: string; error: WireError }[] = [];
       for (const c of commands) {
@@ -418,7 +426,7 @@ export class SqliteQueueStore implements QueueStore {
       this.#sql.listPackages.all(limit).map((p) => ({
         id: p.id,
         name: p.name,
-        state: p.state,
+        state: this.#pastTtl(p) ? 'expired' : p.state,
         createdAt: p.created_at,
         commands: p.commands,
         unfinished: p.unfinished,
@@ -453,6 +461,11 @@ export class SqliteQueueStore implements QueueStore {
     this.#listeners.clear();
     if (this.#wal !== undefined) closeSync(this.#wal);
     this.#db.close();
+  }
+
+  /** Whether `pkg` is staged and its TTL has passed (the next sweep removes it). */
+  #pastTtl(pkg: PackageRow): boolean {
+    return pkg.state === 'staged' && pkg.created_at + pkg.ttl_ms <= this.#clock.now();
   }
 
   /** Refuses to enqueue an owned package while another of its name runs (its owner lives). */

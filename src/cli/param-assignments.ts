@@ -1,13 +1,17 @@
 import { findAction } from '../agents/registry.js';
 import type { JsonSchema } from '../core/json-schema.js';
 import { SpinError } from '../core/errors.js';
+import { formatFieldPath } from '../load/field-path.js';
+import { schemaFindings } from '../load/schema-findings.js';
+import { Validators } from '../load/validators.js';
 
 /**
  * Turns `key=value` words of `spin message add` into an action's params, typed by the action's
  * parameter schema rather than guessed: `image_size=1` is the number 1 because the schema says
  * integer, `name=1` stays the string "1", and object or array params are written as JSON
- * (`vm='{"name":"demo",…}'`). Unknown keys, missing required ones and values of the wrong type
- * are `invalid_input`, all reported at once.
+ * (`vm='{"name":"demo",…}'`). Unknown keys, keys given twice, missing required ones, values of
+ * the wrong type and anything `spin validate` would refuse in a file (a pattern, a bound, an
+ * unsafe path) are `invalid_input`, all reported at once.
  */
 export function parseParamAssignments(
   resource: string,
@@ -31,6 +35,10 @@ export function parseParamAssignments(
       continue;
     }
     const key = word.slice(0, at);
+    if (Object.hasOwn(params, key)) {
+      problems.push(`${key} is given twice`);
+      continue;
+    }
     const schema = properties[key];
     if (schema === undefined) {
       problems.push(`${resource} ${action} has no parameter '${key}'`);
@@ -44,6 +52,11 @@ export function parseParamAssignments(
     if (!(key in params) && !problems.some((p) => p.startsWith(`${key}:`))) {
       problems.push(`${key} is required`);
     }
+  }
+  if (problems.length === 0) {
+    // The checks `spin validate` makes of a file's params (patterns, bounds, safe paths).
+    const findings = schemaFindings(Validators.load().validateParams(spec, params), params);
+    for (const f of findings) problems.push(`${formatFieldPath(f.path) || 'params'}: ${f.message}`);
   }
   if (problems.length > 0) {
     throw new SpinError(

@@ -98,6 +98,44 @@ describe('spin message and spin daemon, the built binary', () => {
     });
   });
 
+  it('checks what is added as validate does, and says when a package expired', async () => {
+    const pkg = (
+      await spin(home.dir, 'message', 'new', '--name', 'short', '--ttl', '1s')
+    ).stdout.trim();
+    const add = (...words: string[]) => spin(home.dir, 'message', 'add', pkg, ...words);
+    const unsafe = await add('storage', 'create_image', 'volume=v', 'image=../x', 'image_size=1');
+    expect(unsafe.code).toBe(2);
+    expect(unsafe.stderr).toContain("image: must not contain '..'");
+    const twice = await add('storage', 'add_volume', 'path=a', 'path=b');
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('path is given twice');
+    const needs = await add('storage', 'add_volume', 'path=a', '--needs', 'nope');
+    expect(needs.code).toBe(2);
+    expect(needs.stderr).toContain("--needs names 'nope', not a command of package");
+    expect((await add('storage', 'add_volume', 'path=a')).stdout.trim()).toBe('c1');
+    // Past its TTL and never enqueued: expired, as status and list say, and enqueue too.
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // the TTL must pass
+    const status = await spin(home.dir, 'message', 'status', pkg);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toContain(`package ${pkg} (short): expired`);
+    expect((await spin(home.dir, 'message', 'list')).stdout).toMatch(
+      new RegExp(`${pkg}\\s+short\\s+expired`),
+    );
+    expect(await spin(home.dir, 'message', 'enqueue', pkg)).toMatchObject({
+      code: 1,
+      stdout: 'expired',
+    });
+    const other = (await spin(home.dir, 'message', 'new', '--name', 'other')).stdout.trim();
+    expect((await spin(home.dir, 'message', 'cancel', other)).stdout.trim()).toBe(
+      `package ${other}: cancelled`,
+    );
+    const listed = JSON.parse((await spin(home.dir, 'message', 'list', '--json')).stdout) as {
+      id: string;
+      state: string;
+    }[];
+    expect(listed.find((p) => p.id === other)?.state).toBe('cancelled');
+  });
+
   it('starts one daemon per home, talks through it, and stops it', async () => {
     expect((await spin(home.dir, 'daemon', 'status')).code).toBe(4);
     // No built-in agents: the commands stay queued, so status shows them unfinished.
@@ -134,7 +172,7 @@ describe('spin message and spin daemon, the built binary', () => {
       expect([command, help.code]).toEqual([command, 0]);
       expect(help.stdout).toContain('EXAMPLES');
     }
-    for (const command of ['new', 'add', 'enqueue', 'status']) {
+    for (const command of ['new', 'add', 'enqueue', 'status', 'cancel', 'list']) {
       const help = await spin(home.dir, 'message', command, '--help');
       expect(help.stdout).toContain('EXAMPLES');
     }

@@ -55,6 +55,23 @@ export default class MessageAdd extends SpinCommand {
       .filter((s) => s !== '');
     const broker = await openBroker({ embedded: 'client' });
     try {
+      // A need must name a command added before: one added later could never be waited for,
+      // and the package could never be enqueued.
+      const known = new Set((await broker.status(args.package)).commands.map((c) => c.id));
+      const unknown = needs.filter((need) => !known.has(need));
+      if (unknown.length > 0) {
+        throw new SpinError(
+          'invalid_input',
+          `--needs names ${unknown.map((n) => `'${n}'`).join(', ')}, not a command of package ${args.package}`,
+          {
+            suggestions: [
+              known.size > 0
+                ? `commands of the package so far: ${[...known].join(', ')}`
+                : 'the package has no commands yet: add the command it needs first',
+            ],
+          },
+        );
+      }
       const [id] = await broker.addCommands(args.package, [
         {
           ...(flags.id === undefined ? {} : { id: flags.id }),
