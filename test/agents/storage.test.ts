@@ -75,7 +75,16 @@ describe('storage images', () => {
     const info = qemuInfo(join(images, 'vol', 'disk.raw'));
     expect(info['format']).toBe('raw');
     expect(info['virtual-size']).toBe(2 * gib);
-    await rejectsWith(t.run(agent, 'create_image', { ...params, image_size: 3 }), 'already_exists');
+    // Another format is another image; a smaller size would lose data; a larger one grows it.
+    await rejectsWith(
+      t.run(agent, 'create_image', { ...params, format: 'qcow2' }),
+      'already_exists',
+    );
+    await rejectsWith(t.run(agent, 'create_image', { ...params, image_size: 1 }), 'invalid_input');
+    expect((await t.run(agent, 'create_image', { ...params, image_size: 3 })).output).toContain(
+      'grown to 3 GiB',
+    );
+    expect(qemuInfo(join(images, 'vol', 'disk.raw'))['virtual-size']).toBe(3 * gib);
     expect(await readdir(join(images, 'vol'))).toEqual(['disk.raw']);
   });
 

@@ -10,7 +10,14 @@ import { asSpinError, clearStaleTemps, errnoOf, tempPathFor } from '../fs-util.j
 import { flagParam, intParam, optionalStringParam, stringParam, type Params } from '../params.js';
 import { builtinSpec } from '../registry.js';
 import { maxImageGib } from './specs.js';
-import { copySparse, gib, imageInfo, qemuImg, type ImageFormat } from './image-file.js';
+import {
+  copySparse,
+  gib,
+  imageInfo,
+  qemuImg,
+  type ImageFormat,
+  type ImageInfo,
+} from './image-file.js';
 
 /**
  * The storage agent (host-path): a volume is a directory under the images root, an image a file in
@@ -168,12 +175,17 @@ const createImage: AgentAction = {
       if (info.format === format && info.virtualSize === bytes) {
         return { output: `image ${volume}/${image} exists (${format}, ${sizeGib} GiB)` };
       }
+      // A larger image_size is a change made in place: the image grows, its data stays.
+      if (info.format === format)
+        return resizeTo({ volume, image, path: file.path, info, sizeGib }, ctx);
       throw new SpinError(
         'already_exists',
-        `Image '${volume}/${image}' exists with other properties.`,
+        `Image '${volume}/${image}' exists as ${info.format}, not ${format}: a format is not changed in place.`,
         {
           details: { format: info.format, virtual_size: info.virtualSize },
-          suggestions: ['Use resize_image to change its size, or delete_image first.'],
+          suggestions: [
+            'Give the new image another name, or delete_image first (its data is lost).',
+          ],
         },
       );
     }
@@ -263,38 +275,43 @@ const resizeImage: AgentAction = {
     const volume = stringParam(params, 'volume');
     const image = stringParam(params, 'image');
     const sizeGib = intParam(params, 'image_size', 1, maxImageGib);
-    const force = flagParam(params, 'force');
     const file = await imagePath(ctx, volume, image);
     if (file.kind !== 'file')
       throw new SpinError('not_found', `Image '${volume}/${image}' does not exist.`);
     const info = await imageInfo(file.path, ctx.signal);
-    const bytes = sizeGib * gib;
-    if (info.virtualSize === bytes) return { output: `image ${volume}/${image} is ${sizeGib} GiB` };
-    const shrink = bytes < info.virtualSize;
-    if (shrink && !force) {
-      throw new SpinError(
-        'invalid_input',
-        `Shrinking '${volume}/${image}' to ${sizeGib} GiB would lose data.`,
-        {
-          details: { virtual_size: info.virtualSize, requested: bytes },
-          suggestions: ['Set force: true to shrink anyway.'],
-        },
-      );
-    }
-    const args = [
-      'resize',
-      '-q',
-      '-f',
-      info.format,
-      ...(shrink ? ['--shrink'] : []),
-      file.path,
-      String(bytes),
-    ];
-    await qemuImg(args, ctx.signal, trackingOf(ctx));
-    return { output: `image ${volume}/${image} ${shrink ? 'shrunk' : 'grown'} to ${sizeGib} GiB` };
+    const force = flagParam(params, 'force');
+    return resizeTo({ volume, image, path: file.path, info, sizeGib }, ctx, force);
   },
   observe: observeImageParams,
 };
+
+/**
+ * Resizes an image to `sizeGib` with qemu-img: growing always, shrinking only with `force`
+ * (a shrink loses what lies past the new end).
+ */
+async function resizeTo(
+  target: { volume: string; image: string; path: string; info: ImageInfo; sizeGib: number },
+  ctx: ActionContext,
+  force = false,
+): Promise<{ output: string }> {
+  const { volume, image, path, info, sizeGib } = target;
+  const bytes = sizeGib * gib;
+  if (info.virtualSize === bytes) return { output: `image ${volume}/${image} is ${sizeGib} GiB` };
+  const shrink = bytes < info.virtualSize;
+  if (shrink && !force) {
+    throw new SpinError(
+      'invalid_input',
+      `Shrinking '${volume}/${image}' to ${sizeGib} GiB would lose data.`,
+      {
+        details: { virtual_size: info.virtualSize, requested: bytes },
+        suggestions: ['Shrink it with resize_image and force: true, or delete_image first.'],
+      },
+    );
+  }
+  const args = ['resize', '-q', '-f', info.format, ...(shrink ? ['--shrink'] : []), path];
+  await qemuImg([...args, String(bytes)], ctx.signal, trackingOf(ctx));
+  return { output: `image ${volume}/${image} ${shrink ? 'shrunk' : 'grown'} to ${sizeGib} GiB` };
+}
 
 /** The storage agent, with every action of storage/specs.ts implemented. */
 export function storageAgent(): Agent {
