@@ -23,6 +23,12 @@ export interface ActionSpec {
    * may claim it (see src/plan/ownership.ts). Absent when the action holds nothing.
    */
   claims?: (params: Readonly<Record<string, unknown>>) => string[];
+  /**
+   * Why the command runs again when a command it needs runs (a VM started from a config that
+   * changed is restarted): the plan's reason, e.g. `restart (config changed)`. Absent when
+   * such a change leaves it as it is.
+   */
+  rerunsAfterNeeds?: string;
 }
 
 /** Declares an action spec with a strict object schema for its params. */
@@ -34,6 +40,7 @@ export function defineAction(spec: {
   required: string[];
   inverse?: string;
   claims?: ActionSpec['claims'];
+  rerunsAfterNeeds?: string;
 }): ActionSpec {
   const params: JsonSchema = {
     type: 'object',
@@ -48,6 +55,7 @@ export function defineAction(spec: {
     params,
     ...(spec.inverse === undefined ? {} : { inverse: spec.inverse }),
     ...(spec.claims === undefined ? {} : { claims: spec.claims }),
+    ...(spec.rerunsAfterNeeds === undefined ? {} : { rerunsAfterNeeds: spec.rerunsAfterNeeds }),
   };
 }
 

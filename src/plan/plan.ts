@@ -1,3 +1,4 @@
+import { findAction } from '../agents/registry.js';
 import PQueue from 'p-queue';
 import type { AgentAction, Observation, Observer } from '../agents/agent.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
@@ -51,15 +52,18 @@ export async function computePlan(
     const records = state.packages[pkg.name]?.commands ?? {};
     const items: PlanItem[] = pkg.commands.map((command) => {
       const record = Object.hasOwn(records, command.id) ? records[command.id] : undefined;
-      const item = diffCommand(command, record);
-      if (item.action === 'unchanged') toObserve.push({ item, command });
-      return item;
+      return diffCommand(command, record);
     });
     const inFile = new Set(pkg.commands.map((c) => c.id));
     for (const [id, record] of Object.entries(records)) {
       if (!inFile.has(id) && record.status === 'succeeded') {
         items.push({ id, action: 'prune', reason: 'no longer in the file', record });
       }
+    }
+    rerunAfterNeeds(items);
+    for (const item of items) {
+      if (item.action === 'unchanged' && item.command)
+        toObserve.push({ item, command: item.command });
     }
     plans.push({ name: pkg.name, file: pkg.file, items });
   }
@@ -81,6 +85,29 @@ export async function computePlan(
     }),
   );
   return plans;
+}
+
+/**
+ * Marks for a run the unchanged commands whose action runs again after a command it needs runs
+ * (ActionSpec.rerunsAfterNeeds: a started VM whose config is rewritten is restarted), until no
+ * more change: a change is carried down a chain whatever the order of the file. Those marked
+ * are not observed.
+ */
+function rerunAfterNeeds(items: PlanItem[]): void {
+  const runs = new Set(items.filter((i) => runsCommand.has(i.action)).map((i) => i.id));
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const item of items) {
+      const command = item.command;
+      if (item.action !== 'unchanged' || command === undefined) continue;
+      const reason = findAction(command.resource, command.action)?.rerunsAfterNeeds;
+      if (reason === undefined || !command.needs.some((need) => runs.has(need))) continue;
+      item.action = 'update';
+      item.reason = reason;
+      runs.add(item.id);
+      changed = true;
+    }
+  }
 }
 
 function diffCommand(command: CommandSpec, record: CommandRecord | undefined): PlanItem {

@@ -18,7 +18,14 @@ import {
   type VmConfig,
   type VmPaths,
 } from './vm-config.js';
-import { discardVm, inspectVm, launchVm, stopVm, type StopStep } from './vm-lifecycle.js';
+import {
+  discardVm,
+  inspectVm,
+  launchVm,
+  runsConfig,
+  stopVm,
+  type StopStep,
+} from './vm-lifecycle.js';
 import { consoleTail, findQemu, waitForConsole, type QemuProcess } from './vm-process.js';
 
 /** How the emulation agent runs qemu. */
@@ -150,18 +157,25 @@ function startAction(accels: AccelResolver): AgentAction {
       const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
       const started = Date.now();
       const found = await findQemu(paths.pid);
+      let restarted = '';
       if (found !== undefined) {
-        // Not launched by this start: a failed wait below leaves it as it found it.
-        let output = `vm ${paths.id} already running`;
-        if (pattern !== undefined)
-          output += await waitReady(paths, found, pattern, timeoutMs, ctx, started);
-        return { output, observed: await observeRun(params, ctx) };
+        if (await runsConfig(ctx, paths, config, accels, found)) {
+          // Not launched by this start: a failed wait below leaves it as it found it.
+          let output = `vm ${paths.id} already running`;
+          if (pattern !== undefined)
+            output += await waitReady(paths, found, pattern, timeoutMs, ctx, started);
+          return { output, observed: await observeRun(params, ctx) };
+        }
+        // It runs on a config that has changed since: restarted through the stop ladder.
+        ctx.progress('its config changed: stopping it to start it again');
+        const step = await stopVm(paths, defaultStopMs, ctx);
+        restarted = ` (config changed; the old one ${stopOutput[step]})`;
       }
       const { qemu, accel, status } = await launchVm(ctx, paths, config, accels);
       // From here on the qemu is this start's: if the start fails, it is ended, so that nothing
       // runs that the state does not record as started.
       try {
-        let output = `vm ${paths.id} started (pid ${String(qemu.pid)}, ${accel})`;
+        let output = `vm ${paths.id} ${restarted === '' ? 'started' : 'restarted'} (pid ${String(qemu.pid)}, ${accel})${restarted}`;
         if (pattern === undefined) {
           // What the launch saw a moment ago is what an observation would see now.
           return {

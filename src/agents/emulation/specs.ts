@@ -84,6 +84,7 @@ export const emulationSpecs = [
     required: ['id'],
     inverse: 'stop',
     claims: (p) => [`running vm ${String(p['id'])}`],
+    rerunsAfterNeeds: 'restart (config changed)',
   }),
   defineAction({
     resource,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { SpinError, messageOf } from '../../core/errors.js';
 import { throwIfAborted } from '../abort.js';
 import type { ActionContext } from '../agent.js';
@@ -197,6 +197,34 @@ export async function launchVm(
   } catch (error) {
     throw await discardVm(paths, ctx.progress, error);
   }
+}
+
+/**
+ * Whether the running `qemu` was started from `config` as it is now: its command line is the
+ * one `launchVm` would use. False when the config changed since (memory, cpus, disks, kernel,
+ * ports), so that the VM runs on what its config no longer says.
+ */
+export async function runsConfig(
+  ctx: ActionContext,
+  paths: VmPaths,
+  config: VmConfig,
+  accels: AccelResolver,
+  qemu: QemuProcess,
+): Promise<boolean> {
+  const [files, { accel }] = await Promise.all([
+    resolveLaunchFiles(ctx, config),
+    confineRoot(ctx.roots.vms).then((dir) => accels.resolve(dir)),
+  ]);
+  const expected = buildQemuArgv({ config, paths, accel, ...files });
+  let running: string[];
+  try {
+    running = (await readFile(`/proc/${String(qemu.pid)}/cmdline`, 'utf8'))
+      .split('\0')
+      .slice(1, -1);
+  } catch {
+    return true; // gone meanwhile: nothing runs on an old config
+  }
+  return running.length === expected.length && running.every((arg, i) => arg === expected[i]);
 }
 
 /** Which steps `stopVm` may take. */
