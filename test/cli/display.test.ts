@@ -34,3 +34,24 @@ describe('what spin prints of a package', () => {
     expect(run.stderr).toMatch(/2000 problems in 1 of 1 file\n$/);
   });
 });
+
+describe('a SPIN_HOME that is not a directory', () => {
+  it('is refused with exit 2 by every command that uses it, naming it', async () => {
+    const file = join(await testDir('spin-home-file-'), 'home');
+    await writeFile(file, 'not a directory');
+    for (const home of [file, join(file, 'below')]) {
+      for (const args of [
+        ['status'],
+        ['plan', 'examples/storage.spin.yaml'],
+        ['apply', 'examples/storage.spin.yaml', '--output', 'plain'],
+        ['message', 'list'],
+        ['daemon', 'status'],
+      ]) {
+        const run = await spin(args, { env: { SPIN_HOME: home } });
+        expect([args.join(' '), run.code]).toEqual([args.join(' '), 2]);
+        expect(run.stderr).toContain(`error: spin's home ${home} is not a directory`);
+        expect(run.stderr).not.toMatch(/\n\s+at /);
+      }
+    }
+  });
+});
