@@ -21,45 +21,55 @@ export function claimsOf(
   return findAction(resource, action)?.claims?.(params) ?? [];
 }
 
+/** Every key the state's succeeded commands hold, with the command that holds it. */
+function* heldClaims(state: StateData): Generator<{ key: string; claim: Claim }> {
+  for (const [name, pkg] of Object.entries(state.packages)) {
+    for (const [id, record] of Object.entries(pkg.commands)) {
+      if (record.status !== 'succeeded') continue;
+      for (const key of claimsOf(record.resource, record.action, record.params)) {
+        yield { key, claim: { package: name, command: id, file: pkg.file } };
+      }
+    }
+  }
+}
+
 /**
  * Who owns what: for each key, the package of the state whose succeeded command holds it. A
  * key two packages hold (a state written before ownership was kept) keeps its first holder.
  */
 export function ownersIn(state: StateData): Map<string, Claim> {
   const owners = new Map<string, Claim>();
-  for (const [name, pkg] of Object.entries(state.packages)) {
-    for (const [id, record] of Object.entries(pkg.commands)) {
-      if (record.status !== 'succeeded') continue;
-      for (const key of claimsOf(record.resource, record.action, record.params)) {
-        if (!owners.has(key)) owners.set(key, { package: name, command: id, file: pkg.file });
-      }
-    }
-  }
+  for (const { key, claim } of heldClaims(state)) if (!owners.has(key)) owners.set(key, claim);
   return owners;
 }
 
 /**
- * Another package of the state that holds a key of `record` too (a state written before
+ * Which packages of the state hold each key (their succeeded commands claim it), built once so
+ * that asking about every record of a package costs one pass over the state, not one per record.
+ */
+export function holdersIn(state: StateData): Map<string, Set<string>> {
+  const holders = new Map<string, Set<string>>();
+  for (const { key, claim } of heldClaims(state)) {
+    const names = holders.get(key) ?? new Set<string>();
+    names.add(claim.package);
+    holders.set(key, names);
+  }
+  return holders;
+}
+
+/**
+ * Whether another package than `name` holds a key of `record` too (a state written before
  * ownership was kept let two packages take one volume): undoing the record would take it from
- * that package, so prune and destroy only forget such a record.
+ * that package, so prune and destroy only forget such a record. `holders` is `holdersIn(state)`.
  */
 export function heldElsewhere(
-  state: StateData,
+  holders: ReadonlyMap<string, ReadonlySet<string>>,
   name: string,
   record: { resource: string; action: string; params: Record<string, unknown> },
-): Claim | undefined {
-  const keys = new Set(claimsOf(record.resource, record.action, record.params));
-  if (keys.size === 0) return undefined;
-  for (const [other, pkg] of Object.entries(state.packages)) {
-    if (other === name) continue;
-    for (const [id, held] of Object.entries(pkg.commands)) {
-      if (held.status !== 'succeeded') continue;
-      if (claimsOf(held.resource, held.action, held.params).some((key) => keys.has(key))) {
-        return { package: other, command: id, file: pkg.file };
-      }
-    }
-  }
-  return undefined;
+): boolean {
+  return claimsOf(record.resource, record.action, record.params).some((key) =>
+    [...(holders.get(key) ?? [])].some((holder) => holder !== name),
+  );
 }
 
 /**

@@ -3,7 +3,7 @@ import type { AgentHost } from '../executor/agent-host.js';
 import { inverseOf } from '../plan/plan.js';
 import type { RunRequest } from './run-packages.js';
 import type { CommandRecord, StateData } from '../core/state-types.js';
-import { heldElsewhere } from '../plan/ownership.js';
+import { heldElsewhere, holdersIn } from '../plan/ownership.js';
 
 /**
  * The commands that undo `records` (prune, destroy): each record's inverse action, ordered so
@@ -22,10 +22,11 @@ export function inverseRequest(
   state: StateData,
 ): { request: RunRequest; nothingToUndo: string[] } {
   const byId = new Map(records);
+  const holders = holdersIn(state);
   const inverses = new Map(
     records.flatMap(([id, record]) => {
       // What another package holds too is left to it: the record is only forgotten.
-      if (heldElsewhere(state, name, record) !== undefined) return [];
+      if (heldElsewhere(holders, name, record)) return [];
       const inverse = inverseOf(record, host.action(record.resource, record.action));
       return inverse === undefined ? [] : [[id, inverse] as const];
     }),

@@ -133,10 +133,6 @@ export class StateJournal {
     this.path = journalPath(statePath);
   }
 
-  get pending(): boolean {
-    return this.#pending.length > 0;
-  }
-
   append(seq: number, change: StateChange): void {
     this.#pending.push({ seq, line: JSON.stringify({ seq, ...change }) });
   }
