@@ -29,34 +29,41 @@ export interface ActionSpec {
    * such a change leaves it as it is.
    */
   rerunsAfterNeeds?: string;
+  /**
+   * For an action with an inverse: the params a changed command carries out in place (it runs
+   * again with the new values). A change to any other param, or to its node, replaces the
+   * command: what it made is undone through the inverse, then it runs anew (see
+   * src/plan/plan.ts). Absent: every change replaces.
+   */
+  changesInPlace?: readonly string[];
+  /**
+   * A change of an in-place param that still needs a replace (an image cannot shrink in place):
+   * the reason, such as `params.image_size shrinks from 2 to 1 GiB`; undefined when it can.
+   */
+  cannotChangeInPlace?: (
+    before: Readonly<Record<string, unknown>>,
+    after: Readonly<Record<string, unknown>>,
+  ) => string | undefined;
+  /**
+   * Whether undoing what a command made loses data, given what `observe` sees of it now (an image
+   * always, a volume while it has entries): a replace of such a command needs `--allow-replace`
+   * or the command's `replace: allow`. Absent: nothing is lost.
+   */
+  holdsData?: (observed: Readonly<Record<string, unknown>>) => boolean;
 }
 
 /** Declares an action spec with a strict object schema for its params. */
-export function defineAction(spec: {
-  resource: string;
-  action: string;
-  description: string;
-  properties: Record<string, JsonSchema>;
-  required: string[];
-  inverse?: string;
-  claims?: ActionSpec['claims'];
-  rerunsAfterNeeds?: string;
-}): ActionSpec {
+export function defineAction(
+  spec: Omit<ActionSpec, 'params'> & { properties: Record<string, JsonSchema>; required: string[] },
+): ActionSpec {
   const params: JsonSchema = {
     type: 'object',
     additionalProperties: false,
     properties: spec.properties,
     required: spec.required,
   };
-  return {
-    resource: spec.resource,
-    action: spec.action,
-    description: spec.description,
-    params,
-    ...(spec.inverse === undefined ? {} : { inverse: spec.inverse }),
-    ...(spec.claims === undefined ? {} : { claims: spec.claims }),
-    ...(spec.rerunsAfterNeeds === undefined ? {} : { rerunsAfterNeeds: spec.rerunsAfterNeeds }),
-  };
+  const { properties, required, ...rest } = spec;
+  return { ...rest, params };
 }
 
 /** Reusable property schemas shared by several agents. */

@@ -130,8 +130,11 @@ export function packageStateOf(counts: {
   return counts.failedOrSkipped > 0 ? 'failed' : 'succeeded';
 }
 
-/** Ids a package may use: what `needs` and the CLI can name without quoting. */
-const commandIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/**
+ * Ids a package may use: what `needs` and the CLI can name without quoting. Those of a package
+ * file, and `undo:<id>` for the undo before a replace.
+ */
+const commandIdPattern = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,132}$/;
 
 /**
  * Checks commands about to be added to a package that already holds the ids of `existing`, and

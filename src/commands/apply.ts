@@ -41,6 +41,10 @@ export default class Apply extends SpinCommand {
     prune: Flags.boolean({
       description: 'undo commands that were removed from the files, in reverse dependency order',
     }),
+    'allow-replace': Flags.boolean({
+      description:
+        'let a change that cannot be made in place replace what holds data (an image, a volume with files)',
+    }),
     'allow-shell': Flags.boolean({
       description: 'let shell commands run (embedded broker only; the daemon decides for itself)',
     }),
@@ -69,6 +73,7 @@ export default class Apply extends SpinCommand {
         excludes: flags.exclude ?? [],
         prune: flags.prune,
         allowShell: flags['allow-shell'],
+        allowReplace: flags['allow-replace'],
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
         signal: interrupt.signal,
         emit: renderer.listener,

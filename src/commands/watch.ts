@@ -41,6 +41,10 @@ export default class Watch extends SpinCommand {
       description: 'destroy the package of a removed file, and undo commands removed from a file',
     }),
     once: Flags.boolean({ description: 'reconcile everything once and exit' }),
+    'allow-replace': Flags.boolean({
+      description:
+        'let a change that cannot be made in place replace what holds data (an image, a volume with files)',
+    }),
     'allow-shell': Flags.boolean({
       description: 'let shell commands run (embedded broker only; the daemon decides for itself)',
     }),
@@ -70,6 +74,7 @@ export default class Watch extends SpinCommand {
         prune: flags.prune,
         once: flags.once,
         allowShell: flags['allow-shell'],
+        allowReplace: flags['allow-replace'],
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
         maxBytes: flags['max-bytes'],
         signal: interrupt.signal,

@@ -11,6 +11,8 @@ export interface CommandSpec {
   node: string;
   timeoutMs: number;
   retries: number;
+  /** `allow`: a replace of this command may undo what holds data (see `--allow-replace`). */
+  replace?: 'allow';
 }
 
 /** A loaded, validated package: its commands in file order. */

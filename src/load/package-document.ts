@@ -76,6 +76,7 @@ export function checkPackageDocument(
       node: typeof raw['node'] === 'string' ? raw['node'] : defaultNode,
       timeoutMs: durationToMs(raw['timeout']) ?? defaultTimeout,
       retries: typeof raw['retries'] === 'number' ? raw['retries'] : defaultRetries,
+      ...(raw['replace'] === 'allow' ? { replace: 'allow' as const } : {}),
     });
   }
 

@@ -67,6 +67,11 @@ export const packageSchema: JsonSchema = {
         node: { type: 'string', pattern: identifier },
         timeout: schemaParts.duration,
         retries: { type: 'integer', minimum: 0, maximum: 100 },
+        replace: {
+          description:
+            'allow: a change that cannot be made in place may replace this command even when that deletes data (an image, a volume with files), as --allow-replace does for all.',
+          enum: ['allow'],
+        },
       },
     },
   },

@@ -4,7 +4,7 @@ import type { ReconcileListener, ReconcileSummary } from './events.js';
 import { emptySummary } from './events.js';
 import { inverseRequest } from './inverse-request.js';
 import { computePlan, type PackagePlan } from '../plan/plan.js';
-import { outcomeChange } from './record-outcome.js';
+import { isUndoId, outcomeChange, undoIdOf } from './record-outcome.js';
 import type { CommandOutcome, RunRequest } from './run-packages.js';
 import { runPackages } from './run-packages.js';
 import { refuseForeignClaims } from '../plan/ownership.js';
@@ -12,6 +12,7 @@ import { selectCommands } from '../plan/selection.js';
 import { ReconcileSession } from './session.js';
 import type { CommandRecord } from '../core/state-types.js';
 import { SpinError } from '../core/errors.js';
+import { commandPosition } from '../load/load-package-file.js';
 
 /** What `spin apply` and `spin plan` are asked to do. */
 export interface ReconcileOptions {
@@ -23,6 +24,11 @@ export interface ReconcileOptions {
   prune?: boolean;
   lockTimeoutMs?: number;
   allowShell?: boolean;
+  /**
+   * Let a replace undo what holds data (an image, a volume with entries); without it, such a
+   * plan is refused before anything runs, unless the command says `replace: allow`.
+   */
+  allowReplace?: boolean;
   /** Agents in place of the built-in ones (see SessionOptions). */
   agents?: readonly Agent[];
   signal?: AbortSignal;
@@ -32,7 +38,7 @@ export interface ReconcileOptions {
 /** The options of one apply inside an open session. */
 export type ApplyRun = Pick<
   ReconcileOptions,
-  'packages' | 'targets' | 'excludes' | 'prune' | 'signal' | 'emit'
+  'packages' | 'targets' | 'excludes' | 'prune' | 'allowReplace' | 'signal' | 'emit'
 >;
 
 /**
@@ -90,7 +96,10 @@ export async function applyIn(
   const selected = selectCommands(plans, options.targets ?? [], options.excludes ?? []);
   const summary = emptySummary();
   summary.unchanged = plans.flatMap((p) => p.items).filter((i) => i.action === 'unchanged').length;
-  const requests = plans.map((p) => applyRequest(p, selected.get(p.name) ?? new Set()));
+  await refuseDataLoss(plans, selected, options.allowReplace === true);
+  const requests = plans.map((p) =>
+    applyRequest(p, selected.get(p.name) ?? new Set(), session, options.allowReplace === true),
+  );
   await refuseShellWithoutFlag(session, requests);
   const prunes = options.prune === true ? plans.map((p) => pruneRequest(p, session)) : [];
   await runThroughBroker(session, [requests, prunes], summary, options);
@@ -197,19 +206,116 @@ function count(
   phase: RunRequest['phase'],
 ): void {
   if (phase !== 'apply' && outcome.state === 'succeeded') summary.pruned += 1;
+  else if (isUndoId(outcome.id) && outcome.state === 'succeeded')
+    return; // counted with its command
   else summary[outcome.state] += 1;
 }
 
-function applyRequest(plan: PackagePlan, run: ReadonlySet<string>): RunRequest {
-  const commands = plan.items.flatMap((item) => {
+/**
+ * The commands apply runs of a package: those of `run`, each waiting only for needs that run
+ * too (the others were satisfied by an earlier apply). A replaced command first has what it
+ * made undone, by a command `undo:<id>` that it waits for; the undos run in reverse dependency
+ * order, as destroy's would (a VM stops before its disk is deleted), and an undo that fails
+ * skips the command and what needs it.
+ */
+function applyRequest(
+  plan: PackagePlan,
+  run: ReadonlySet<string>,
+  session: ReconcileSession,
+  allowReplace: boolean,
+): RunRequest {
+  const replaced = new Set(
+    plan.items.filter((i) => i.action === 'replace' && run.has(i.id)).map((i) => i.id),
+  );
+  const commands: RunRequest['commands'] = plan.items.flatMap((item) => {
     const command: CommandSpec | undefined = item.command;
     if (command === undefined || !run.has(item.id)) return [];
-    // Needs that do not run this time were satisfied by an earlier apply.
-    return [
-      { ...command, needs: command.needs.filter((n) => run.has(n)), fileNeeds: command.needs },
-    ];
+    const needs = command.needs.filter((n) => run.has(n));
+    if (replaced.has(item.id)) needs.push(undoIdOf(item.id));
+    return [{ ...command, needs, fileNeeds: command.needs }];
   });
-  return { name: plan.name, file: plan.file, phase: 'apply', commands };
+  if (replaced.size === 0) return { name: plan.name, file: plan.file, phase: 'apply', commands };
+  const records = plan.items.flatMap((i) =>
+    i.record === undefined ? [] : [[i.id, i.record] as [string, CommandRecord]],
+  );
+  const { request } = inverseRequest(
+    plan.name,
+    plan.file,
+    'apply',
+    records,
+    session.host,
+    session.state.data,
+    replaced,
+  );
+  const items = new Map(plan.items.map((i) => [i.id, i]));
+  const undos = request.commands.map((undo) => {
+    const item = items.get(undo.id ?? '');
+    const allowed = allowReplace || item?.command?.replace === 'allow';
+    // What holds data is undone only when that was allowed (see refuseDataLoss): then fully.
+    const force = item?.losesData === true && allowed && acceptsForce(session, undo);
+    return {
+      ...undo,
+      id: undoIdOf(undo.id ?? ''),
+      needs: undo.needs.map(undoIdOf),
+      params: force ? { ...undo.params, force: true } : undo.params,
+    };
+  });
+  return { name: plan.name, file: plan.file, phase: 'apply', commands: [...undos, ...commands] };
+}
+
+/** Whether the action of `command` takes a `force` param (remove_volume of a volume with files). */
+function acceptsForce(
+  session: ReconcileSession,
+  command: { resource: string; action: string },
+): boolean {
+  const properties = session.host.action(command.resource, command.action)?.spec.params[
+    'properties'
+  ] as Record<string, unknown> | undefined;
+  return properties !== undefined && Object.hasOwn(properties, 'force');
+}
+
+/**
+ * Refuses, before anything runs, a replace that would undo what holds data (an image, a volume
+ * with entries) unless `--allow-replace` was given or the command says `replace: allow`. Throws
+ * SpinError `state_conflict` (exit 3) naming each such command with its file and line.
+ */
+async function refuseDataLoss(
+  plans: readonly PackagePlan[],
+  selected: ReadonlyMap<string, ReadonlySet<string>>,
+  allowReplace: boolean,
+): Promise<void> {
+  if (allowReplace) return;
+  const refused = plans.flatMap((plan) =>
+    plan.items
+      .filter(
+        (i) =>
+          i.action === 'replace' &&
+          i.losesData === true &&
+          i.command?.replace !== 'allow' &&
+          selected.get(plan.name)?.has(i.id) === true,
+      )
+      .map((item) => ({ plan, item })),
+  );
+  if (refused.length === 0) return;
+  const lines = await Promise.all(
+    refused.map(async ({ plan, item }) => {
+      const at = await commandPosition(plan.file, item.id);
+      const where =
+        at === undefined ? plan.file : `${plan.file}:${String(at.line)}:${String(at.column)}`;
+      return `${where}: ${plan.name}/${item.id} would be replaced (${item.reason}), which deletes what it holds`;
+    }),
+  );
+  throw new SpinError(
+    'state_conflict',
+    `${refused.length === 1 ? 'A replace' : `${String(refused.length)} replaces`} would lose data; nothing was run:\n  ${lines.join('\n  ')}`,
+    {
+      details: { commands: refused.map(({ plan, item }) => `${plan.name}/${item.id}`) },
+      suggestions: [
+        'Run the apply again with --allow-replace to replace them, or add `replace: allow` to the command.',
+        'To keep the data, change the file back, or give the new resource another name.',
+      ],
+    },
+  );
 }
 
 function pruneRequest(plan: PackagePlan, session: ReconcileSession): RunRequest {

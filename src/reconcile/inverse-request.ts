@@ -11,20 +11,23 @@ import { heldElsewhere, holdersIn } from '../plan/ownership.js';
  * deleted, the disk before its volume). Records whose action has no inverse are left out, and
  * the order passes through them: if A needs B needs C and B leaves nothing to undo, A is still
  * undone before C. A record of something another package of `state` holds too is not undone
- * (see `heldElsewhere`): it counts among those with nothing to undo.
+ * (see `heldElsewhere`): it counts among those with nothing to undo. With `only`, just those
+ * records are undone; the others only order them.
  */
 export function inverseRequest(
   name: string,
   file: string,
-  phase: 'prune' | 'destroy',
+  phase: RunRequest['phase'],
   records: readonly [string, CommandRecord][],
   host: AgentHost,
   state: StateData,
+  only?: ReadonlySet<string>,
 ): { request: RunRequest; nothingToUndo: string[] } {
   const byId = new Map(records);
   const holders = holdersIn(state);
   const inverses = new Map(
     records.flatMap(([id, record]) => {
+      if (only !== undefined && !only.has(id)) return [];
       // What another package holds too is left to it: the record is only forgotten.
       if (heldElsewhere(holders, name, record)) return [];
       const inverse = inverseOf(record, host.action(record.resource, record.action));

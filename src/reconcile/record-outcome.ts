@@ -5,6 +5,15 @@ import type { StateData } from '../core/state-types.js';
 import type { StateChange } from './state-journal.js';
 
 /**
+ * The id of the command that undoes `id` before it is replaced. A colon cannot occur in a
+ * package's command ids, so these never meet one.
+ */
+export const undoIdOf = (id: string): string => `undo:${id}`;
+
+/** Whether a command id is that of an undo before a replace (see `undoIdOf`). */
+export const isUndoId = (id: string): boolean => id.startsWith('undo:');
+
+/**
  * The change one command's outcome makes to the state. An applied command gets its record (what
  * it is, how it ended, its output tail); a command undone by prune or destroy loses its record
  * when the undo succeeded (and its package goes with its last record). An undo that did not
@@ -22,6 +31,15 @@ export function outcomeChange(
       ? { op: 'forget', package: outcome.package, id: outcome.id }
       : undefined;
   }
+  // The undo before a replace changes no record: until the command runs anew, the record says
+  // what it made, so a replace that stops half-way is planned again.
+  if (isUndoId(outcome.id)) return undefined;
+  // A command that never ran (skipped, or cancelled before it started) left what an earlier run
+  // made as it was: its record stays, and the next plan still shows the change.
+  const neverRan =
+    outcome.state === 'skipped' || (outcome.state === 'cancelled' && outcome.attempts === 0);
+  if (neverRan && state.packages[outcome.package]?.commands[outcome.id]?.status === 'succeeded')
+    return undefined;
   const finishedAt = new Date(outcome.finishedAt).toISOString();
   return {
     op: 'record',

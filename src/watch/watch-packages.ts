@@ -18,6 +18,8 @@ export interface WatchOptions {
   allowShell?: boolean;
   /** Destroy the package of a removed file, and undo commands removed from a file. */
   prune?: boolean;
+  /** See ReconcileOptions.allowReplace. */
+  allowReplace?: boolean;
   /** How often every package is planned against the machine and drift repaired (default 5m). */
   intervalMs?: number;
   /** How long a file must stay unchanged before it is read (default 200 ms). */
@@ -84,6 +86,7 @@ export async function watchPackages(options: WatchOptions): Promise<WatchOutcome
     session,
     scope,
     prune,
+    allowReplace: options.allowReplace ?? false,
     concurrency: options.concurrency ?? 8,
     signal: stopping.signal,
     emit: emitTo,

@@ -29,6 +29,7 @@ export interface WatchReconcilerOptions {
   session: ReconcileSession;
   scope: WatchScope;
   prune: boolean;
+  allowReplace: boolean;
   concurrency: number;
   maxBytes?: number;
   signal: AbortSignal;
@@ -234,7 +235,13 @@ export class WatchReconciler {
       this.emit({ type: 'apply-start', package: name, file: pkg.file, reason: work.reason });
       const started = performance.now();
       const summary = await this.#guard(name, pkg.file, () =>
-        applyIn(session, { packages: [pkg], prune: this.#options.prune, signal, emit }),
+        applyIn(session, {
+          packages: [pkg],
+          prune: this.#options.prune,
+          allowReplace: this.#options.allowReplace,
+          signal,
+          emit,
+        }),
       );
       if (summary === undefined) return;
       this.emit({

@@ -95,15 +95,15 @@ describe('spin apply', () => {
   it('after an edit runs only the changed command, and plan says why', async () => {
     const s = await setup(storage());
     expect((await s.run('apply', s.file)).code).toBe(0);
-    await s.write(storage(1, 'b2.qcow2'));
+    await s.write(storage(2));
     const planned = await s.run('plan', s.file, '--detailed-exitcode');
     expect(planned.code).toBe(2);
-    expect(planned.stdout).toMatch(/~ b\s+update\s+changed: params\.image/);
+    expect(planned.stdout).toMatch(/~ b\s+update\s+changed: params\.image_size/);
     expect(planned.stdout).toContain('Plan: 1 to update, 2 unchanged.');
     const applied = await s.run('apply', s.file);
     expect(applied.code).toBe(0);
     expect(ran(applied.stdout)).toEqual(['b']);
-    expect(existsSync(join(s.home, 'images/data/b2.qcow2'))).toBe(true);
+    expect(applied.stdout).toContain('image data/b.raw grown to 2 GiB');
     expect((await s.run('plan', s.file, '--detailed-exitcode')).code).toBe(0);
   });
 

@@ -37,6 +37,32 @@ describe("the README's demo", () => {
     const argv = (await readFile(`/proc/${pid!}/cmdline`, 'utf8')).split('\0');
     expect(argv[argv.indexOf('-m') + 1]).toBe('128');
     expect((await spin(['plan', smaller], { env })).stdout).toContain('No changes');
+    // A qcow2 disk in place of the raw one: the disk cannot change format in place, so it is
+    // replaced, and the VM that runs on it is stopped first and started again on the new one.
+    const qcow2 = (await readFile(smaller, 'utf8')).replace(
+      'image_size: 1',
+      'image_size: 1, format: qcow2',
+    );
+    await writeFile(smaller, qcow2);
+    const replacePlan = await spin(['plan', smaller], { env });
+    expect(replacePlan.stdout).toMatch(/-\/\+ image\s+replace\s+params\.format changed/);
+    expect(replacePlan.stdout).toMatch(/then: config, start/);
+    expect(replacePlan.stdout).toMatch(/~ config\s+update\s+needs image, which is replaced/);
+    expect(replacePlan.stdout).toMatch(
+      /-\/\+ start\s+replace\s+restart: needs image, which is replaced/,
+    );
+    const replaced = await spin(['apply', smaller, '--output', 'plain', '--allow-replace'], {
+      env,
+    });
+    expect(replaced.code, replaced.stdout + replaced.stderr).toBe(0);
+    const steps = [...replaced.stdout.matchAll(/vm-demo\/(\S+) succeeded/g)].map((m) => m[1]);
+    expect(steps).toEqual(['undo:start', 'undo:image', 'image', 'config', 'start']);
+    const newPid = /vm 1 started \(pid (\d+)/.exec(replaced.stdout)?.[1];
+    expect(newPid, replaced.stdout).toBeDefined();
+    expect(newPid).not.toBe(pid);
+    const newArgv = (await readFile(`/proc/${newPid!}/cmdline`, 'utf8')).split('\0');
+    expect(newArgv.join(' ')).toContain('"driver":"qcow2"');
+    expect((await spin(['plan', smaller], { env })).stdout).toContain('No changes');
     const destroyed = await spin(['destroy', 'vm-demo', '--output', 'plain'], { env });
     expect(destroyed.code, destroyed.stdout + destroyed.stderr).toBe(0);
     expect(destroyed.stdout).toMatch(/vm 1 stopped by ACPI powerdown/);

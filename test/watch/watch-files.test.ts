@@ -81,7 +81,7 @@ describe('spin watch: files', () => {
     const d = await watchDirs();
     const file = join(d.dir, 'storm.spin.yaml');
     await writeFile(file, storagePackage('storm', ['s0.raw']));
-    const w = watch(d);
+    const w = watch(d, '--allow-replace'); // its edits rename an image: a replace;
     await w.waitFor(applied('storm'));
     const from = w.mark();
     for (let i = 1; i <= 100; i++)
@@ -116,7 +116,7 @@ describe('spin watch: files', () => {
     const d = await watchDirs();
     const file = join(d.dir, 'fix.spin.yaml');
     await writeFile(file, storagePackage('fix', ['a.raw']));
-    const w = watch(d);
+    const w = watch(d, '--allow-replace'); // its edits rename an image: a replace;
     await w.waitFor(applied('fix'));
     let from = w.mark();
     await writeFile(
@@ -150,7 +150,7 @@ describe('spin watch: files', () => {
     const first = join(d.dir, 'first.spin.yaml');
     const second = join(d.dir, 'second.spin.yaml');
     await writeFile(first, storagePackage('dup', ['a.raw']));
-    const w = watch(d);
+    const w = watch(d, '--allow-replace'); // its edits rename an image: a replace;
     await w.waitFor(applied('dup'));
     let from = w.mark();
     await writeFile(second, storagePackage('dup', ['b.raw']));

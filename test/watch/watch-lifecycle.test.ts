@@ -92,7 +92,7 @@ describe('spin watch: lifecycle', () => {
     const fileA = join(d.dir, 'a.spin.yaml');
     await writeFile(fileA, gatedPackage('a', gate('a1')));
     await writeFile(join(d.dir, 'b.spin.yaml'), storagePackage('b', ['b.raw']));
-    const w = watch(d, '--allow-shell');
+    const w = watch(d, '--allow-shell', '--allow-replace'); // its edit renames an image
     const waitRunning = (from: number) =>
       w.waitFor(
         (e) =>

@@ -64,6 +64,8 @@ export const emulationSpecs = [
       `vm ${String(p['id'])}`,
       ...portsOf(p['vm']).map((port) => `host port ${port.protocol ?? 'tcp'}/${String(port.host)}`),
     ],
+    // The config is rewritten; a VM started from it is restarted (see start).
+    changesInPlace: ['vm'],
   }),
   defineAction({
     resource,
@@ -85,6 +87,7 @@ export const emulationSpecs = [
     inverse: 'stop',
     claims: (p) => [`running vm ${String(p['id'])}`],
     rerunsAfterNeeds: 'restart (config changed)',
+    changesInPlace: ['ready_when', 'ready_timeout'],
   }),
   defineAction({
     resource,

@@ -13,6 +13,9 @@ const imageSize = { type: 'integer', minimum: 1, maximum: maxImageGib };
 /** A param as text, for a claim key (the schema has made it a string already). */
 const text = (value: unknown): string => String(value);
 
+/** Undoing an image deletes what is in it. */
+const imageHoldsData = (): boolean => true;
+
 export const storageSpecs = [
   defineAction({
     resource,
@@ -22,6 +25,7 @@ export const storageSpecs = [
     required: ['path'],
     inverse: 'remove_volume',
     claims: (p) => [`volume ${text(p['path'])}`],
+    holdsData: (observed) => observed['entries'] !== 0,
   }),
   defineAction({
     resource,
@@ -43,6 +47,15 @@ export const storageSpecs = [
     required: ['volume', 'image', 'image_size'],
     inverse: 'delete_image',
     claims: (p) => [`image ${text(p['volume'])}/${text(p['image'])}`],
+    // A larger image_size grows the image; a smaller one would cut off what is in it.
+    changesInPlace: ['image_size'],
+    cannotChangeInPlace: (before, after) => {
+      const [was, is] = [Number(before['image_size']), Number(after['image_size'])];
+      return is < was
+        ? `params.image_size shrinks from ${String(was)} to ${String(is)} GiB`
+        : undefined;
+    },
+    holdsData: imageHoldsData,
   }),
   defineAction({
     resource,
@@ -59,6 +72,7 @@ export const storageSpecs = [
     required: ['from_volume', 'from_image', 'to_volume', 'to_image'],
     inverse: 'delete_image',
     claims: (p) => [`image ${text(p['to_volume'])}/${text(p['to_image'])}`],
+    holdsData: imageHoldsData,
   }),
   defineAction({
     resource,
