@@ -141,7 +141,8 @@ export interface PackageOwner extends ProcessIdentity {
 /** A command that ended (succeeded, failed or skipped), with what it was and what it gave. */
 export interface FinishedCommand {
   spec: CommandSpec;
-  state: 'succeeded' | 'failed' | 'skipped';
+  /** cancelled: it was running when its submitter died (a recovery's `interrupted`). */
+  state: 'succeeded' | 'failed' | 'skipped' | 'cancelled';
   attempt: number;
   finishedAt: number;
   output?: unknown;

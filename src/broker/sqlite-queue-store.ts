@@ -337,12 +337,13 @@ export class SqliteQueueStore implements QueueStore {
           const ran = row.state === 'running';
           if (ran) interrupted.push(row.id);
           else notStarted++;
-          this.#t.setCommand(row, {
-            state: 'cancelled',
-            reason: ran
-              ? `${owner.command} (pid ${String(owner.pid)}) died while it ran: its outcome is unknown`
-              : `${owner.command} (pid ${String(owner.pid)}) died before it ran`,
-          });
+          const reason = ran
+            ? `${owner.command} (pid ${String(owner.pid)}) died while it ran: its outcome is unknown`
+            : `${owner.command} (pid ${String(owner.pid)}) died before it ran`;
+          this.#t.setCommand(row, { state: 'cancelled', reason });
+          // What it made, if anything, is spin's: the state records that it ran.
+          if (ran)
+            finished.push({ ...finishedOf(row, 'cancelled'), reason, finishedAt: this.#t.now });
         }
         this.#t.savePackage(pkg, { state: 'cancelled', unfinished: 0 });
         report.cancelled.push({

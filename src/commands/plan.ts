@@ -13,7 +13,7 @@ import { plan } from '../reconcile/apply.js';
 export default class Plan extends SpinCommand {
   static override summary = 'Show what apply would do, without doing it.';
   static override description =
-    'Compares the packages with the state file and, through each agent, with the machine: every command is create, update, drifted, unchanged or prune, with the reason. With --detailed-exitcode: 0 nothing to do, 2 changes pending, 1 error.';
+    'Compares the packages with the state file and, through each agent, with the machine: every command is create, update, replace, drifted, unchanged or prune, with the reason. With --detailed-exitcode: 0 nothing to do, 2 changes pending, 1 error.';
   static override examples = [
     '<%= config.bin %> plan examples/vm.spin.yaml',
     '<%= config.bin %> plan packages/ --detailed-exitcode',
@@ -53,7 +53,14 @@ export default class Plan extends SpinCommand {
         const out = plans.map((p) => ({
           package: p.name,
           file: p.file,
-          commands: p.items.map((i) => ({ id: i.id, action: i.action, reason: i.reason })),
+          commands: p.items.map((i) => ({
+            id: i.id,
+            action: i.action,
+            reason: i.reason,
+            ...(i.dependents === undefined ? {} : { dependents: i.dependents }),
+            ...(i.losesData === true ? { loses_data: true } : {}),
+            ...(i.unmanaged === undefined ? {} : { unmanaged: true }),
+          })),
         }));
         this.log(JSON.stringify({ changes: hasChanges(plans), packages: out }, null, 2));
       } else {

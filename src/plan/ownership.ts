@@ -2,7 +2,7 @@ import { findAction } from '../agents/registry.js';
 import { SpinError } from '../core/errors.js';
 import type { PackageSpec } from '../core/package.js';
 import type { StateData } from '../core/state-types.js';
-import { commandPosition } from '../load/load-package-file.js';
+import { whereIs } from './plan-refusals.js';
 
 /** A command that holds, or asks to hold, one key (see ActionSpec.claims). */
 export interface Claim {
@@ -102,7 +102,10 @@ export async function refuseForeignClaims(
   if (conflicts.length === 0) return;
   const lines = await Promise.all(
     conflicts.map(async ({ key, claim, owner, owned }) => {
-      const [at, ownerAt] = await Promise.all([where(claim), where(owner)]);
+      const [at, ownerAt] = await Promise.all([
+        whereIs(claim.file, claim.command),
+        whereIs(owner.file, owner.command),
+      ]);
       return owned
         ? `${at}: ${claim.package}/${claim.command} claims ${key}, which package ${owner.package} owns (${ownerAt}, command ${owner.command})`
         : `${at}: ${claim.package}/${claim.command} claims ${key}, which ${owner.package}/${owner.command} claims too (${ownerAt})`;
@@ -121,12 +124,4 @@ export async function refuseForeignClaims(
       ],
     },
   );
-}
-
-/** `file:line:column` of a command, or the file alone when it cannot be read any more. */
-async function where(claim: Claim): Promise<string> {
-  const position = await commandPosition(claim.file, claim.command);
-  return position === undefined
-    ? claim.file
-    : `${claim.file}:${String(position.line)}:${String(position.column)}`;
 }

@@ -31,6 +31,12 @@ export interface PlanItem {
   dependents?: string[];
   /** For replace: undoing what the command made loses data (an image, a volume with entries). */
   losesData?: boolean;
+  /**
+   * For create: what the command would make exists already, and no package manages it (a volume
+   * made by hand, or by a state that was lost). Apply refuses to take it over silently: it must
+   * be imported (`spin import`), or moved aside.
+   */
+  unmanaged?: Record<string, unknown>;
 }
 
 /** A package's plan: its commands in file order, then the ones to prune. */
@@ -61,6 +67,7 @@ export async function computePlan(
   const plans: PackagePlan[] = [];
   const toObserve: { item: PlanItem; command: CommandSpec }[] = [];
   const toWeigh: { item: PlanItem; record: CommandRecord }[] = [];
+  const toFind: { item: PlanItem; command: CommandSpec }[] = [];
   for (const pkg of packages) {
     const records = state.packages[pkg.name]?.commands ?? {};
     const items: PlanItem[] = pkg.commands.map((command) => {
@@ -79,6 +86,13 @@ export async function computePlan(
       if (item.action === 'unchanged' && item.command)
         toObserve.push({ item, command: item.command });
       if (item.action === 'replace' && item.record) toWeigh.push({ item, record: item.record });
+      if (
+        item.action === 'create' &&
+        item.record === undefined &&
+        item.command &&
+        claims(item.command)
+      )
+        toFind.push({ item, command: item.command });
     }
     plans.push({ name: pkg.name, file: pkg.file, items });
   }
@@ -100,6 +114,14 @@ export async function computePlan(
     }),
     ...toWeigh.map(({ item, record }) => async () => {
       item.losesData = await losesData(record, observe);
+    }),
+    ...toFind.map(({ item, command }) => async () => {
+      // What cannot be observed is left to the command, which says what it finds.
+      const seen = await observe(command).catch(() => undefined);
+      if (seen?.present !== true) return;
+      item.unmanaged = seen.details;
+      item.reason =
+        'exists already, and no package manages it: import it (spin import) or move it aside';
     }),
   ]);
   return plans;
@@ -208,6 +230,11 @@ function diffCommand(command: CommandSpec, record: CommandRecord | undefined): P
     return { ...base, action: 'create', reason: `last run ${record.status}` };
   }
   return { ...base, action: 'unchanged', reason: 'up to date' };
+}
+
+/** Whether a command of this action holds something once it succeeded (ActionSpec.claims). */
+function claims(command: CommandSpec): boolean {
+  return findAction(command.resource, command.action)?.claims !== undefined;
 }
 
 /** Whether a change to `record` may need a replace: it made something its inverse undoes. */

@@ -9,10 +9,10 @@ import type { CommandOutcome, RunRequest } from './run-packages.js';
 import { runPackages } from './run-packages.js';
 import { refuseForeignClaims } from '../plan/ownership.js';
 import { selectCommands } from '../plan/selection.js';
+import { refuseDataLoss, refuseUnmanaged } from '../plan/plan-refusals.js';
 import { ReconcileSession } from './session.js';
 import type { CommandRecord } from '../core/state-types.js';
 import { SpinError } from '../core/errors.js';
-import { commandPosition } from '../load/load-package-file.js';
 
 /** What `spin apply` and `spin plan` are asked to do. */
 export interface ReconcileOptions {
@@ -96,6 +96,7 @@ export async function applyIn(
   const selected = selectCommands(plans, options.targets ?? [], options.excludes ?? []);
   const summary = emptySummary();
   summary.unchanged = plans.flatMap((p) => p.items).filter((i) => i.action === 'unchanged').length;
+  await refuseUnmanaged(plans, selected);
   await refuseDataLoss(plans, selected, options.allowReplace === true);
   const requests = plans.map((p) =>
     applyRequest(p, selected.get(p.name) ?? new Set(), session, options.allowReplace === true),
@@ -272,50 +273,6 @@ function acceptsForce(
     'properties'
   ] as Record<string, unknown> | undefined;
   return properties !== undefined && Object.hasOwn(properties, 'force');
-}
-
-/**
- * Refuses, before anything runs, a replace that would undo what holds data (an image, a volume
- * with entries) unless `--allow-replace` was given or the command says `replace: allow`. Throws
- * SpinError `state_conflict` (exit 3) naming each such command with its file and line.
- */
-async function refuseDataLoss(
-  plans: readonly PackagePlan[],
-  selected: ReadonlyMap<string, ReadonlySet<string>>,
-  allowReplace: boolean,
-): Promise<void> {
-  if (allowReplace) return;
-  const refused = plans.flatMap((plan) =>
-    plan.items
-      .filter(
-        (i) =>
-          i.action === 'replace' &&
-          i.losesData === true &&
-          i.command?.replace !== 'allow' &&
-          selected.get(plan.name)?.has(i.id) === true,
-      )
-      .map((item) => ({ plan, item })),
-  );
-  if (refused.length === 0) return;
-  const lines = await Promise.all(
-    refused.map(async ({ plan, item }) => {
-      const at = await commandPosition(plan.file, item.id);
-      const where =
-        at === undefined ? plan.file : `${plan.file}:${String(at.line)}:${String(at.column)}`;
-      return `${where}: ${plan.name}/${item.id} would be replaced (${item.reason}), which deletes what it holds`;
-    }),
-  );
-  throw new SpinError(
-    'state_conflict',
-    `${refused.length === 1 ? 'A replace' : `${String(refused.length)} replaces`} would lose data; nothing was run:\n  ${lines.join('\n  ')}`,
-    {
-      details: { commands: refused.map(({ plan, item }) => `${plan.name}/${item.id}`) },
-      suggestions: [
-        'Run the apply again with --allow-replace to replace them, or add `replace: allow` to the command.',
-        'To keep the data, change the file back, or give the new resource another name.',
-      ],
-    },
-  );
 }
 
 function pruneRequest(plan: PackagePlan, session: ReconcileSession): RunRequest {
