@@ -50,8 +50,9 @@ export async function confinePath(
 ): Promise<ConfinedPath> {
   const problem = pathProblem(value, kind);
   if (problem !== undefined) throw refuse(value, problem);
+  // One name, one file: `café` typed as one character or as `e` and a combining accent.
+  const parts = value.normalize('NFC').split('/');
   const realRoot = await confineRoot(root);
-  const parts = value.split('/');
   let current = realRoot;
   for (const [index, part] of parts.entries()) {
     current = join(current, part);

@@ -1,7 +1,9 @@
+import { bidiControls, hasBidiControl } from '../core/display-text.js';
+
 /**
  * The two kinds of path a package may name. `name`: one path component (a volume, an image
  * file). `relative`: a relative path of components, each a `name`. Neither may be absolute,
- * contain `..` or `.`, a NUL, a backslash, or a control character. The loader checks these at
+ * contain `..` or `.`, a NUL, a backslash, a control character or a bidirectional control. The loader checks these at
  * load time; agents check again and confine the resolved path to their root at run time.
  */
 export type PathKind = 'name' | 'relative';
@@ -15,6 +17,8 @@ export function pathProblem(value: string, kind: PathKind): string | undefined {
   if (value.includes('\0')) return 'must not contain a NUL byte';
   // eslint-disable-next-line no-control-regex -- finding control characters is the point
   if (/[\u0001-\u001f\u007f]/.test(value)) return 'must not contain control characters';
+  if (hasBidiControl(value))
+    return 'must not contain bidirectional controls (such as U+202E), which make a name read as another';
   if (value.includes('\\')) return "must not contain '\\'";
   if (value.startsWith('/')) return 'must be relative, not an absolute path';
   if (value.length > maxPath) return `must be at most ${String(maxPath)} characters`;
@@ -34,6 +38,6 @@ export function pathProblem(value: string, kind: PathKind): string | undefined {
  * code of spin's. A property test keeps the two in agreement.
  */
 export const pathPatterns: Record<PathKind, string> = {
-  name: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$',
-  relative: '^(?!/)(?!.*(?:^|/)\\.{0,2}(?:/|$))[^\\\\\\u0000-\\u001f\\u007f]+$',
+  name: `^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f${bidiControls}]+$`,
+  relative: `^(?!/)(?!.*(?:^|/)\\.{0,2}(?:/|$))[^\\\\\\u0000-\\u001f\\u007f${bidiControls}]+$`,
 };

@@ -1,3 +1,4 @@
+import { displayText, hasBidiControl } from '../core/display-text.js';
 import { defaults } from '../core/defaults.js';
 import { SpinError } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
@@ -128,6 +129,22 @@ export function packageStateOf(counts: {
   if (counts.cancelled) return 'cancelled';
   if (counts.unfinished > 0) return counts.started ? 'running' : 'enqueued';
   return counts.failedOrSkipped > 0 ? 'failed' : 'succeeded';
+}
+
+/**
+ * A package's label as the broker keeps it: in Unicode NFC, so that `café` typed either way is
+ * one label; refused (`invalid_input`) with control characters or bidirectional controls, which
+ * make a label read as another.
+ */
+export function packageLabel(name: string): string {
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name) || hasBidiControl(name)) {
+    throw new SpinError(
+      'invalid_input',
+      `package name '${displayText(name)}' contains control or bidirectional characters`,
+    );
+  }
+  return name.normalize('NFC');
 }
 
 /**

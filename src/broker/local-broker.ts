@@ -1,3 +1,4 @@
+import { packageLabel } from './broker-semantics.js';
 import type { Broker, ConsumerOptions, QueueConsumer, SubscribeOptions } from './broker.js';
 import type {
   AckResult,
@@ -59,8 +60,11 @@ export class LocalBroker implements Broker {
         : undefined;
   }
 
-  createPackage(options?: NewPackageOptions): Promise<string> {
-    return this.store.createPackage(options);
+  async createPackage(options?: NewPackageOptions): Promise<string> {
+    const name = options?.name;
+    return this.store.createPackage(
+      name === undefined ? options : { ...options, name: packageLabel(name) },
+    );
   }
   addCommands(packageId: string, commands: readonly CommandInput[]): Promise<string[]> {
     return this.store.addCommands(packageId, commands);

@@ -18,3 +18,15 @@ const unsafe = new RegExp(
   'g',
 );
 const longRun = /\S{241,}/g;
+
+/**
+ * The bidirectional controls (marks, embeddings, overrides, isolates): in a name they make it
+ * read as another (`a\u202eb` shows as `ab` reversed), so names and paths refuse them.
+ */
+export const bidiControls = '\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069';
+
+/** Whether `text` holds a bidirectional control (see `bidiControls`). */
+export function hasBidiControl(text: string): boolean {
+  return bidiPattern.test(text);
+}
+const bidiPattern = new RegExp(`[${bidiControls}]`);

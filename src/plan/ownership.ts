@@ -18,7 +18,8 @@ export function claimsOf(
   action: string,
   params: Readonly<Record<string, unknown>>,
 ): string[] {
-  return findAction(resource, action)?.claims?.(params) ?? [];
+  // Keys are of names, which agents normalise to NFC (see confinePath): so are the keys.
+  return (findAction(resource, action)?.claims?.(params) ?? []).map((key) => key.normalize('NFC'));
 }
 
 /** Every key the state's succeeded commands hold, with the command that holds it. */
