@@ -1,7 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { spin, tempDir } from '../support/spin-cli.js';
+import { repoRoot, spin, tempDir } from '../support/spin-cli.js';
 
 const valid = (name: string, extra = ''): string => `package: ${name}
 commands:
@@ -192,5 +192,14 @@ describe('spin --help and --version', () => {
     const one = await spin(['validate', '--help']);
     expect(one.stdout).toContain('EXAMPLES');
     expect(one.stdout).toContain('$ spin validate packages/');
+  });
+});
+
+describe('spin schema', () => {
+  it('prints the schema editors use, the one the repository publishes', async () => {
+    const run = await spin(['schema']);
+    expect(run.code).toBe(0);
+    const published = await readFile(join(repoRoot, 'schemas', 'package.schema.json'), 'utf8');
+    expect(JSON.parse(run.stdout)).toEqual(JSON.parse(published));
   });
 });
