@@ -17,7 +17,7 @@ async function appliedHome(): Promise<{ home: string; file: string; env: Record<
   return { home, file, env };
 }
 
-it('refuses a state copied in from another home with exit 3, and adopts one begun afresh', async () => {
+it('refuses a state copied in from another home with exit 3, and adopts one begun afresh through import', async () => {
   const a = await appliedHome();
   const b = await appliedHome();
   const state = join(b.home, 'state.json');
@@ -36,10 +36,14 @@ it('refuses a state copied in from another home with exit 3, and adopts one begu
   expect(await readFile(state, 'utf8')).toBe(copied); // nothing written over it
   expect(JSON.parse(before)).not.toEqual(JSON.parse(copied));
 
-  // Moved aside, the home starts afresh: the next apply adopts the new state.
+  // Moved aside, the home starts afresh: the next spin adopts the new state, and what the old
+  // one managed is taken over only by an import.
   await rename(state, `${state}.foreign`);
   const fresh = await spin(['apply', b.file, '--output', 'plain'], { env: b.env });
-  expect(fresh.code).toBe(0);
+  expect(fresh.code).toBe(3);
+  expect(fresh.stderr).toContain('one/vol would take over what exists already');
+  const imported = await spin(['import', b.file, 'one'], { env: b.env });
+  expect(imported.code, imported.stderr).toBe(0);
   const again = await spin(['apply', b.file, '--output', 'plain'], { env: b.env });
   expect(again.stdout).toContain('Nothing to do');
 });
