@@ -15,6 +15,7 @@ export async function loadOrThrow(paths: string[], maxBytes?: number): Promise<L
     throw new SpinError(
       'invalid_package',
       diagnosticsReport(result.diagnostics, result.files.length),
+      { details: { diagnostics: result.diagnostics } },
     );
   }
   if (result.packages.length === 0) {

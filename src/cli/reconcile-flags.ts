@@ -69,3 +69,39 @@ export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
     },
   };
 }
+
+/** The planning flags: which commands apply runs. A saved plan carries its own. */
+export const selectionFlags = {
+  target: Flags.string({
+    description: 'run only this command (<id> or <package>/<id>) and what it needs; repeatable',
+    multiple: true,
+  }),
+  exclude: Flags.string({
+    description: 'do not run this command, nor what needs it; repeatable',
+    multiple: true,
+  }),
+  prune: Flags.boolean({
+    description: 'undo commands that were removed from the files, in reverse dependency order',
+  }),
+};
+
+/**
+ * `--output` for a command that prints one document (`text` for people first), and `--json`,
+ * the same as `--output json`.
+ */
+export function documentOutputFlags<const T extends string>(modes: readonly [T, ...T[]]) {
+  return {
+    output: Flags.string({
+      char: 'o',
+      description: 'what to print: for people, or one JSON document (schemas/output/)',
+      options: [...modes],
+      default: modes[0],
+    }),
+    json: Flags.boolean({ description: 'the same as --output json' }),
+  };
+}
+
+/** The output a document command was asked for. */
+export function documentOutput(flags: { output: string; json: boolean }): string {
+  return flags.json ? 'json' : flags.output;
+}

@@ -1,3 +1,4 @@
+import { outputFormatVersion } from '../core/output-schemas.js';
 import type { RecoveryReport } from '../broker/broker-types.js';
 import type { LockHolder } from '../reconcile/state-lock.js';
 import type { ReconcileListener, ReconcileSummary } from '../reconcile/events.js';
@@ -93,4 +94,12 @@ export function summaryLine(s: ReconcileSummary, verb: string): string {
   if (s.unchanged > 0) parts.push(`${String(s.unchanged)} unchanged`);
   const how = s.interrupted ? 'interrupted' : s.failed > 0 ? 'finished with failures' : 'complete';
   return `${verb} ${how}: ${parts.join(', ')}.`;
+}
+
+/**
+ * One event as a line of `--output json` (schemas/output/event.schema.json): the event with the
+ * format version and kind every document carries.
+ */
+export function eventLine(event: { type: string }): string {
+  return JSON.stringify({ format_version: outputFormatVersion, kind: 'event', ...event });
 }

@@ -8,6 +8,7 @@ import {
   summaryLine,
 } from './reconcile-lines.js';
 import type { OutputMode, Renderer, Sink } from './reconcile-lines.js';
+import { eventLine } from './reconcile-lines.js';
 
 /**
  * The renderer for a mode. The terminal's (listr2) is imported only when it is asked for: plain
@@ -23,7 +24,7 @@ export async function createRenderer(
       const lines = batchedSink(sink);
       return {
         listener: (e) => {
-          lines.out(JSON.stringify(e));
+          lines.out(eventLine(e));
         },
         finish: () => Promise.resolve(),
       };

@@ -1,4 +1,6 @@
 import type { PackagePlan, PlanAction } from '../plan/plan.js';
+import { plansOf, type PlanDocument } from '../plan/plan-document.js';
+import { displayText } from '../core/display-text.js';
 
 const marks: Record<PlanAction, string> = {
   create: '+',
@@ -54,4 +56,99 @@ export function planSummary(plans: readonly PackagePlan[]): string {
 /** Whether a plan has anything for apply to do. */
 export function hasChanges(plans: readonly PackagePlan[]): boolean {
   return plans.some((p) => p.items.some((i) => i.action !== 'unchanged'));
+}
+
+/** Where printed lines go. */
+export interface LineSink {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+/**
+ * Prints a plan document: as the terminal view (`text`), as the document itself (`json`), or
+ * as a summary for a pull-request comment (`markdown`). A note that the state was being changed
+ * while the plan read it goes to stderr with the text view, and into the document otherwise.
+ */
+export function printPlan(
+  doc: PlanDocument,
+  output: 'text' | 'json' | 'markdown',
+  sink: LineSink,
+): void {
+  if (output === 'json') {
+    sink.out(JSON.stringify(doc, null, 2));
+    return;
+  }
+  if (output === 'markdown') {
+    sink.out(renderPlanMarkdown(doc));
+    return;
+  }
+  const changing = doc.state.changing;
+  if (changing !== undefined) {
+    sink.err(
+      `note: the state was being changed while this plan read it (${changing.command}, pid ${String(changing.pid)} on ${changing.host}, since ${changing.since}): it may be out of date`,
+    );
+  }
+  sink.out(renderPlan(plansOf(doc, null)));
+  const { targets, excludes, prune } = doc.options;
+  const scope = [
+    targets.length > 0 ? `targets: ${targets.join(', ')}` : '',
+    excludes.length > 0 ? `excluded: ${excludes.join(', ')}` : '',
+    prune ? 'prune: yes' : '',
+  ].filter(Boolean);
+  if (scope.length > 0) sink.out(`Apply runs only what these select: ${scope.join('; ')}.`);
+}
+
+/**
+ * A plan as Markdown for a pull-request comment: the counts, then what needs a person's eye
+ * (what would lose data or take over what exists, drift), then each package's changes. Unchanged
+ * commands are only counted.
+ */
+export function renderPlanMarkdown(doc: PlanDocument): string {
+  const plans = plansOf(doc, null);
+  const lines = [
+    `### spin plan: ${planSummary(plans)
+      .replace(/^Plan: /, '')
+      .replace(/\.$/, '')}`,
+    '',
+  ];
+  const attention = doc.packages.flatMap((pkg) =>
+    pkg.items.flatMap((item) => {
+      const name = `\`${pkg.name}/${item.id}\``;
+      if (item.loses_data === true)
+        return [`- **${name} is replaced, which deletes what it holds**: ${cell(item.reason)}`];
+      if (item.unmanaged === true)
+        return [
+          `- **${name} would take over what exists already**: import it first (\`spin import\`)`,
+        ];
+      if (item.action === 'drifted') return [`- ${name} drifted: ${cell(item.reason)}`];
+      return [];
+    }),
+  );
+  if (doc.state.changing !== undefined)
+    attention.unshift(
+      '- The state was being changed while this plan was made: it may be out of date.',
+    );
+  if (attention.length > 0) lines.push('**Needs attention**', '', ...attention, '');
+  for (const pkg of doc.packages) {
+    const changed = pkg.items.filter((i) => i.action !== 'unchanged');
+    if (changed.length === 0) continue;
+    lines.push(
+      `#### ${pkg.name} (\`${cell(pkg.file)}\`)`,
+      '',
+      '| | command | change | why |',
+      '| --- | --- | --- | --- |',
+    );
+    for (const item of changed) {
+      lines.push(
+        `| \`${marks[item.action]}\` | \`${cell(item.id)}\` | ${item.action} | ${cell(item.reason)} |`,
+      );
+    }
+    lines.push('');
+  }
+  return lines.join('\n').trimEnd();
+}
+
+/** Text made safe for a Markdown table cell: pipes escaped, one line. */
+function cell(text: string): string {
+  return displayText(text).replaceAll('|', '\\|').replaceAll('\n', ' ');
 }

@@ -3,7 +3,7 @@ import { formatDiagnostic } from '../core/diagnostic.js';
 import { formatDuration } from '../core/duration.js';
 import type { WatchEvent, WatchListener } from '../watch/watch-events.js';
 import type { OutputMode, Sink } from './reconcile-lines.js';
-import { recoveredLines, summaryLine } from './reconcile-lines.js';
+import { eventLine, recoveredLines, summaryLine } from './reconcile-lines.js';
 
 /** Where a watch renderer writes: lines, and in a terminal raw text for redrawing. */
 export interface WatchSink extends Sink {
@@ -22,7 +22,7 @@ export function createWatchRenderer(mode: OutputMode, sink: WatchSink): WatchRen
     case 'json':
       return {
         listener: (e) => {
-          sink.out(JSON.stringify(e));
+          sink.out(eventLine(e));
         },
         finish: () => undefined,
       };

@@ -1,6 +1,7 @@
 import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import { ExitCode } from '../core/exit-codes.js';
+import { SpinError } from '../core/errors.js';
 import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
 import {
@@ -9,38 +10,34 @@ import {
   outputFlags,
   outputMode,
   resolveHome,
+  selectionFlags,
   stateFlags,
 } from '../cli/reconcile-flags.js';
 import { createRenderer } from '../cli/reconcile-renderer.js';
 import { SpinCommand } from '../cli/spin-command.js';
-import { apply } from '../reconcile/apply.js';
+import { apply, applySaved } from '../reconcile/apply.js';
+import { isSavedPlan, readPlan } from '../plan/plan-document.js';
 
 export default class Apply extends SpinCommand {
-  static override summary = 'Make the machine match the packages.';
+  static override summary = 'Make the machine match the packages, or carry out a saved plan.';
   static override description =
-    'Plans the packages against the state file and the machine, runs what is missing, changed or drifted through the broker (the daemon when one runs, otherwise an embedded one), and records each result. Running it again with the same files does nothing. Exit 0 when everything succeeded, 1 when a command failed, 2 for invalid input, 3 when the state is locked or corrupt.';
+    'Plans the packages against the state file and the machine, runs what is missing, changed or drifted through the broker (the daemon when one runs, otherwise an embedded one), and records each result. Running it again with the same files does nothing. Given a plan saved by `spin plan --out FILE`, runs exactly that plan, and refuses it (exit 3) when the state or a package file changed since. Exit 0 when everything succeeded, 1 when a command failed, 2 for invalid input, 3 when the state is locked or corrupt or the plan cannot be carried out as it stands.';
   static override examples = [
     '<%= config.bin %> apply examples/vm.spin.yaml',
     '<%= config.bin %> apply packages/ --prune',
+    '<%= config.bin %> apply plan.json',
     '<%= config.bin %> apply vm.spin.yaml --target start --output json',
     '<%= config.bin %> apply vm.spin.yaml --lock-timeout 5m',
   ];
   static override strict = false;
   static override args = {
-    paths: Args.string({ description: 'package files or directories', required: true }),
+    paths: Args.string({
+      description: 'package files or directories, or one saved plan',
+      required: true,
+    }),
   };
   static override flags = {
-    target: Flags.string({
-      description: 'run only this command (<id> or <package>/<id>) and what it needs; repeatable',
-      multiple: true,
-    }),
-    exclude: Flags.string({
-      description: 'do not run this command, nor what needs it; repeatable',
-      multiple: true,
-    }),
-    prune: Flags.boolean({
-      description: 'undo commands that were removed from the files, in reverse dependency order',
-    }),
+    ...selectionFlags,
     'allow-replace': Flags.boolean({
       description:
         'let a change that cannot be made in place replace what holds data (an image, a volume with files)',
@@ -55,7 +52,11 @@ export default class Apply extends SpinCommand {
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Apply);
-    const { packages } = await loadOrThrow(argv.map(String), flags['max-bytes']);
+    const paths = argv.map(String);
+    const saved = paths.length === 1 && (await isSavedPlan(paths[0] ?? ''));
+    if (saved) refusePlanningFlags(flags);
+    const packages = saved ? [] : (await loadOrThrow(paths, flags['max-bytes'])).packages;
+    const plan = saved ? await readPlan(paths[0] ?? '') : undefined;
     const renderer = await createRenderer(outputMode(flags.output), {
       out: (l) => {
         this.log(l);
@@ -66,22 +67,47 @@ export default class Apply extends SpinCommand {
     });
     const interrupt = interruptSignal();
     try {
-      const summary = await apply({
+      const common = {
         ...resolveHome(flags),
-        packages,
-        targets: flags.target ?? [],
-        excludes: flags.exclude ?? [],
-        prune: flags.prune,
         allowShell: flags['allow-shell'],
         allowReplace: flags['allow-replace'],
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
         signal: interrupt.signal,
         emit: renderer.listener,
-      });
+      };
+      const summary =
+        plan === undefined
+          ? await apply({
+              ...common,
+              packages,
+              targets: flags.target ?? [],
+              excludes: flags.exclude ?? [],
+              prune: flags.prune,
+            })
+          : await applySaved({ ...common, plan, planPath: paths[0] ?? '' });
       await renderer.finish();
       if (summary.failed > 0 || summary.interrupted) await this.exitWith(ExitCode.commandFailed);
     } finally {
       interrupt.dispose();
     }
   }
+}
+
+/** A saved plan carries its own planning options: giving others is a usage error. */
+function refusePlanningFlags(flags: {
+  target?: string[] | undefined;
+  exclude?: string[] | undefined;
+  prune: boolean;
+}): void {
+  const given = [
+    flags.target === undefined ? '' : '--target',
+    flags.exclude === undefined ? '' : '--exclude',
+    flags.prune ? '--prune' : '',
+  ].filter(Boolean);
+  if (given.length === 0) return;
+  throw new SpinError(
+    'usage',
+    `${given.join(', ')} cannot be given with a saved plan: it carries the options it was made with`,
+    { suggestions: ['Make a new plan with them: spin plan <paths> --out FILE ' + given.join(' ')] },
+  );
 }

@@ -1,9 +1,9 @@
 import * as Args from '@oclif/core/args';
-import * as Flags from '@oclif/core/flags';
 import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
 import { lockTimeoutMs, resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { lockWaitLine, recoveredLines } from '../cli/reconcile-lines.js';
+import { documentOutput, documentOutputFlags } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { importCommands, type ImportOutcome } from '../reconcile/import.js';
 
@@ -27,7 +27,7 @@ export default class Import extends SpinCommand {
     }),
   };
   static override flags = {
-    json: Flags.boolean({ description: 'print what was imported as JSON' }),
+    ...documentOutputFlags(['text', 'json']),
     ...stateFlags,
     ...packageFlags,
   };
@@ -48,8 +48,8 @@ export default class Import extends SpinCommand {
             this.logToStderr(line);
       },
     });
-    if (flags.json) {
-      this.log(JSON.stringify({ commands: outcomes }, null, 2));
+    if (documentOutput(flags) === 'json') {
+      this.printDocument('import', { commands: outcomes });
       return;
     }
     for (const outcome of outcomes) this.log(describe(outcome));

@@ -4,73 +4,85 @@ import { ExitCode } from '../core/exit-codes.js';
 import { SpinError } from '../core/errors.js';
 import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
-import { lockTimeoutMs, resolveHome, stateFlags } from '../cli/reconcile-flags.js';
-import { hasChanges, renderPlan } from '../cli/render-plan.js';
-import { lockWaitLine, recoveredLines } from '../cli/reconcile-lines.js';
+import {
+  documentOutput,
+  documentOutputFlags,
+  resolveHome,
+  selectionFlags,
+  stateFlags,
+} from '../cli/reconcile-flags.js';
+import { printPlan } from '../cli/render-plan.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { plan } from '../reconcile/apply.js';
+import { planDocument, savePlan } from '../plan/plan-document.js';
+import { selectCommands } from '../plan/selection.js';
 
 export default class Plan extends SpinCommand {
   static override summary = 'Show what apply would do, without doing it.';
   static override description =
-    'Compares the packages with the state file and, through each agent, with the machine: every command is create, update, replace, drifted, unchanged or prune, with the reason. With --detailed-exitcode: 0 nothing to do, 2 changes pending, 1 error.';
+    'Compares the packages with the state file and, through each agent, with the machine: every command is create, update, replace, drifted, unchanged or prune, with the reason. Takes no lock: it works while an apply or a watch runs, and says so. With --out FILE the plan is saved, and `spin apply FILE` carries out exactly it. With --detailed-exitcode: 0 nothing to do, 2 changes pending, 1 error.';
   static override examples = [
     '<%= config.bin %> plan examples/vm.spin.yaml',
+    '<%= config.bin %> plan packages/ --out plan.json',
     '<%= config.bin %> plan packages/ --detailed-exitcode',
-    '<%= config.bin %> plan vm.spin.yaml --json',
+    '<%= config.bin %> plan vm.spin.yaml --output markdown',
   ];
   static override strict = false;
   static override args = {
     paths: Args.string({ description: 'package files or directories', required: true }),
   };
   static override flags = {
-    json: Flags.boolean({ description: 'print the plan as JSON' }),
+    out: Flags.string({
+      description: 'save the plan to this file (mode 0600), for `spin apply FILE`',
+    }),
     'detailed-exitcode': Flags.boolean({
       description: 'exit 0 when nothing would change, 2 when something would, 1 on error',
     }),
+    ...selectionFlags,
+    ...documentOutputFlags(['text', 'json', 'markdown']),
     ...stateFlags,
     ...packageFlags,
   };
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Plan);
+    const output = documentOutput(flags) as 'text' | 'json' | 'markdown';
     try {
       const { packages } = await loadOrThrow(argv.map(String), flags['max-bytes']);
-      const plans = await plan({
-        ...resolveHome(flags),
-        packages,
-        lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
-        emit: (event) => {
-          if (event.type === 'lock-wait') this.logToStderr(lockWaitLine(event.holder));
-          if (event.type === 'recovered') {
-            for (const line of recoveredLines(event.cancelled, event.recorded)) {
-              this.logToStderr(line);
-            }
-          }
+      const { home, statePath } = resolveHome(flags);
+      const result = await plan({ home, statePath, packages });
+      const options = {
+        targets: flags.target ?? [],
+        excludes: flags.exclude ?? [],
+        prune: flags.prune === true,
+      };
+      // A name that matches no command is refused now, not when the plan is applied.
+      selectCommands(result.plans, options.targets, options.excludes);
+      const doc = planDocument(result.plans, packages, {
+        statePath,
+        state: result.state,
+        changing: result.changing,
+        options,
+      });
+      if (flags.out !== undefined) await savePlan(flags.out, doc);
+      printPlan(doc, output, {
+        out: (line) => {
+          this.log(line);
+        },
+        err: (line) => {
+          this.logToStderr(line);
         },
       });
-      if (flags.json) {
-        const out = plans.map((p) => ({
-          package: p.name,
-          file: p.file,
-          commands: p.items.map((i) => ({
-            id: i.id,
-            action: i.action,
-            reason: i.reason,
-            ...(i.dependents === undefined ? {} : { dependents: i.dependents }),
-            ...(i.losesData === true ? { loses_data: true } : {}),
-            ...(i.unmanaged === undefined ? {} : { unmanaged: true }),
-          })),
-        }));
-        this.log(JSON.stringify({ changes: hasChanges(plans), packages: out }, null, 2));
-      } else {
-        this.log(renderPlan(plans));
+      if (flags.out !== undefined && output !== 'json') {
+        this.log(
+          `\nSaved the plan to ${flags.out}. To carry out exactly this plan: spin apply ${flags.out}`,
+        );
       }
-      if (flags['detailed-exitcode'] && hasChanges(plans)) await this.exitWith(2);
+      if (flags['detailed-exitcode'] && doc.changes) await this.exitWith(2);
     } catch (error) {
       // With --detailed-exitcode, 2 means "changes"; every error is 1, as in Terraform.
       if (flags['detailed-exitcode'] && error instanceof SpinError) {
-        this.logToStderr(error.message);
+        this.reportError(error);
         await this.exitWith(ExitCode.commandFailed);
       }
       throw error;

@@ -1,6 +1,6 @@
 import * as Args from '@oclif/core/args';
-import * as Flags from '@oclif/core/flags';
 import { resolveHome, stateFlags } from '../cli/reconcile-flags.js';
+import { documentOutput, documentOutputFlags } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { liveBrokerView } from '../cli/live-broker-view.js';
 import { stateStatus } from '../reconcile/status.js';
@@ -16,7 +16,7 @@ export default class Status extends SpinCommand {
   ];
   static override args = { package: Args.string({ description: 'only this package' }) };
   static override flags = {
-    json: Flags.boolean({ description: 'print as JSON' }),
+    ...documentOutputFlags(['text', 'json']),
     state: stateFlags.state,
   };
 
@@ -28,8 +28,8 @@ export default class Status extends SpinCommand {
       ...(args.package === undefined ? {} : { name: args.package }),
     });
     const live = await liveBrokerView(where.home);
-    if (flags.json) {
-      this.log(JSON.stringify({ ...status, daemon: live }, null, 2));
+    if (documentOutput(flags) === 'json') {
+      this.printDocument('status', { ...status, daemon: live });
       return;
     }
     if (status.packages.length === 0) this.log('No packages applied yet.');

@@ -1,6 +1,6 @@
 import * as Args from '@oclif/core/args';
-import * as Flags from '@oclif/core/flags';
 import { ExitCode } from '../core/exit-codes.js';
+import { documentOutput, documentOutputFlags } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { diagnosticsReport } from '../cli/load-or-report.js';
 import { packageFlags } from '../cli/flags.js';
@@ -20,7 +20,7 @@ export default class Validate extends SpinCommand {
     paths: Args.string({ description: 'package files or directories', required: true }),
   };
   static override flags = {
-    json: Flags.boolean({ description: 'print the result as JSON on stdout' }),
+    ...documentOutputFlags(['text', 'json']),
     ...packageFlags,
   };
 
@@ -29,13 +29,13 @@ export default class Validate extends SpinCommand {
     const paths = argv.map(String);
     const result = await loadPackages(paths, { maxBytes: flags['max-bytes'] });
     const valid = result.diagnostics.length === 0 && result.packages.length > 0;
-    if (flags.json) {
+    if (documentOutput(flags) === 'json') {
       const packages = result.packages.map((p) => ({
         name: p.name,
         file: p.file,
         commands: p.commands.length,
       }));
-      this.log(JSON.stringify({ valid, packages, diagnostics: result.diagnostics }, null, 2));
+      this.printDocument('validate', { valid, packages, diagnostics: result.diagnostics });
     } else if (result.diagnostics.length > 0) {
       this.logToStderr(diagnosticsReport(result.diagnostics, result.files.length));
     } else if (result.packages.length === 0) {

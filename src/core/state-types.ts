@@ -52,3 +52,11 @@ export interface StateData {
   journalSeq?: number;
   packages: Record<string, PackageRecord>;
 }
+
+/** Who holds a state lock. */
+export interface LockHolder {
+  pid: number;
+  host: string;
+  since: string;
+  command: string;
+}

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { load, YAMLException } from 'js-yaml';
 import type { Diagnostic, DiagnosticReason } from '../core/diagnostic.js';
@@ -116,9 +117,30 @@ export function loadPackageText(
 
   const checked = checkPackageDocument(document, file, validators);
   findings.push(...checked.findings);
-  if (findings.length === 0 && checked.package !== undefined)
-    return { package: inFileOrder(checked.package, file, text), diagnostics: [] };
+  if (findings.length === 0 && checked.package !== undefined) {
+    const pkg = inFileOrder(checked.package, file, text);
+    sources.set(pkg, source);
+    return { package: pkg, diagnostics: [] };
+  }
   return { diagnostics: place(file, text, findings, positions) };
+}
+
+/** The text each loaded package was read from, for `contentHash`. */
+const sources = new WeakMap<PackageSpec, string>();
+
+/**
+ * The SHA-256 (hex) of the text a package was loaded from, exactly as read: a saved plan keeps it,
+ * and applying that plan refuses a file that no longer hashes the same. Undefined for a package
+ * not loaded from a file.
+ */
+export function contentHash(pkg: PackageSpec): string | undefined {
+  const source = sources.get(pkg);
+  return source === undefined ? undefined : sha256(source);
+}
+
+/** The SHA-256 (hex) of a text as UTF-8. */
+export function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 /**

@@ -13,6 +13,13 @@ import { refuseDataLoss, refuseUnmanaged } from '../plan/plan-refusals.js';
 import { ReconcileSession } from './session.js';
 import type { CommandRecord } from '../core/state-types.js';
 import { SpinError } from '../core/errors.js';
+import { readFile } from 'node:fs/promises';
+import { sha256 } from '../load/load-package-file.js';
+import { plansOf, type PlanDocument } from '../plan/plan-document.js';
+import type { StateData } from '../core/state-types.js';
+import { AgentHost } from '../executor/agent-host.js';
+import { emptyState, readState } from './state-file.js';
+import { lockHolderOf, type LockHolder } from './state-lock.js';
 
 /** What `spin apply` and `spin plan` are asked to do. */
 export interface ReconcileOptions {
@@ -41,26 +48,34 @@ export type ApplyRun = Pick<
   'packages' | 'targets' | 'excludes' | 'prune' | 'allowReplace' | 'signal' | 'emit'
 >;
 
+/** A plan and what it was made against. */
+export interface PlanResult {
+  plans: PackagePlan[];
+  /** The state as read (null: no state file yet). */
+  state: StateData | null;
+  /** Who held the state's lock while the plan read it: it may have changed since. */
+  changing?: LockHolder;
+}
+
 /**
- * Computes the plan of `packages` against the state and the machine, changing nothing of the
- * machine. Takes the state lock while it reads, so a plan never sees a half-applied state; first
- * settles what a spin that died left (`ReconcileSession.recover`), which may record its results.
+ * Computes the plan of `packages` against the state and the machine, changing nothing of either.
+ * Takes no lock: it reads the state file with its journal as `spin status` does, so a plan works
+ * while an apply or a watch runs, and says so (`changing`). What a spin that died left is settled
+ * by the next apply, not here; its plan may then show more to do than that apply will.
  */
-export async function plan(options: ReconcileOptions): Promise<PackagePlan[]> {
-  const session = await ReconcileSession.open({
-    ...options,
-    command: 'spin plan',
-    onLockWait: (holder) => options.emit?.({ type: 'lock-wait', holder }),
+export async function plan(
+  options: Pick<ReconcileOptions, 'home' | 'statePath' | 'packages' | 'agents'>,
+): Promise<PlanResult> {
+  const changing = await lockHolderOf(options.statePath);
+  const state = await readState(options.statePath);
+  const data = state ?? emptyState();
+  await refuseForeignClaims(options.packages, data);
+  const host = new AgentHost(options.home, {
+    allowShell: false,
+    ...(options.agents === undefined ? {} : { agents: options.agents }),
   });
-  try {
-    // A plan shows what the machine and the file say: what a spin that died left is settled
-    // first, and a state from another home is refused.
-    await session.recover(options.emit ?? (() => undefined));
-    await refuseForeignClaims(options.packages, session.state.data);
-    return await computePlan(options.packages, session.state.data, session.host.observe);
-  } finally {
-    await session.close();
-  }
+  const plans = await computePlan(options.packages, data, host.observe);
+  return { plans, state, ...(changing === undefined ? {} : { changing }) };
 }
 
 /**
@@ -84,14 +99,109 @@ export async function apply(options: ReconcileOptions): Promise<ReconcileSummary
   }
 }
 
+/**
+ * Carries out a saved plan (`spin plan --out FILE`) exactly: the changes it lists, with its
+ * planning options, and nothing else. Refused with `state_conflict` (exit 3), before anything
+ * runs, when a package file no longer hashes as it did or the state's lineage or serial changed
+ * since the plan was made (another apply ran, or a spin that died was settled): the plan would
+ * no longer say what apply does.
+ */
+export async function applySaved(
+  options: Omit<ReconcileOptions, 'packages' | 'targets' | 'excludes' | 'prune'> & {
+    plan: PlanDocument;
+    planPath: string;
+  },
+): Promise<ReconcileSummary> {
+  const doc = options.plan;
+  await refuseChangedFiles(doc, options.planPath);
+  const session = await ReconcileSession.open({
+    ...options,
+    command: 'spin apply',
+    onLockWait: (holder) => options.emit?.({ type: 'lock-wait', holder }),
+  });
+  try {
+    await session.recover(options.emit ?? (() => undefined));
+    refuseChangedState(doc, session.state.data, options.planPath);
+    return await runPlans(session, plansOf(doc, session.state.data), {
+      targets: doc.options.targets,
+      excludes: doc.options.excludes,
+      prune: doc.options.prune,
+      ...(options.allowReplace === undefined ? {} : { allowReplace: options.allowReplace }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.emit === undefined ? {} : { emit: options.emit }),
+    });
+  } finally {
+    await session.close();
+  }
+}
+
+/** Refuses a saved plan whose package files changed, or are gone, since it was made. */
+async function refuseChangedFiles(doc: PlanDocument, planPath: string): Promise<void> {
+  const changed: string[] = [];
+  for (const pkg of doc.packages) {
+    let text: string | undefined;
+    try {
+      text = await readFile(pkg.file, 'utf8');
+    } catch {
+      changed.push(`${pkg.file} (package ${pkg.name}) cannot be read`);
+      continue;
+    }
+    if (pkg.sha256 !== null && sha256(text) !== pkg.sha256)
+      changed.push(`${pkg.file} (package ${pkg.name}) changed`);
+  }
+  if (changed.length === 0) return;
+  throw new SpinError(
+    'state_conflict',
+    `the plan ${planPath} is stale: ${changed.join('; ')} since it was made; nothing was run`,
+    {
+      details: { stale: 'files', files: changed },
+      suggestions: [
+        'Make a new plan from the files as they are (spin plan <paths> --out FILE), review it, and apply that.',
+      ],
+    },
+  );
+}
+
+/** Refuses a saved plan made against another state, or against this one before it changed. */
+function refuseChangedState(doc: PlanDocument, state: StateData, planPath: string): void {
+  const fresh = doc.state.lineage === null && state.serial === 0;
+  if (fresh || (doc.state.lineage === state.lineage && doc.state.serial === state.serial)) return;
+  const what =
+    doc.state.lineage !== null && doc.state.lineage !== state.lineage
+      ? `it was made against another state (lineage ${doc.state.lineage}; this one is ${state.lineage})`
+      : `the state changed since it was made (serial ${String(doc.state.serial)}, now ${String(state.serial)})`;
+  throw new SpinError('state_conflict', `the plan ${planPath} is stale: ${what}; nothing was run`, {
+    details: {
+      stale: 'state',
+      planned: doc.state,
+      now: { lineage: state.lineage, serial: state.serial },
+    },
+    suggestions: [
+      'Make a new plan against the state as it is (spin plan <paths> --out FILE), review it, and apply that.',
+    ],
+  });
+}
+
 /** One apply in an open session (see `apply`); several may run at once on different packages. */
 export async function applyIn(
   session: ReconcileSession,
   options: ApplyRun,
 ): Promise<ReconcileSummary> {
-  const emit = options.emit ?? (() => undefined);
   await refuseForeignClaims(options.packages, session.state.data);
   const plans = await computePlan(options.packages, session.state.data, session.host.observe);
+  return runPlans(session, plans, options);
+}
+
+/**
+ * Carries out `plans`, made against the session's state as it is now: what applyIn does once it
+ * has planned, and what `spin apply FILE` does with a saved plan.
+ */
+export async function runPlans(
+  session: ReconcileSession,
+  plans: PackagePlan[],
+  options: Omit<ApplyRun, 'packages'>,
+): Promise<ReconcileSummary> {
+  const emit = options.emit ?? (() => undefined);
   emit({ type: 'plan', plans });
   const selected = selectCommands(plans, options.targets ?? [], options.excludes ?? []);
   const summary = emptySummary();

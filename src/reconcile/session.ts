@@ -47,6 +47,9 @@ export class ReconcileSession {
   #broker: Promise<Broker> | undefined;
   #stopAgents: (() => Promise<void>) | undefined;
   #failAgents: (error: unknown) => void = () => undefined;
+  /** The state's serial when the session opened, and whether the session changed the state. */
+  readonly #openedSerial: number;
+  #changed = false;
   /**
    * Rejects when this process's agents fail (their store failed: a full disk): what waits for
    * their commands should stop waiting. Never resolves.
@@ -67,6 +70,7 @@ export class ReconcileSession {
     this.allowShell = options.allowShell ?? false;
     this.#locked = locked;
     this.host = host;
+    this.#openedSerial = locked.state.data.serial;
   }
 
   static async open(options: SessionOptions): Promise<ReconcileSession> {
@@ -122,6 +126,7 @@ export class ReconcileSession {
       return finishedChanges(this.state.data, pkg.name, meta, pkg.finished);
     });
     await Promise.all(changes.map((change) => this.state.change(change)));
+    if (changes.length > 0) this.#changed = true;
     emit({ type: 'recovered', cancelled, recorded: changes.length });
   }
 
@@ -153,6 +158,7 @@ export class ReconcileSession {
    * promise resolves, and at the latest when the session closes.
    */
   forget(pkg: string, id: string): Promise<void> {
+    this.#changed = true;
     const saved = this.state.change({ op: 'forget', package: pkg, id });
     saved.catch(() => undefined); // a failed write fails `close` too
     return saved;
@@ -166,6 +172,10 @@ export class ReconcileSession {
     try {
       await this.#stopAgents?.();
       if (this.#broker !== undefined) await (await this.#broker).close();
+      // Every change to the state raises its serial, so a plan made before it is seen as stale;
+      // a run raises it as it starts, a recovery or a forget outside a run here.
+      if (this.#changed && this.state.data.serial === this.#openedSerial)
+        await this.state.change({ op: 'serial', serial: this.#openedSerial + 1 });
       await this.state.close();
     } finally {
       await this.#locked.release();

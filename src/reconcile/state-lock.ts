@@ -5,13 +5,9 @@ import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { SpinError } from '../core/errors.js';
 
-/** Who holds a state lock. */
-export interface LockHolder {
-  pid: number;
-  host: string;
-  since: string;
-  command: string;
-}
+import type { LockHolder } from '../core/state-types.js';
+
+export type { LockHolder };
 
 /** A held lock; `release` removes it if it is still ours. */
 export interface StateLock {
@@ -106,6 +102,17 @@ function lockFailure(error: unknown, path: string): unknown {
       suggestions: ['Free space on that disk and run the command again; nothing was changed.'],
     },
   );
+}
+
+/**
+ * Who holds the lock of the state at `statePath` now, if anyone alive does (a lock whose process
+ * is gone on this host does not count): for readers that do not take the lock, to say that what
+ * they read was being changed.
+ */
+export async function lockHolderOf(statePath: string): Promise<LockHolder | undefined> {
+  const current = await readHolder(`${statePath}.lock`);
+  if (current === undefined) return undefined;
+  return current.host === hostname() && !isRunning(current.pid) ? undefined : current;
 }
 
 async function readHolder(path: string): Promise<LockHolder | undefined> {

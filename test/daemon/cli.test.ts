@@ -5,6 +5,7 @@ import type { BrokerEvent } from '../../src/broker/broker-types.js';
 import { openOwnedBroker } from '../../src/broker/embedded-broker.js';
 import { requireBuild, spin } from '../support/cli-process.js';
 import { tempHome } from '../support/broker-helpers.js';
+import { expectDocument } from '../support/output-schema.js';
 
 describe('spin message and spin daemon, the built binary', () => {
   let home: ReturnType<typeof tempHome>;
@@ -92,7 +93,7 @@ describe('spin message and spin daemon, the built binary', () => {
       /c3\s+emulation write_config\s+skipped\s+needs 'c1', which failed/,
     );
     const json = await spin(home.dir, 'message', 'status', pkg, '--json');
-    expect(JSON.parse(json.stdout)).toMatchObject({
+    expect(expectDocument('message-status', json.stdout)).toMatchObject({
       state: 'failed',
       failures: [{ commandId: 'c1', error: { code: 'path_outside_root' } }],
     });
@@ -129,11 +130,11 @@ describe('spin message and spin daemon, the built binary', () => {
     expect((await spin(home.dir, 'message', 'cancel', other)).stdout.trim()).toBe(
       `package ${other}: cancelled`,
     );
-    const listed = JSON.parse((await spin(home.dir, 'message', 'list', '--json')).stdout) as {
-      id: string;
-      state: string;
-    }[];
-    expect(listed.find((p) => p.id === other)?.state).toBe('cancelled');
+    const listed = expectDocument<{ packages: { id: string; state: string }[] }>(
+      'message-list',
+      (await spin(home.dir, 'message', 'list', '--json')).stdout,
+    );
+    expect(listed.packages.find((p) => p.id === other)?.state).toBe('cancelled');
   });
 
   it('starts one daemon per home, talks through it, and stops it', async () => {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expectDocument } from '../support/output-schema.js';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { repoRoot, spin, startSpin, testDir, type RunningSpin } from '../support/spin-cli.js';
 
@@ -113,12 +114,12 @@ describe('spin apply', () => {
     await rm(join(s.home, 'images/data/a.raw'));
     const planned = await s.run('plan', s.file);
     expect(planned.stdout).toMatch(/! a\s+drifted\s+observed missing/);
-    const json = JSON.parse((await s.run('plan', s.file, '--json')).stdout) as {
+    const json = expectDocument<{
       changes: boolean;
-      packages: { commands: { id: string; action: string }[] }[];
-    };
+      packages: { items: { id: string; action: string }[] }[];
+    }>('plan', (await s.run('plan', s.file, '--json')).stdout);
     expect(json.changes).toBe(true);
-    expect(json.packages[0]?.commands.find((c) => c.id === 'a')?.action).toBe('drifted');
+    expect(json.packages[0]?.items.find((c) => c.id === 'a')?.action).toBe('drifted');
     const applied = await s.run('apply', s.file);
     expect(ran(applied.stdout)).toEqual(['a']);
     expect((await stat(join(s.home, 'images/data/a.raw'))).size).toBe(1024 ** 3);

@@ -51,7 +51,7 @@ export async function inProcess(): Promise<InProcess> {
     alpha,
     beta,
     journal,
-    plan: (packages) => plan({ ...base, packages }),
+    plan: async (packages) => (await plan({ ...base, packages })).plans,
     apply: (packages, options = {}) => apply({ ...base, ...options, packages }),
     destroy: (names) => destroy({ ...base, packages: names }),
     state: async () => JSON.parse(await readFile(statePath, 'utf8')) as StateData,

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { expectEventLines } from '../support/output-schema.js';
 import { describe, expect, it } from 'vitest';
 import { spin } from '../support/spin-cli.js';
 import {
@@ -175,6 +176,12 @@ describe('spin watch: lifecycle', () => {
     );
     const locked = await once();
     expect(locked.code).toBe(3);
-    expect(locked.stderr).toContain(`locked by pid ${String(process.pid)}`);
+    // Asked for JSON, the failure is a JSON document too, on stdout with the events.
+    const lines = expectEventLines(locked.stdout);
+    expect(lines.at(-1)).toMatchObject({
+      kind: 'error',
+      error: { code: 'lock_held', exit_code: 3 },
+    });
+    expect(JSON.stringify(lines.at(-1))).toContain(`locked by pid ${String(process.pid)}`);
   });
 });

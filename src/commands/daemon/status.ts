@@ -1,4 +1,4 @@
-import * as Flags from '@oclif/core/flags';
+import { documentOutput, documentOutputFlags } from '../../cli/reconcile-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { spinHome } from '../../core/spin-home.js';
 import { SpinError } from '../../core/errors.js';
@@ -14,7 +14,7 @@ export default class DaemonStatus extends SpinCommand {
     '<%= config.bin %> daemon status',
     '<%= config.bin %> daemon status --json',
   ];
-  static override flags = { json: Flags.boolean({ description: 'print the status as JSON' }) };
+  static override flags = { ...documentOutputFlags(['text', 'json']) };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(DaemonStatus);
@@ -32,10 +32,12 @@ export default class DaemonStatus extends SpinCommand {
     try {
       const health = await client.health();
       const packages = (await client.listPackages(1000)).filter((p) => p.unfinished > 0);
-      if (flags.json) {
-        this.log(
-          JSON.stringify({ running: true, ...health, unfinishedPackages: packages }, null, 2),
-        );
+      if (documentOutput(flags) === 'json') {
+        this.printDocument('daemon-status', {
+          running: true,
+          ...health,
+          unfinishedPackages: packages,
+        });
         return;
       }
       const uptime = Math.round((Date.now() - health.startedAt) / 1000);

@@ -1,4 +1,5 @@
 import * as Flags from '@oclif/core/flags';
+import { documentOutput, documentOutputFlags } from '../../cli/reconcile-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { openBroker } from '../../daemon/open-broker.js';
 
@@ -12,7 +13,7 @@ export default class MessageList extends SpinCommand {
   ];
   static override flags = {
     limit: Flags.integer({ description: 'how many packages at most', default: 100, min: 1 }),
-    json: Flags.boolean({ description: 'print the list as JSON' }),
+    ...documentOutputFlags(['text', 'json']),
   };
 
   async run(): Promise<void> {
@@ -20,8 +21,8 @@ export default class MessageList extends SpinCommand {
     const broker = await openBroker({ embedded: 'client' });
     try {
       const packages = await broker.listPackages(flags.limit);
-      if (flags.json) {
-        this.log(JSON.stringify(packages, null, 2));
+      if (documentOutput(flags) === 'json') {
+        this.printDocument('message-list', { packages });
         return;
       }
       if (packages.length === 0) this.log('no packages');

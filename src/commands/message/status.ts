@@ -1,5 +1,5 @@
 import * as Args from '@oclif/core/args';
-import * as Flags from '@oclif/core/flags';
+import { documentOutput, documentOutputFlags } from '../../cli/reconcile-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { ExitCode } from '../../core/exit-codes.js';
 import { openBroker } from '../../daemon/open-broker.js';
@@ -15,7 +15,7 @@ export default class MessageStatus extends SpinCommand {
   static override args = {
     package: Args.string({ description: 'the package id', required: true }),
   };
-  static override flags = { json: Flags.boolean({ description: 'print the status as JSON' }) };
+  static override flags = { ...documentOutputFlags(['text', 'json']) };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(MessageStatus);
@@ -24,8 +24,8 @@ export default class MessageStatus extends SpinCommand {
     try {
       const status = await broker.status(args.package);
       failed = ['failed', 'cancelled', 'expired'].includes(status.state);
-      if (flags.json) {
-        this.log(JSON.stringify(status, null, 2));
+      if (documentOutput(flags) === 'json') {
+        this.printDocument('message-status', { ...status });
       } else {
         this.log(`package ${status.id} (${status.name}): ${status.state}`);
         for (const c of status.commands) {
