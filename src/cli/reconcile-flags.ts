@@ -82,6 +82,7 @@ export const selectionFlags = {
   }),
   prune: Flags.boolean({
     description: 'undo commands that were removed from the files, in reverse dependency order',
+    default: false,
   }),
 };
 

@@ -54,7 +54,7 @@ export default class Plan extends SpinCommand {
       const options = {
         targets: flags.target ?? [],
         excludes: flags.exclude ?? [],
-        prune: flags.prune === true,
+        prune: flags.prune,
       };
       // A name that matches no command is refused now, not when the plan is applied.
       selectCommands(result.plans, options.targets, options.excludes);

@@ -11,6 +11,7 @@ const ajv = new Ajv2020({ allErrors: true, strict: false });
  * published schema (schemas/output/<kind>.schema.json), as a CI job reading it would: the test
  * fails naming every mismatch. Returns the document.
  */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the shape it reads
 export function expectDocument<T = Record<string, unknown>>(kind: string, text: string): T {
   const doc = JSON.parse(text) as unknown;
   const validate =
