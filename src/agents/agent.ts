@@ -36,6 +36,11 @@ export interface ActionContext {
   roots: AgentRoots;
   /** Reports one line of progress (`copied 512 MiB of 1024 MiB`); never required for success. */
   progress: (line: string) => void;
+  /**
+   * Receives the stdout and stderr of a program the action runs, chunk by chunk as it arrives,
+   * to be kept with the attempt (`spin logs`); absent where nothing keeps it.
+   */
+  output?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
   /** The attempt this run carries out, when it runs for a broker lease (not for observations). */
   attempt?: AttemptIdentity;
 }

@@ -49,6 +49,8 @@ export interface AttemptRef {
 
 /** A command handed to one consumer until `leaseExpiresAt`, unless renewed. */
 export interface Lease extends AttemptRef {
+  /** The package's name (`vm-demo`): where the attempt's output is kept. */
+  packageName?: string;
   spec: CommandSpec;
   /** 1 for the first delivery, counting redeliveries after lease expiry and retries. */
   attempt: number;

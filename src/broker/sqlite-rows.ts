@@ -18,13 +18,14 @@ export function specOf(row: CommandRow): CommandSpec {
   };
 }
 
-/** The lease a running row stands for. */
-export function leaseOf(row: CommandRow): Lease {
+/** The lease a running row of the package named `packageName` stands for. */
+export function leaseOf(row: CommandRow, packageName: string): Lease {
   if (row.attempt_id === null || row.lease_expires_at === null || row.deadline_at === null) {
     throw internalError(`command ${row.id} is not leased`);
   }
   return {
     packageId: row.package_id,
+    packageName,
     commandId: row.id,
     attemptId: row.attempt_id,
     attempt: row.attempt,

@@ -62,7 +62,7 @@ export class SqliteTransitions {
       reason: null,
     });
     if (pkg.started === 0) this.savePackage(pkg, { started: 1 });
-    return leaseOf(head);
+    return leaseOf(head, pkg.name);
   }
 
   /** Records a successful attempt and makes ready every dependent whose needs all succeeded. */

@@ -1,5 +1,6 @@
 import { outputFormatVersion } from '../core/output-schemas.js';
 import type { RecoveryReport } from '../broker/broker-types.js';
+import type { WireError } from '../core/errors.js';
 import type { LockHolder } from '../reconcile/state-lock.js';
 import type { ReconcileListener, ReconcileSummary } from '../reconcile/events.js';
 
@@ -44,14 +45,26 @@ export interface Renderer {
   finish(): Promise<void>;
 }
 
-/** The last 20 lines of a program's output, indented under the command that printed them. */
-export function indent(text: string): string {
+/** The last `lines` lines of a program's output, indented under the command that printed them. */
+export function indent(text: string, lines = 20): string {
   return text
     .trimEnd()
     .split('\n')
-    .slice(-20)
+    .slice(-lines)
     .map((l) => `    | ${l}`)
     .join('\n');
+}
+
+/**
+ * The output of a command that failed, to show under it: what it printed (a program's stdout and
+ * stderr travel in the error's details), or the console of a VM that did not start.
+ */
+export function failureOutput(event: { output?: string; error?: WireError }): string | undefined {
+  const details = event.error?.details ?? {};
+  for (const text of [event.output, details['output'], details['console']]) {
+    if (typeof text === 'string' && text.trim() !== '') return text;
+  }
+  return undefined;
 }
 
 /** What a command waiting for the state lock says, naming who holds it. */

@@ -2,6 +2,7 @@ import { formatDuration } from '../core/duration.js';
 import type { CommandPhase, ReconcileEvent, ReconcileListener } from '../reconcile/events.js';
 import {
   batchedSink,
+  failureOutput,
   indent,
   lockWaitLine,
   recoveredLines,
@@ -63,7 +64,8 @@ function plainRenderer(sink: Sink, verb: string): Renderer {
         sink.out(
           `${stamp} ${key} ${describePhase(event.phase, event.attempt)}${took}${detail(event)}`,
         );
-        if (event.phase === 'failed' && event.output) sink.out(indent(event.output));
+        const output = event.phase === 'failed' ? failureOutput(event) : undefined;
+        if (output !== undefined) sink.out(indent(output));
         return;
       }
       case 'lock-wait':

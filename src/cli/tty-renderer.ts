@@ -6,7 +6,13 @@ import type {
   ReconcileListener,
   ReconcileSummary,
 } from '../reconcile/events.js';
-import { indent, lockWaitLine, recoveredLines, summaryLine } from './reconcile-lines.js';
+import {
+  failureOutput,
+  indent,
+  lockWaitLine,
+  recoveredLines,
+  summaryLine,
+} from './reconcile-lines.js';
 import type { Renderer, Sink } from './reconcile-lines.js';
 
 /** Packages with more commands than this show one line of counts instead of a line each. */
@@ -84,9 +90,10 @@ export function ttyRenderer(sink: Sink, verb: string): Renderer {
             resolve();
             return;
           case 'failed':
+            task.title = `${id} failed${took}`;
             reject(
               new Error(
-                `${id} failed${took}: ${view.reason ?? 'failed'}${view.output ? `\n${indent(view.output)}` : ''}`,
+                `${view.reason ?? 'failed'}${view.output ? `\n${indent(view.output)}` : ''}`,
               ),
             );
             return;
@@ -122,7 +129,10 @@ export function ttyRenderer(sink: Sink, verb: string): Renderer {
           const id = key.slice(start.package.length + 1);
           counts.set(view.phase, (counts.get(view.phase) ?? 0) + 1);
           if (view.phase === 'running') running.push(id);
-          if (view.phase === 'failed') failures.push(`${id} failed: ${view.reason ?? 'failed'}`);
+          if (view.phase === 'failed') {
+            const output = view.output === undefined ? '' : `\n${indent(view.output, 5)}`;
+            failures.push(`${id} failed: ${view.reason ?? 'failed'}${output}`);
+          }
           if (view.phase === 'skipped') skips.push(`${id} skipped: ${view.reason ?? 'skipped'}`);
         }
         const n = (phase: CommandPhase): number => counts.get(phase) ?? 0;
@@ -174,7 +184,8 @@ export function ttyRenderer(sink: Sink, verb: string): Renderer {
         if (event.phase === 'running') view.startedAt = event.at;
         const reason = event.error?.message ?? event.reason;
         if (reason !== undefined) view.reason = reason;
-        if (event.output !== undefined) view.output = event.output;
+        const output = event.phase === 'failed' ? failureOutput(event) : event.output;
+        if (output !== undefined) view.output = output;
         view.changed();
         return;
       }

@@ -38,7 +38,8 @@ export default class Status extends SpinCommand {
       const width = Math.max(...pkg.commands.map((c) => c.id.length));
       for (const c of pkg.commands) {
         const vm = c.vm === undefined ? '' : `  vm ${c.vm}`;
-        const error = c.error === undefined ? '' : `  ${c.error}`;
+        const error =
+          c.error !== undefined ? `  ${c.error}` : c.reason !== undefined ? `  ${c.reason}` : '';
         this.log(
           `  ${c.id.padEnd(width)}  ${c.status.padEnd(9)}  ${c.resource}.${c.action}${vm}${error}`,
         );

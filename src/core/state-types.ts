@@ -19,6 +19,8 @@ export interface CommandRecord {
   /** The tail of the action's output. */
   output: string;
   error?: WireError;
+  /** Why it did not run, for a skipped or cancelled command (`needs 'b', which failed`). */
+  reason?: string;
   /** What the action reported it left, for drift detection. */
   observed?: Record<string, unknown>;
   /** The serial of the apply that last ran it. */

@@ -5,6 +5,7 @@ import { throwIfAborted } from '../agents/abort.js';
 import { formatDuration } from '../core/duration.js';
 import { linkedAbort } from './linked-abort.js';
 import { SpinError, messageOf } from '../core/errors.js';
+import { AttemptLog } from './attempt-log.js';
 
 /** How long an action's output tail may be when it travels in an ack. */
 export const maxOutputChars = 16 * 1024;
@@ -23,7 +24,8 @@ export interface ActionOutput {
  * is aborted and fails with `timeout`. It is also aborted when `signal` fires (cancel, shutdown,
  * lease lost). Before a second or later attempt runs, whatever an earlier attempt of the same
  * command left running on this node is ended (see attempt-record.ts), so one command never runs
- * twice at once.
+ * twice at once. What the attempt says — its agent's progress, its programs' stdout and stderr,
+ * how it ended — is kept in its log under `$SPIN_HOME/logs` (attempt-log.ts).
  */
 export async function runAction(options: {
   agent: Agent;
@@ -60,6 +62,17 @@ export async function runAction(options: {
   );
   const signal = timeout.signal;
   const { packageId, commandId, attemptId } = lease;
+  const log = await AttemptLog.open(
+    options.roots.home,
+    {
+      packageName: lease.packageName ?? packageId,
+      commandId,
+      action: `${lease.spec.resource}.${lease.spec.action}`,
+    },
+    { now },
+  );
+  let ended = 'ended';
+  let failed = true;
   try {
     // A first attempt has no earlier one: the scan of the machine's processes is for retries
     // and for deliveries after an agent was lost.
@@ -68,18 +81,29 @@ export async function runAction(options: {
     const result = await action.run(lease.spec.params, {
       signal,
       roots: options.roots,
-      progress: options.progress ?? (() => undefined),
+      progress: (line) => {
+        log.message(line);
+        options.progress?.(line);
+      },
+      output: (chunk, stream) => {
+        log.output(chunk, stream);
+      },
       attempt: { packageId, commandId, attemptId },
     });
     const output: ActionOutput = { text: tail(result.output) };
     if (result.observed !== undefined) output.observed = { ...result.observed };
+    const said = log.streamed ? '' : firstLine(result.output);
+    ended = `succeeded in ${formatDuration(now() - started)}${said === '' ? '' : `: ${said}`}`;
+    failed = false;
     return { ok: true, output };
   } catch (error) {
     const spin = failureOf(error, signal);
+    ended = `failed in ${formatDuration(now() - started)}: ${spin.message} [${spin.code}]`;
     return { ok: false, error: spin.toWire(), retryable: spin.retryable };
   } finally {
     clearTimeout(timer);
     dispose();
+    log.close(ended, failed);
   }
 }
 
@@ -99,4 +123,8 @@ function failureOf(error: unknown, signal: AbortSignal): SpinError {
 /** The last `maxOutputChars` characters of an output, marked when cut. */
 export function tail(text: string): string {
   return text.length <= maxOutputChars ? text : `…${text.slice(text.length - maxOutputChars)}`;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0] ?? '';
 }

@@ -58,6 +58,7 @@ export function outcomeChange(
       attempts: outcome.attempts,
       output: outcome.output,
       ...(outcome.error === undefined ? {} : { error: outcome.error }),
+      ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
       ...(outcome.observed === undefined ? {} : { observed: outcome.observed }),
       serial: state.serial,
       ...(outcome.startedAt === undefined

@@ -46,6 +46,7 @@ const commandRecord = record({
       required: ['code', 'message'],
       properties: { code: name, message: text, details: object },
     }),
+    reason: text,
     observed: object,
     serial: count,
     startedAt: text,

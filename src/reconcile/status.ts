@@ -12,6 +12,8 @@ export interface CommandView {
   finishedAt: string;
   attempts: number;
   error?: string;
+  /** Why a skipped or cancelled command did not run (`needs 'b', which failed`). */
+  reason?: string;
   /** For VMs (emulation start): whether it runs now. */
   vm?: 'running' | 'stopped';
 }
@@ -67,6 +69,7 @@ export async function stateStatus(options: {
         attempts: record.attempts,
       };
       if (record.error) view.error = `${record.error.message} [${record.error.code}]`;
+      if (record.reason !== undefined) view.reason = record.reason;
       if (record.resource === 'emulation' && record.action === 'start') {
         const seen = await host.observe(record).catch(() => undefined);
         if (seen !== undefined) view.vm = seen.present ? 'running' : 'stopped';

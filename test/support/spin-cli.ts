@@ -61,6 +61,8 @@ export interface RunningSpin {
   output(): string;
   /** Resolves when a line of stdout or stderr matches; rejects if the process ends first. */
   waitFor(pattern: RegExp): Promise<string>;
+  /** Resolves when stdout and stderr so far satisfy `test`; rejects if the process ends first. */
+  waitForOutput(test: (output: string) => boolean, what: string): Promise<void>;
   signal(name: NodeJS.Signals): void;
   done: Promise<CliRun>;
 }
@@ -78,20 +80,26 @@ export function startSpin(
   let stdout = '';
   let stderr = '';
   const waiters: {
-    pattern: RegExp;
+    what: string;
+    match: (output: string) => string | undefined;
     resolve: (line: string) => void;
     reject: (e: Error) => void;
   }[] = [];
   const check = (): void => {
-    const lines = `${stdout}\n${stderr}`.split('\n');
+    const output = `${stdout}\n${stderr}`;
     for (const waiter of [...waiters]) {
-      const line = lines.find((l) => waiter.pattern.test(l));
-      if (line !== undefined) {
+      const found = waiter.match(output);
+      if (found !== undefined) {
         waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(line);
+        waiter.resolve(found);
       }
     }
   };
+  const wait = (what: string, match: (output: string) => string | undefined): Promise<string> =>
+    new Promise((resolve, reject) => {
+      waiters.push({ what, match, resolve, reject });
+      check();
+    });
   child.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
     check();
@@ -106,7 +114,7 @@ export function startSpin(
       for (const waiter of waiters.splice(0)) {
         waiter.reject(
           new Error(
-            `spin ${args.join(' ')} ended (${String(code)}) before ${String(waiter.pattern)}:\n${stdout}\n${stderr}`,
+            `spin ${args.join(' ')} ended (${String(code)}) before ${waiter.what}:\n${stdout}\n${stderr}`,
           ),
         );
       }
@@ -117,10 +125,10 @@ export function startSpin(
     pid: child.pid ?? 0,
     output: () => stdout + stderr,
     waitFor: (pattern) =>
-      new Promise((resolve, reject) => {
-        waiters.push({ pattern, resolve, reject });
-        check();
-      }),
+      wait(String(pattern), (output) => output.split('\n').find((l) => pattern.test(l))),
+    waitForOutput: async (test, what) => {
+      await wait(what, (output) => (test(output) ? '' : undefined));
+    },
     signal: (name) => child.kill(name),
     done,
   };

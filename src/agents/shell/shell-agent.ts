@@ -91,8 +91,9 @@ export function shellAgent(options: ShellAgentOptions): Agent {
         ...(ctx.attempt === undefined
           ? {}
           : { tracking: { home: ctx.roots.home, attempt: ctx.attempt } }),
-        onOutput: (chunk) => {
+        onOutput: (chunk, stream) => {
           tail.push(chunk);
+          ctx.output?.(chunk, stream);
         },
       });
       const output = tail.text();
