@@ -1,6 +1,7 @@
 import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import { ExitCode } from '../core/exit-codes.js';
+import { admissionFlags, admissionPolicy } from '../cli/admission-flags.js';
 import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
 import {
@@ -44,6 +45,7 @@ export default class Apply extends SpinCommand {
     'allow-shell': Flags.boolean({
       description: 'let shell commands run (embedded broker only; the daemon decides for itself)',
     }),
+    ...admissionFlags,
     ...stateFlags,
     ...outputFlags,
     ...packageFlags,
@@ -69,6 +71,7 @@ export default class Apply extends SpinCommand {
         excludes: flags.exclude ?? [],
         prune: flags.prune,
         allowShell: flags['allow-shell'],
+        admission: admissionPolicy(flags),
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
         signal: interrupt.signal,
         emit: renderer.listener,

@@ -1,4 +1,5 @@
 import type { Agent } from '../agents/agent.js';
+import type { AdmissionPolicy } from '../agents/emulation/admission.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
 import type { ReconcileListener, ReconcileSummary } from './events.js';
 import { emptySummary } from './events.js';
@@ -8,6 +9,7 @@ import { outcomeChange } from './record-outcome.js';
 import type { CommandOutcome, RunRequest } from './run-packages.js';
 import { runPackages } from './run-packages.js';
 import { refuseForeignClaims } from '../plan/ownership.js';
+import { preflightOrRefuse } from '../plan/preflight.js';
 import { selectCommands } from '../plan/selection.js';
 import { ReconcileSession } from './session.js';
 import type { CommandRecord } from '../core/state-types.js';
@@ -23,6 +25,8 @@ export interface ReconcileOptions {
   prune?: boolean;
   lockTimeoutMs?: number;
   allowShell?: boolean;
+  /** What of the node VM starts may take (see SessionOptions). */
+  admission?: AdmissionPolicy;
   /** Agents in place of the built-in ones (see SessionOptions). */
   agents?: readonly Agent[];
   signal?: AbortSignal;
@@ -91,6 +95,9 @@ export async function applyIn(
   const summary = emptySummary();
   summary.unchanged = plans.flatMap((p) => p.items).filter((i) => i.action === 'unchanged').length;
   const requests = plans.map((p) => applyRequest(p, selected.get(p.name) ?? new Set()));
+  await preflightOrRefuse(session, plans, selected, (message) => {
+    emit({ type: 'warning', message });
+  });
   await refuseShellWithoutFlag(session, requests);
   const prunes = options.prune === true ? plans.map((p) => pruneRequest(p, session)) : [];
   await runThroughBroker(session, [requests, prunes], summary, options);
