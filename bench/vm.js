@@ -237,6 +237,54 @@ for (const b of builds) {
 }
 console.table(rows);
 
+// ---- admission: what a start spends deciding whether its VM fits (the node's lock, a measure
+// of the node and of the VMs that run, the check), with the bench's VM running, then with 20
+// more qemus (paused, 16 MiB each) in the same home.
+const admissionRows = [];
+{
+  const b = builds[0];
+  const { VmAdmission, defaultAdmission } = await import(
+    join(root, 'dist/agents/emulation/admission.js')
+  );
+  // 21 one-CPU VMs on a 2-core machine are more than the default 4x CPU overcommit allows.
+  const admission = new VmAdmission({ ...defaultAdmission, cpuOvercommit: 64 });
+  const ctx = {
+    signal: new AbortController().signal,
+    roots: { home: b.home, vms: join(b.home, 'vms') },
+  };
+  const probe = { name: 'probe', cpus: 1, memory: 128, images: [], ports: [] };
+  const admit = async () => {
+    const samples = [];
+    for (let i = 0; i < 50; i++) {
+      const begin = performance.now();
+      await admission.launch(ctx, 'probe', probe, async () => undefined);
+      samples.push(performance.now() - begin);
+    }
+    return median(samples);
+  };
+  await b.startAction();
+  admissionRows.push({ running: '1 VM', 'median ms': (await admit()).toFixed(2) });
+  const idle = [];
+  for (let i = 0; i < 20; i++) {
+    const dir = join(b.home, 'vms', `idle-${i}`);
+    mkdirSync(dir, { recursive: true });
+    const pidFile = join(dir, 'qemu.pid');
+    const qemu = spawnSync('qemu-system-x86_64', [
+      '-machine', 'pc', '-accel', 'tcg', '-nodefaults', '-no-user-config', '-display', 'none',
+      '-m', '16', '-S', '-pidfile', pidFile, '-daemonize',
+    ]); // prettier-ignore
+    if (qemu.status !== 0) throw new Error(`idle qemu: ${qemu.stderr}`);
+    idle.push(Number(readFileSync(pidFile, 'utf8')));
+  }
+  try {
+    admissionRows.push({ running: '21 VMs', 'median ms': (await admit()).toFixed(2) });
+  } finally {
+    for (const pid of idle) process.kill(pid, 'SIGKILL');
+  }
+  await quitVm(b.home);
+}
+console.table(admissionRows);
+
 // ---- waits, each in a process of its own (as an agent's is), running the build's agent
 const waitRows = [];
 for (const b of builds) {

@@ -1,5 +1,6 @@
 import type { Agent } from './agent.js';
 import type { AccelChoice } from './emulation/accel.js';
+import type { AdmissionPolicy } from './emulation/admission.js';
 import { emulationAgent } from './emulation/emulation-agent.js';
 import { shellAgent } from './shell/shell-agent.js';
 import { storageAgent } from './storage/storage-agent.js';
@@ -10,6 +11,8 @@ export interface BuiltinAgentOptions {
   allowShell: boolean;
   /** qemu accelerator: `auto` (default) uses KVM only where it really works. */
   accel?: AccelChoice;
+  /** What of the node VM starts may take (`--cpu-overcommit`, `--reserve-memory`, …). */
+  admission?: AdmissionPolicy;
 }
 
 /**
@@ -20,7 +23,10 @@ export interface BuiltinAgentOptions {
 export function builtinAgents(options: BuiltinAgentOptions): ReadonlyMap<string, Agent> {
   const agents = [
     storageAgent(),
-    emulationAgent(options.accel === undefined ? {} : { accel: options.accel }),
+    emulationAgent({
+      ...(options.accel === undefined ? {} : { accel: options.accel }),
+      ...(options.admission === undefined ? {} : { admission: options.admission }),
+    }),
     shellAgent({ allowShell: options.allowShell }),
   ];
   return new Map(agents.map((agent) => [agent.resource, agent]));

@@ -1,4 +1,5 @@
 import * as Flags from '@oclif/core/flags';
+import { admissionFlags } from './admission-flags.js';
 
 /** The flags of `spin daemon run`, which `spin daemon start` passes on to it. */
 export const daemonFlags = {
@@ -14,4 +15,5 @@ export const daemonFlags = {
     allowNo: true,
   }),
   'allow-shell': Flags.boolean({ description: 'let the shell agent run commands' }),
+  ...admissionFlags,
 };

@@ -71,6 +71,9 @@ function plainRenderer(sink: Sink, verb: string): Renderer {
       case 'lock-wait':
         sink.err(`${stamp} ${lockWaitLine(event.holder)}`);
         return;
+      case 'warning':
+        sink.err(`${stamp} warning: ${event.message}`);
+        return;
       case 'recovered':
         for (const line of recoveredLines(event.cancelled, event.recorded))
           sink.err(`${stamp} ${line}`);

@@ -89,6 +89,7 @@ export function printPlan(
     );
   }
   sink.out(renderPlan(plansOf(doc, null)));
+  for (const warning of doc.warnings) sink.out(`warning: ${warning}`);
   const { targets, excludes, prune } = doc.options;
   const scope = [
     targets.length > 0 ? `targets: ${targets.join(', ')}` : '',
@@ -124,6 +125,7 @@ export function renderPlanMarkdown(doc: PlanDocument): string {
       return [];
     }),
   );
+  attention.push(...doc.warnings.map((w) => `- ${cell(w)}`));
   if (doc.state.changing !== undefined)
     attention.unshift(
       '- The state was being changed while this plan was made: it may be out of date.',

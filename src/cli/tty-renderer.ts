@@ -192,6 +192,9 @@ export function ttyRenderer(sink: Sink, verb: string): Renderer {
       case 'lock-wait':
         sink.err(lockWaitLine(event.holder));
         return;
+      case 'warning':
+        sink.err(`warning: ${event.message}`);
+        return;
       case 'recovered':
         for (const line of recoveredLines(event.cancelled, event.recorded)) sink.err(line);
         return;

@@ -70,6 +70,7 @@ export function describeWatchEvent(event: WatchEvent, dir = ''): string | undefi
       if (e.type === 'interrupted')
         return `${event.package}: interrupted, cancelling what has not run`;
       if (e.type === 'recovered') return recoveredLines(e.cancelled, e.recorded).join('\n');
+      if (e.type === 'warning') return `${event.package}: warning: ${e.message}`;
       if (e.type !== 'command' || e.phase === 'waiting' || e.phase === 'running') return undefined;
       const why = e.error?.message ?? e.reason;
       return `${e.package}/${e.id} ${e.phase}${why === undefined ? '' : `: ${why}`}`;
@@ -208,6 +209,7 @@ function ttyWatchRenderer(sink: WatchSink): WatchRenderer {
         if (e.type === 'command' && e.phase === 'running') {
           Object.assign(row(event.package, ''), { detail: `${e.id} running` });
         }
+        if (e.type === 'warning') note(describeWatchEvent(event) ?? '');
         break;
       }
       case 'stopped':

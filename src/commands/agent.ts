@@ -6,6 +6,7 @@ import { builtinAgents } from '../agents/builtin-agents.js';
 import { defaults } from '../core/defaults.js';
 import { SpinError } from '../core/errors.js';
 import { spinHome } from '../core/spin-home.js';
+import { admissionFlags, admissionPolicy } from '../cli/admission-flags.js';
 import { interruptSignal } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { connectDaemon } from '../daemon/open-broker.js';
@@ -20,6 +21,7 @@ export default class Agent extends SpinCommand {
     '<%= config.bin %> agent storage',
     '<%= config.bin %> agent shell --allow-shell',
     '<%= config.bin %> agent emulation --node local',
+    '<%= config.bin %> agent emulation --reserve-memory 2G --cpu-overcommit 8',
   ];
   static override args = {
     resource: Args.string({
@@ -34,12 +36,16 @@ export default class Agent extends SpinCommand {
       default: defaults.command.node,
     }),
     'allow-shell': Flags.boolean({ description: 'let the shell agent run commands' }),
+    ...admissionFlags,
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Agent);
     const home = spinHome();
-    const agent = builtinAgents({ allowShell: flags['allow-shell'] }).get(args.resource);
+    const agent = builtinAgents({
+      allowShell: flags['allow-shell'],
+      admission: admissionPolicy(flags),
+    }).get(args.resource);
     if (agent === undefined)
       throw new SpinError('usage', `no agent for resource '${args.resource}'`);
     const broker = await connectDaemon(home);

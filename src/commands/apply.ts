@@ -2,6 +2,7 @@ import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import { ExitCode } from '../core/exit-codes.js';
 import { SpinError } from '../core/errors.js';
+import { admissionFlags, admissionPolicy } from '../cli/admission-flags.js';
 import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
 import {
@@ -45,6 +46,7 @@ export default class Apply extends SpinCommand {
     'allow-shell': Flags.boolean({
       description: 'let shell commands run (embedded broker only; the daemon decides for itself)',
     }),
+    ...admissionFlags,
     ...stateFlags,
     ...outputFlags,
     ...packageFlags,
@@ -71,6 +73,7 @@ export default class Apply extends SpinCommand {
         ...resolveHome(flags),
         allowShell: flags['allow-shell'],
         allowReplace: flags['allow-replace'],
+        admission: admissionPolicy(flags),
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
         signal: interrupt.signal,
         emit: renderer.listener,

@@ -2,6 +2,7 @@ import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import { ExitCode } from '../core/exit-codes.js';
 import { SpinError } from '../core/errors.js';
+import { admissionFlags, admissionPolicy } from '../cli/admission-flags.js';
 import { packageFlags } from '../cli/flags.js';
 import { loadOrThrow } from '../cli/load-or-report.js';
 import {
@@ -13,6 +14,7 @@ import {
 } from '../cli/reconcile-flags.js';
 import { printPlan } from '../cli/render-plan.js';
 import { SpinCommand } from '../cli/spin-command.js';
+import { preflight, refuseProblems } from '../plan/preflight.js';
 import { plan } from '../reconcile/apply.js';
 import { planDocument, savePlan } from '../plan/plan-document.js';
 import { selectCommands } from '../plan/selection.js';
@@ -20,7 +22,7 @@ import { selectCommands } from '../plan/selection.js';
 export default class Plan extends SpinCommand {
   static override summary = 'Show what apply would do, without doing it.';
   static override description =
-    'Compares the packages with the state file and, through each agent, with the machine: every command is create, update, replace, drifted, unchanged or prune, with the reason. Takes no lock: it works while an apply or a watch runs, and says so. With --out FILE the plan is saved, and `spin apply FILE` carries out exactly it. With --detailed-exitcode: 0 nothing to do, 2 changes pending, 1 error.';
+    'Compares the packages with the state file and, through each agent, with the machine: every command is create, update, replace, drifted, unchanged or prune, with the reason. Takes no lock: it works while an apply or a watch runs, and says so. Warns when the VMs to start do not fit what the node has free (counted with the same --cpu-overcommit, --memory-overcommit and --reserve-memory as apply), and exits 2 naming what the commands to run need but this machine lacks (qemu not on PATH, a kernel file missing). With --out FILE the plan is saved, and `spin apply FILE` carries out exactly it. With --detailed-exitcode: 0 nothing to do, 2 changes pending, 1 error.';
   static override examples = [
     '<%= config.bin %> plan examples/vm.spin.yaml',
     '<%= config.bin %> plan packages/ --out plan.json',
@@ -39,6 +41,7 @@ export default class Plan extends SpinCommand {
       description: 'exit 0 when nothing would change, 2 when something would, 1 on error',
     }),
     ...selectionFlags,
+    ...admissionFlags,
     ...documentOutputFlags(['text', 'json', 'markdown']),
     ...stateFlags,
     ...packageFlags,
@@ -57,13 +60,22 @@ export default class Plan extends SpinCommand {
         prune: flags.prune,
       };
       // A name that matches no command is refused now, not when the plan is applied.
-      selectCommands(result.plans, options.targets, options.excludes);
+      const runs = selectCommands(result.plans, options.targets, options.excludes);
+      const checked = await preflight({
+        home,
+        plans: result.plans,
+        runs,
+        admission: admissionPolicy(flags),
+      });
       const doc = planDocument(result.plans, packages, {
         statePath,
         state: result.state,
         changing: result.changing,
         options,
+        warnings: checked.warnings,
       });
+      // What this machine lacks is refused before a plan is printed as JSON or saved.
+      if (output === 'json' || flags.out !== undefined) await refuseProblems(checked);
       if (flags.out !== undefined) await savePlan(flags.out, doc);
       printPlan(doc, output, {
         out: (line) => {
@@ -73,6 +85,7 @@ export default class Plan extends SpinCommand {
           this.logToStderr(line);
         },
       });
+      await refuseProblems(checked);
       if (flags.out !== undefined && output !== 'json') {
         this.log(
           `\nSaved the plan to ${flags.out}. To carry out exactly this plan: spin apply ${flags.out}`,

@@ -3,6 +3,7 @@ import * as Flags from '@oclif/core/flags';
 import { durationToMs } from '../core/duration.js';
 import { SpinError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
+import { admissionFlags, admissionPolicy } from '../cli/admission-flags.js';
 import { packageFlags } from '../cli/flags.js';
 import {
   interruptSignal,
@@ -48,6 +49,7 @@ export default class Watch extends SpinCommand {
     'allow-shell': Flags.boolean({
       description: 'let shell commands run (embedded broker only; the daemon decides for itself)',
     }),
+    ...admissionFlags,
     ...stateFlags,
     ...outputFlags,
     ...packageFlags,
@@ -75,6 +77,7 @@ export default class Watch extends SpinCommand {
         once: flags.once,
         allowShell: flags['allow-shell'],
         allowReplace: flags['allow-replace'],
+        admission: admissionPolicy(flags),
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
         maxBytes: flags['max-bytes'],
         signal: interrupt.signal,

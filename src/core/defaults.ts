@@ -13,4 +13,15 @@ export const defaults = {
   undoTimeoutMs: 5 * 60_000,
   /** How long an agent's lease lasts unless renewed. */
   leaseMs: 30_000,
+  /**
+   * What a VM start may take of the node (see agents/emulation/admission.ts). CPUs are
+   * overcommitted 4:1: an idle vCPU costs little, and busy ones slow each other down rather than
+   * fail. Memory is not overcommitted: a guest given memory the host lacks is killed by the
+   * host's OOM killer. No memory is held back for the host unless asked.
+   */
+  admission: {
+    cpuOvercommit: 4,
+    memoryOvercommit: 1,
+    reserveMemoryMib: 0,
+  },
 } as const;

@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'not_empty'
   | 'no_space'
   | 'shell_disabled'
+  | 'preflight_failed'
+  | 'insufficient_resources'
   | 'action_failed'
   | 'internal';
 
@@ -49,6 +51,8 @@ const exitCodeOf: Record<ErrorCode, ExitCode> = {
   not_empty: ExitCode.commandFailed,
   no_space: ExitCode.commandFailed,
   shell_disabled: ExitCode.invalidInput,
+  preflight_failed: ExitCode.invalidInput,
+  insufficient_resources: ExitCode.commandFailed,
   action_failed: ExitCode.commandFailed,
   internal: ExitCode.commandFailed,
 };

@@ -101,6 +101,7 @@ const eventTypes = [
   'reconcile',
   'error',
   'stopped',
+  'warning',
 ];
 
 const errorBody: JsonSchema = {
@@ -153,6 +154,7 @@ export const outputSchemas = {
         properties: { targets: strings, excludes: strings, prune: { type: 'boolean' } },
       },
       changes: { type: 'boolean' },
+      warnings: strings,
       summary: {
         type: 'object',
         required: planActions,
@@ -188,7 +190,7 @@ export const outputSchemas = {
         },
       },
     },
-    ['created_at', 'state', 'options', 'changes', 'summary', 'packages'],
+    ['created_at', 'state', 'options', 'changes', 'summary', 'warnings', 'packages'],
   ),
   error: documentOf(
     'error',

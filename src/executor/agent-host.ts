@@ -2,12 +2,15 @@ import type { Agent, AgentAction, AgentRoots, Observation, Observer } from '../a
 import { agentRoots } from '../agents/agent-roots.js';
 import { endEarlierAttempts } from '../agents/attempt-record.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
+import type { AdmissionPolicy } from '../agents/emulation/admission.js';
 import type { Broker } from '../broker/broker.js';
 import { runAgents } from './agent-runner.js';
 
 /** What a host runs: the built-in agents (shell only when allowed), or the `agents` given. */
 export interface AgentHostOptions {
   allowShell: boolean;
+  /** What of the node VM starts may take (the defaults unless set). */
+  admission?: AdmissionPolicy;
   /**
    * Agents to use in place of the built-in ones, one per resource: the core driven in process
    * with agents of its caller's making (the tests' fake agent).
@@ -29,7 +32,10 @@ export class AgentHost {
   constructor(home: string, options: AgentHostOptions) {
     this.agents =
       options.agents === undefined
-        ? builtinAgents({ allowShell: options.allowShell })
+        ? builtinAgents({
+            allowShell: options.allowShell,
+            ...(options.admission === undefined ? {} : { admission: options.admission }),
+          })
         : new Map(options.agents.map((agent) => [agent.resource, agent]));
     this.roots = agentRoots(home);
   }

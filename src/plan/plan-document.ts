@@ -31,6 +31,8 @@ export interface PlanDocument {
   options: { targets: string[]; excludes: string[]; prune: boolean };
   changes: boolean;
   summary: Record<PlanAction, number>;
+  /** What may not go as planned on this machine (VMs that do not fit what is free). */
+  warnings: string[];
   packages: PlanDocumentPackage[];
 }
 
@@ -59,6 +61,7 @@ export function planDocument(
     state: StateData | null;
     changing?: LockHolder | undefined;
     options: PlanDocument['options'];
+    warnings?: string[];
   },
 ): PlanDocument {
   const summary: Record<PlanAction, number> = {
@@ -84,6 +87,7 @@ export function planDocument(
     options: context.options,
     changes: plans.some((p) => p.items.some((i) => i.action !== 'unchanged')),
     summary,
+    warnings: context.warnings ?? [],
     packages: plans.map((plan) => {
       const pkg = byName.get(plan.name);
       return {

@@ -1,4 +1,5 @@
 import type { Agent } from '../agents/agent.js';
+import type { AdmissionPolicy } from '../agents/emulation/admission.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
 import type { ReconcileListener, ReconcileSummary } from './events.js';
 import { emptySummary } from './events.js';
@@ -8,6 +9,7 @@ import { isUndoId, outcomeChange, undoIdOf } from './record-outcome.js';
 import type { CommandOutcome, RunRequest } from './run-packages.js';
 import { runPackages } from './run-packages.js';
 import { refuseForeignClaims } from '../plan/ownership.js';
+import { preflightOrRefuse } from '../plan/preflight.js';
 import { selectCommands } from '../plan/selection.js';
 import { refuseDataLoss, refuseUnmanaged } from '../plan/plan-refusals.js';
 import { ReconcileSession } from './session.js';
@@ -36,6 +38,8 @@ export interface ReconcileOptions {
    * plan is refused before anything runs, unless the command says `replace: allow`.
    */
   allowReplace?: boolean;
+  /** What of the node VM starts may take (see SessionOptions). */
+  admission?: AdmissionPolicy;
   /** Agents in place of the built-in ones (see SessionOptions). */
   agents?: readonly Agent[];
   signal?: AbortSignal;
@@ -208,6 +212,9 @@ export async function runPlans(
   summary.unchanged = plans.flatMap((p) => p.items).filter((i) => i.action === 'unchanged').length;
   await refuseUnmanaged(plans, selected);
   await refuseDataLoss(plans, selected, options.allowReplace === true);
+  await preflightOrRefuse(session, plans, selected, (message) => {
+    emit({ type: 'warning', message });
+  });
   const requests = plans.map((p) =>
     applyRequest(p, selected.get(p.name) ?? new Set(), session, options.allowReplace === true),
   );

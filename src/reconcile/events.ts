@@ -20,6 +20,8 @@ export type ReconcileEvent =
       recorded: number;
     }
   | { type: 'lock-wait'; holder: LockHolder }
+  /** Something the run may meet, said before it runs (a package whose VMs do not fit). */
+  | { type: 'warning'; message: string }
   | {
       type: 'start';
       package: string;

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import type { Agent } from '../agents/agent.js';
+import { defaultAdmission, type AdmissionPolicy } from '../agents/emulation/admission.js';
 import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
 import { AgentHost } from '../executor/agent-host.js';
@@ -20,6 +21,8 @@ export interface SessionOptions {
   onLockWait?: (holder: LockHolder) => void;
   command: string;
   allowShell?: boolean;
+  /** What of the node this process's VM starts may take (`--cpu-overcommit`, …). */
+  admission?: AdmissionPolicy;
   /**
    * The agents that observe, undo and (with the embedded broker) carry out commands, in place of
    * the built-in ones: for driving the core in process with agents the caller controls.
@@ -43,6 +46,8 @@ export class ReconcileSession {
   readonly statePath: string;
   /** Whether this process's agents may run shell commands (`--allow-shell`). */
   readonly allowShell: boolean;
+  /** What of the node this process's VM starts may take; the plan's warnings count with it. */
+  readonly admission: AdmissionPolicy;
   readonly #locked: LockedState;
   #broker: Promise<Broker> | undefined;
   #stopAgents: (() => Promise<void>) | undefined;
@@ -59,7 +64,7 @@ export class ReconcileSession {
   });
 
   private constructor(
-    options: Pick<SessionOptions, 'home' | 'command' | 'statePath' | 'allowShell'>,
+    options: Pick<SessionOptions, 'home' | 'command' | 'statePath' | 'allowShell' | 'admission'>,
     locked: LockedState,
     host: AgentHost,
   ) {
@@ -68,6 +73,7 @@ export class ReconcileSession {
     this.command = options.command;
     this.statePath = resolve(options.statePath);
     this.allowShell = options.allowShell ?? false;
+    this.admission = options.admission ?? defaultAdmission;
     this.#locked = locked;
     this.host = host;
     this.#openedSerial = locked.state.data.serial;
@@ -84,6 +90,7 @@ export class ReconcileSession {
       locked,
       new AgentHost(options.home, {
         allowShell: options.allowShell ?? false,
+        ...(options.admission === undefined ? {} : { admission: options.admission }),
         ...(options.agents === undefined ? {} : { agents: options.agents }),
       }),
     );

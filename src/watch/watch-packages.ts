@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import type { AdmissionPolicy } from '../agents/emulation/admission.js';
 import { SpinError } from '../core/errors.js';
 import { expandInputs } from '../load/input-files.js';
 import { ReconcileSession } from '../reconcile/session.js';
@@ -16,6 +17,8 @@ export interface WatchOptions {
   statePath: string;
   lockTimeoutMs?: number;
   allowShell?: boolean;
+  /** What of the node VM starts may take (see SessionOptions). */
+  admission?: AdmissionPolicy;
   /** Destroy the package of a removed file, and undo commands removed from a file. */
   prune?: boolean;
   /** See ReconcileOptions.allowReplace. */
@@ -64,6 +67,7 @@ export async function watchPackages(options: WatchOptions): Promise<WatchOutcome
     command: options.once === true ? 'spin watch --once' : 'spin watch',
     ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
     ...(options.allowShell === undefined ? {} : { allowShell: options.allowShell }),
+    ...(options.admission === undefined ? {} : { admission: options.admission }),
   });
   try {
     // What a spin that died left in the broker is cancelled and its results recorded before the

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { spin, startSpin, testDir } from '../support/spin-cli.js';
-import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
+import { endVmsAfterEach, tinyVm, type TinyVm } from '../support/tiny-vm.js';
 
 let guest: TinyVm;
 beforeAll(async () => {
@@ -11,19 +11,7 @@ beforeAll(async () => {
 });
 
 /** VMs a failed test may have left running: ended so nothing outlives the run. */
-const pidFiles: string[] = [];
-afterEach(async () => {
-  for (const file of pidFiles.splice(0)) {
-    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (pid > 1) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone, as it should be
-      }
-    }
-  }
-});
+const pidFiles = endVmsAfterEach();
 
 /** A package that boots the tiny guest from the boot volume and waits for its marker. */
 function vmPackage(marker: string, append: string, memory = 128, readyTimeout = '90s'): string {

@@ -8,6 +8,7 @@ import { confinePath, confineRoot } from '../confined-path.js';
 import { writeFileAtomic } from '../fs-util.js';
 import { objectParam, optionalStringParam, type Params } from '../params.js';
 import { AccelResolver, type AccelChoice, type HostFiles } from './accel.js';
+import { VmAdmission, type AdmissionPolicy } from './admission.js';
 import { builtinSpec } from '../registry.js';
 import {
   parseVmConfig,
@@ -34,6 +35,8 @@ export interface EmulationAgentOptions {
   accel?: AccelChoice;
   /** Where the facts of the host are read (`/proc/cpuinfo`, `/dev/kvm`, …); the real ones by default. */
   host?: HostFiles;
+  /** What of the node a start may take (`defaultAdmission` unless set). */
+  admission?: AdmissionPolicy;
 }
 
 const defaultStopMs = 30_000;
@@ -147,7 +150,7 @@ function readyPattern(params: Params): RegExp | undefined {
   }
 }
 
-function startAction(accels: AccelResolver): AgentAction {
+function startAction(accels: AccelResolver, admission: VmAdmission): AgentAction {
   return {
     spec: specOf('start'),
     async run(params, ctx) {
@@ -171,7 +174,9 @@ function startAction(accels: AccelResolver): AgentAction {
         const step = await stopVm(paths, defaultStopMs, ctx);
         restarted = ` (config changed; the old one ${stopOutput[step]})`;
       }
-      const { qemu, accel, status } = await launchVm(ctx, paths, config, accels);
+      const { qemu, accel, status } = await admission.launch(ctx, paths.id, config, () =>
+        launchVm(ctx, paths, config, accels),
+      );
       // From here on the qemu is this start's: if the start fails, it is ended, so that nothing
       // runs that the state does not record as started.
       try {
@@ -251,12 +256,14 @@ const stop: AgentAction = {
  * The emulation agent (qemu): write_config and remove_config keep `$SPIN_HOME/vms/<id>/config.json`;
  * start runs a detached qemu with a QMP socket, pid file and serial console log in that directory,
  * and a start that fails after it launched qemu (error, `ready_when` timeout, abort) ends that
- * qemu; stop escalates from ACPI powerdown to QMP quit to SIGKILL. All four are idempotent.
+ * qemu; a start that does not fit the node fails first (see `VmAdmission`); stop escalates from
+ * ACPI powerdown to QMP quit to SIGKILL. All four are idempotent.
  * `prepare` decides the accelerator (see `AccelResolver`) before the first start needs it.
  */
 export function emulationAgent(options: EmulationAgentOptions = {}): Agent {
   const accels = new AccelResolver(options.accel ?? 'auto', options.host);
-  const actions = [writeConfig, removeConfig, startAction(accels), stop];
+  const admission = new VmAdmission(options.admission);
+  const actions = [writeConfig, removeConfig, startAction(accels, admission), stop];
   return {
     resource: 'emulation',
     actions: new Map(actions.map((a) => [a.spec.action, a])),

@@ -132,20 +132,25 @@ export function vmIdOf(params: Params): string {
   throw new SpinError('invalid_input', "Parameter 'id' must be an integer or a short name.");
 }
 
+/** The files of VM `id` in its directory `dir`, unchecked (see `vmPaths`). */
+export function vmFiles(id: string, dir: string): VmPaths {
+  return {
+    id,
+    dir,
+    config: join(dir, 'config.json'),
+    qmp: join(dir, 'qmp.sock'),
+    pid: join(dir, 'qemu.pid'),
+    console: join(dir, 'console.log'),
+  };
+}
+
 /** The confined directory and files of VM `id`; the directory may not exist yet. */
 export async function vmPaths(ctx: ActionContext, id: string): Promise<VmPaths> {
   const dir = await confinePath(ctx.roots.vms, id, 'name');
   if (dir.kind !== 'missing' && dir.kind !== 'directory') {
     throw new SpinError('invalid_input', `'${id}' under the VM root is not a directory.`);
   }
-  const paths = {
-    id,
-    dir: dir.path,
-    config: join(dir.path, 'config.json'),
-    qmp: join(dir.path, 'qmp.sock'),
-    pid: join(dir.path, 'qemu.pid'),
-    console: join(dir.path, 'console.log'),
-  };
+  const paths = vmFiles(id, dir.path);
   if (Buffer.byteLength(paths.qmp) > maxSocketPath) {
     throw new SpinError(
       'invalid_input',

@@ -1,3 +1,4 @@
+import { admissionPolicy } from '../../cli/admission-flags.js';
 import { daemonFlags } from '../../cli/daemon-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { messageOf } from '../../core/errors.js';
@@ -44,7 +45,10 @@ export default class DaemonRun extends SpinCommand {
       ...(flags.agents
         ? {
             host: (broker) =>
-              new AgentHost(home, { allowShell: flags['allow-shell'] }).serve(broker, (error) => {
+              new AgentHost(home, {
+                allowShell: flags['allow-shell'],
+                admission: admissionPolicy(flags),
+              }).serve(broker, (error) => {
                 failed.error = error;
                 stop(`an agent failed: ${messageOf(error)}`);
               }),

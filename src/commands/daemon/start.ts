@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { admissionArgs } from '../../cli/admission-flags.js';
 import { daemonFlags } from '../../cli/daemon-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { spinHome } from '../../core/spin-home.js';
@@ -23,6 +24,7 @@ export default class DaemonStart extends SpinCommand {
         ...(flags['tcp-port'] === undefined ? [] : ['--tcp-port', String(flags['tcp-port'])]),
         ...(flags.agents ? [] : ['--no-agents']),
         ...(flags['allow-shell'] ? ['--allow-shell'] : []),
+        ...admissionArgs(flags),
       ],
     });
     this.log(`spin daemon started: pid ${String(pid)}, log ${logFile}`);
