@@ -114,5 +114,5 @@ export function summaryLine(s: ReconcileSummary, verb: string): string {
  * format version and kind every document carries.
  */
 export function eventLine(event: { type: string }): string {
-  return JSON.stringify({ format_version: outputFormatVersion, kind: 'event', ...event });
+  return JSON.stringify({ format_version: outputFormatVersion, ...event, kind: 'event' });
 }

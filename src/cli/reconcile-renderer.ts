@@ -46,7 +46,7 @@ function plainRenderer(sink: Sink, verb: string): Renderer {
     switch (event.type) {
       case 'broker':
         sink.out(
-          `${stamp} broker: ${event.kind === 'daemon' ? 'the spin daemon' : 'embedded (no daemon runs)'}`,
+          `${stamp} broker: ${event.broker === 'daemon' ? 'the spin daemon' : 'embedded (no daemon runs)'}`,
         );
         return;
       case 'start':

@@ -1,8 +1,15 @@
 import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import { SpinError } from '../core/errors.js';
-import { interruptSignal, resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { logChunkText, replacedNotice, sinceOf } from '../cli/render-logs.js';
+import {
+  documentOutput,
+  documentOutputFlags,
+  interruptSignal,
+  resolveHome,
+  stateFlags,
+} from '../cli/reconcile-flags.js';
+import { outputFormatVersion } from '../core/output-schemas.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { logSource, readLog, type LogSource } from '../reconcile/command-logs.js';
 import { followLog } from '../reconcile/follow-log.js';
@@ -34,12 +41,7 @@ export default class Logs extends SpinCommand {
     tail: Flags.integer({ char: 'n', description: 'only the last N lines', min: 0 }),
     since: Flags.string({ description: 'only what was written since: 10m, 2h, or a time' }),
     follow: Flags.boolean({ char: 'f', description: 'go on printing what is written' }),
-    output: Flags.string({
-      char: 'o',
-      description: 'text, or JSON: one document (with --follow, one JSON line per chunk)',
-      options: ['text', 'json'],
-      default: 'text',
-    }),
+    ...documentOutputFlags(['text', 'json']),
     state: stateFlags.state,
   };
 
@@ -67,10 +69,11 @@ export default class Logs extends SpinCommand {
       ...(flags.since === undefined ? {} : { since: sinceOf(flags.since, Date.now()) }),
       ...(flags.tail === undefined ? {} : { tail: flags.tail }),
     };
-    const json = flags.output === 'json';
+    // JSON: one `logs` document, or with --follow one `log-chunk` document per line.
+    const json = documentOutput(flags) === 'json';
     if (!flags.follow) {
       const read = readLog(source, selection);
-      if (json) this.log(JSON.stringify({ ...describe(source), ...read }, null, 2));
+      if (json) this.printDocument('logs', { ...describe(source), ...read });
       else {
         if (read.quiet !== undefined) this.logToStderr(read.quiet);
         for (const chunk of read.chunks) process.stdout.write(logChunkText(chunk));
@@ -88,8 +91,10 @@ export default class Logs extends SpinCommand {
     try {
       for await (const chunk of followLog(source, selection, stop.signal)) {
         const notice = replacedNotice(chunk);
-        if (json) process.stdout.write(`${JSON.stringify(chunk)}\n`);
-        else {
+        if (json) {
+          const line = { format_version: outputFormatVersion, kind: 'log-chunk', chunk };
+          process.stdout.write(`${JSON.stringify(line)}\n`);
+        } else {
           if (notice !== undefined) process.stderr.write(`${notice}\n`);
           process.stdout.write(logChunkText(chunk));
         }

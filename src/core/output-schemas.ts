@@ -104,6 +104,19 @@ const eventTypes = [
   'warning',
 ];
 
+const logChunk: JsonSchema = {
+  type: 'object',
+  required: ['kind', 'path'],
+  properties: {
+    kind: { enum: ['attempt', 'console'] },
+    path: str,
+    attempt: int,
+    lines: { type: 'array' },
+    text: str,
+    replaced: { type: 'boolean' },
+  },
+};
+
 const errorBody: JsonSchema = {
   type: 'object',
   required: ['code', 'message', 'exit_code'],
@@ -351,6 +364,25 @@ export const outputSchemas = {
     'spin message list --output json',
     { packages: { type: 'array', items: brokerPackageSummary } },
     ['packages'],
+  ),
+  logs: documentOf(
+    'logs',
+    "spin logs --output json: what was selected of a command's attempts or a VM's console",
+    {
+      source: { enum: ['attempts', 'console'] },
+      package: str,
+      command: str,
+      vm: str,
+      chunks: { type: 'array', items: logChunk },
+      quiet: str,
+    },
+    ['source', 'chunks'],
+  ),
+  'log-chunk': documentOf(
+    'log-chunk',
+    'One line of spin logs --follow --output json',
+    { chunk: logChunk },
+    ['chunk'],
   ),
   import: documentOf(
     'import',

@@ -249,7 +249,7 @@ export async function runThroughBroker(
   };
   record(state.change({ op: 'serial', serial: state.data.serial + 1 }));
   const broker = await session.broker();
-  emit({ type: 'broker', kind: broker.kind });
+  emit({ type: 'broker', broker: broker.kind });
   try {
     for (const group of groups) {
       if (signal.aborted) break;

@@ -12,7 +12,7 @@ export type CommandPhase = 'waiting' | 'running' | 'succeeded' | 'failed' | 'ski
  */
 export type ReconcileEvent =
   | { type: 'plan'; plans: PackagePlan[] }
-  | { type: 'broker'; kind: 'daemon' | 'embedded' }
+  | { type: 'broker'; broker: 'daemon' | 'embedded' }
   | {
       type: 'recovered';
       cancelled: RecoveryReport['cancelled'];

@@ -2,6 +2,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { repoRoot, spin, startSpin, testDir } from '../support/spin-cli.js';
+import { expectDocument } from '../support/output-schema.js';
 
 const fake = join(repoRoot, 'test/fixtures/fake-program.js');
 
@@ -57,9 +58,9 @@ describe('the output of a failing shell command', () => {
 
     const status = await s.run('status', 'failing');
     expect(status.stdout).toMatch(/after\s+skipped\s+shell\.run\s+needs 'bad', which failed/);
-    const json = JSON.parse((await s.run('status', '--json')).stdout) as {
+    const json = expectDocument<{
       packages: { commands: { id: string; reason?: string }[] }[];
-    };
+    }>('status', (await s.run('status', '--json')).stdout);
     const after = json.packages[0]?.commands.find((c) => c.id === 'after');
     expect(after?.reason).toBe("needs 'bad', which failed");
     const skipped = await s.run('logs', 'failing/after');
@@ -143,14 +144,12 @@ commands:
     const future = await s.run('logs', 'retried/flaky', '--since', '2999-01-01');
     expect([future.code, future.stdout]).toEqual([0, '']);
 
-    const json = JSON.parse(
-      (await s.run('logs', 'retried/flaky', '-o', 'json', '--attempt', '1')).stdout,
-    ) as {
+    const json = expectDocument<{
       source: string;
       package: string;
       command: string;
       chunks: { attempt: number; lines: { at: string; tag: string; text: string }[] }[];
-    };
+    }>('logs', (await s.run('logs', 'retried/flaky', '-o', 'json', '--attempt', '1')).stdout);
     expect(json).toMatchObject({ source: 'attempts', package: 'retried', command: 'flaky' });
     expect(json.chunks.map((c) => c.attempt)).toEqual([1]);
     const lines = json.chunks[0]?.lines ?? [];
