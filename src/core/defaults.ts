@@ -13,4 +13,13 @@ export const defaults = {
   undoTimeoutMs: 5 * 60_000,
   /** How long an agent's lease lasts unless renewed. */
   leaseMs: 30_000,
+  /** A VM's `restart` block where the start says nothing: Nomad's defaults for services. */
+  restart: {
+    policy: 'on-failure',
+    attempts: 2,
+    intervalMs: 30 * 60_000,
+    delayMs: 15_000,
+    maxDelayMs: 5 * 60_000,
+    mode: 'fail',
+  },
 } as const;
