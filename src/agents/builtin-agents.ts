@@ -1,6 +1,6 @@
 import type { Agent } from './agent.js';
 import type { AccelChoice } from './emulation/accel.js';
-import { emulationAgent } from './emulation/emulation-agent.js';
+import { emulationAgent, type EmulationAgentOptions } from './emulation/emulation-agent.js';
 import { shellAgent } from './shell/shell-agent.js';
 import { storageAgent } from './storage/storage-agent.js';
 
@@ -10,6 +10,8 @@ export interface BuiltinAgentOptions {
   allowShell: boolean;
   /** qemu accelerator: `auto` (default) uses KVM only where it really works. */
   accel?: AccelChoice;
+  /** Whether (and as whom) the VMs this process starts are supervised: see `emulationAgent`. */
+  supervise?: EmulationAgentOptions['supervise'];
 }
 
 /**
@@ -20,7 +22,10 @@ export interface BuiltinAgentOptions {
 export function builtinAgents(options: BuiltinAgentOptions): ReadonlyMap<string, Agent> {
   const agents = [
     storageAgent(),
-    emulationAgent(options.accel === undefined ? {} : { accel: options.accel }),
+    emulationAgent({
+      ...(options.accel === undefined ? {} : { accel: options.accel }),
+      ...(options.supervise === undefined ? {} : { supervise: options.supervise }),
+    }),
     shellAgent({ allowShell: options.allowShell }),
   ];
   return new Map(agents.map((agent) => [agent.resource, agent]));

@@ -9,6 +9,7 @@ import { spinHome } from '../core/spin-home.js';
 import { interruptSignal } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { connectDaemon } from '../daemon/open-broker.js';
+import { auditSupervision } from '../executor/agent-host.js';
 import { runAgent } from '../executor/agent-runner.js';
 
 export default class Agent extends SpinCommand {
@@ -39,7 +40,11 @@ export default class Agent extends SpinCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Agent);
     const home = spinHome();
-    const agent = builtinAgents({ allowShell: flags['allow-shell'] }).get(args.resource);
+    // An emulation agent supervises the VMs it starts, for as long as it runs.
+    const agent = builtinAgents({
+      allowShell: flags['allow-shell'],
+      supervise: { role: 'agent', onEvent: auditSupervision(home) },
+    }).get(args.resource);
     if (agent === undefined)
       throw new SpinError('usage', `no agent for resource '${args.resource}'`);
     const broker = await connectDaemon(home);

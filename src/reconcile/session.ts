@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import type { Agent } from '../agents/agent.js';
+import type { SupervisorRole } from '../agents/emulation/supervision-record.js';
 import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
 import { AgentHost } from '../executor/agent-host.js';
@@ -25,6 +26,11 @@ export interface SessionOptions {
    * the built-in ones: for driving the core in process with agents the caller controls.
    */
   agents?: readonly Agent[];
+  /**
+   * Whether this process supervises the VMs its agents start, as whom (`spin watch`); unset for
+   * a one-shot apply. Only with the embedded broker: a daemon's agents supervise their own.
+   */
+  supervise?: SupervisorRole;
 }
 
 /**
@@ -81,6 +87,7 @@ export class ReconcileSession {
       new AgentHost(options.home, {
         allowShell: options.allowShell ?? false,
         ...(options.agents === undefined ? {} : { agents: options.agents }),
+        ...(options.supervise === undefined ? {} : { supervise: options.supervise }),
       }),
     );
   }

@@ -16,6 +16,9 @@ interface Pending {
 
 type Message = Record<string, unknown>;
 
+/** Events kept for `waitForEvent` to find after they came; older ones are dropped. */
+const maxKeptEvents = 64;
+
 /** Options of `QmpClient.connect`. */
 export interface QmpConnectOptions {
   /** How long to keep trying (the socket may not exist yet) and wait for the greeting. */
@@ -146,6 +149,8 @@ export class QmpClient {
       const event = message as unknown as QmpEvent;
       if (event.event === 'SHUTDOWN') this.shutdownSeen?.();
       this.events.push(event);
+      // A connection held for a VM's lifetime (a supervisor's) must not gather events forever.
+      if (this.events.length > maxKeptEvents) this.events.shift();
       for (const waiter of this.waiters) waiter(event);
       return;
     }
@@ -202,6 +207,17 @@ export class QmpClient {
         done(undefined);
       });
     });
+  }
+
+  /**
+   * Calls `listener` with every event from now on, until the returned function is called or the
+   * connection closes.
+   */
+  subscribe(listener: (event: QmpEvent) => void): () => void {
+    this.waiters.add(listener);
+    return () => {
+      this.waiters.delete(listener);
+    };
   }
 
   /** Closes the connection; pending commands are rejected. */

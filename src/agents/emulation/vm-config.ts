@@ -38,8 +38,14 @@ export interface VmPaths {
   dir: string;
   config: string;
   qmp: string;
+  /** A second QMP monitor, held by the VM's supervisor for its events (see vm-exit.ts). */
+  events: string;
   pid: string;
   console: string;
+  /** Who supervises the VM and what it saw (see supervision-record.ts). */
+  supervision: string;
+  /** Held while a start, a restart or a stop's intent changes whether the VM runs (vm-lock.ts). */
+  lock: string;
 }
 
 // sun_path holds 108 bytes including the terminating NUL.
@@ -133,7 +139,7 @@ export function vmIdOf(params: Params): string {
 }
 
 /** The confined directory and files of VM `id`; the directory may not exist yet. */
-export async function vmPaths(ctx: ActionContext, id: string): Promise<VmPaths> {
+export async function vmPaths(ctx: Pick<ActionContext, 'roots'>, id: string): Promise<VmPaths> {
   const dir = await confinePath(ctx.roots.vms, id, 'name');
   if (dir.kind !== 'missing' && dir.kind !== 'directory') {
     throw new SpinError('invalid_input', `'${id}' under the VM root is not a directory.`);
@@ -143,13 +149,17 @@ export async function vmPaths(ctx: ActionContext, id: string): Promise<VmPaths> 
     dir: dir.path,
     config: join(dir.path, 'config.json'),
     qmp: join(dir.path, 'qmp.sock'),
+    events: join(dir.path, 'events.sock'),
     pid: join(dir.path, 'qemu.pid'),
     console: join(dir.path, 'console.log'),
+    supervision: join(dir.path, 'supervision.json'),
+    lock: join(dir.path, 'lifecycle.lock'),
   };
-  if (Buffer.byteLength(paths.qmp) > maxSocketPath) {
+  // The longer of the two sockets' paths.
+  if (Buffer.byteLength(paths.events) > maxSocketPath) {
     throw new SpinError(
       'invalid_input',
-      `The QMP socket path is too long for a unix socket: ${paths.qmp}`,
+      `The QMP socket path is too long for a unix socket: ${paths.events}`,
       {
         suggestions: ['Use a shorter SPIN_HOME.'],
       },

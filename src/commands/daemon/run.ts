@@ -44,7 +44,10 @@ export default class DaemonRun extends SpinCommand {
       ...(flags.agents
         ? {
             host: (broker) =>
-              new AgentHost(home, { allowShell: flags['allow-shell'] }).serve(broker, (error) => {
+              new AgentHost(home, {
+                allowShell: flags['allow-shell'],
+                supervise: 'daemon',
+              }).serve(broker, (error) => {
                 failed.error = error;
                 stop(`an agent failed: ${messageOf(error)}`);
               }),
