@@ -201,5 +201,7 @@ describe('VM supervision (real qemu)', () => {
   it('records a VM started without a supervisor as unsupervised, and leaves its end alone', async () => {
     await startVm(plain, 5, 'none', {});
     expect(await record(5)).toMatchObject({ supervisor: null, state: 'running', intent: 'run' });
+    // A VM that was never configured has nothing to stop, nor any record to mark.
+    expect((await t.run(plain, 'stop', { id: 99 })).output).toBe('vm 99 already stopped');
   });
 });

@@ -24,6 +24,11 @@ export interface QmpConnectOptions {
   /** How long to keep trying (the socket may not exist yet) and wait for the greeting. */
   timeoutMs: number;
   signal?: AbortSignal;
+  /**
+   * Asked before each new try: false gives up at once (the qemu behind the socket is gone, so it
+   * will never answer).
+   */
+  alive?: () => boolean;
 }
 
 function unreachable(message: string, cause?: unknown): SpinError {
@@ -95,7 +100,8 @@ export class QmpClient {
         await client.handshake(Math.max(1, deadline - Date.now()));
         return client;
       } catch (error) {
-        if (Date.now() >= deadline || error instanceof SpinError) {
+        const hopeless = options.alive !== undefined && !options.alive();
+        if (Date.now() >= deadline || error instanceof SpinError || hopeless) {
           throw error instanceof SpinError
             ? error
             : unreachable(`QMP socket ${path} did not answer.`, error);

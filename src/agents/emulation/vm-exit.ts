@@ -68,7 +68,10 @@ export class ExitWatch {
 
   /** Connects to the VM's events monitor (a few seconds at most) and starts watching `qemu`. */
   static async attach(paths: VmPaths, qemu: QemuProcess): Promise<ExitWatch> {
-    const qmp = await QmpClient.connect(paths.events, { timeoutMs: 3000 }).catch(() => undefined);
+    const qmp = await QmpClient.connect(paths.events, {
+      timeoutMs: 3000,
+      alive: () => stillRuns(qemu),
+    }).catch(() => undefined);
     return new ExitWatch(qemu, qmp);
   }
 

@@ -135,6 +135,8 @@ export class VmSupervisor {
    */
   async stopping(paths: VmPaths): Promise<void> {
     await this.#release(paths.id);
+    // A VM never started has no record (nor, maybe, a directory to hold a lock in).
+    if ((await readSupervision(paths)) === undefined) return;
     await withVmLock(paths, async () => {
       const record = await readSupervision(paths);
       if (record === undefined || record.intent === 'stop') return;
