@@ -5,7 +5,8 @@
 // acpid) within a second, the `stubborn` one ignores it. Both load pvpanic (qemu's `-device
 // pvpanic`, so that a panic is reported to qemu) and, once the marker is printed, act on their
 // kernel command line: `spin.test=panic` panics the kernel (sysrq `c`), `spin.test=poweroff`
-// powers the guest off. Built once per kernel package version (and `layout`, below) and kept in
+// powers the guest off, `spin.test=heartbeat` prints `heartbeat` four times, every half second,
+// then falls silent. Built once per kernel package version (and `layout`, below) and kept in
 // `${XDG_CACHE_HOME:-~/.cache}/spin-test/tiny-vm/`.
 //
 // Used by the emulation tests (test/support/tiny-vm.ts) and by `npm run guest` (scripts/guest.js),
@@ -31,7 +32,7 @@ const run = promisify(execFile);
 const marker = 'SPIN-TINY-VM-READY';
 const busybox = '/bin/busybox';
 /** Changes when what the initrds hold changes, so that a cached guest of an older kind is rebuilt. */
-const layout = 'v2';
+const layout = 'v3';
 /** The kernel modules the initrds load: ACPI power button and its event device, and pvpanic. */
 const gracefulModules = ['button', 'evdev', 'pvpanic', 'pvpanic-mmio'];
 const stubbornModules = ['pvpanic', 'pvpanic-mmio'];
@@ -106,6 +107,7 @@ function initScript(graceful) {
     'case " $(cat /proc/cmdline) " in',
     '  *" spin.test=panic "*) echo c > /proc/sysrq-trigger ;;',
     '  *" spin.test=poweroff "*) poweroff -f ;;',
+    '  *" spin.test=heartbeat "*) for i in 1 2 3 4; do echo heartbeat; sleep 0.5; done ;;',
     'esac',
     'while true; do sleep 3600; done',
     '',

@@ -22,4 +22,6 @@ export const defaults = {
     maxDelayMs: 5 * 60_000,
     mode: 'fail',
   },
+  /** A VM's `health` block, for what it leaves out. */
+  health: { intervalMs: 10_000, timeoutMs: 2000, failures: 3, graceMs: 0 },
 } as const;

@@ -8,6 +8,7 @@ import {
 } from '../agents/emulation/supervision-record.js';
 import { vmIdOf, vmPaths } from '../agents/emulation/vm-config.js';
 import type { ExitCause } from '../agents/emulation/vm-exit.js';
+import type { HealthSettings } from '../agents/emulation/vm-health.js';
 import { formatDuration } from '../core/duration.js';
 
 /** A VM's supervision as `spin status` shows it (times as ISO strings). */
@@ -25,6 +26,7 @@ export interface SupervisionView {
   nextRestartAt?: string;
   gaveUpAt?: string;
   policy: RestartPolicy;
+  health?: HealthSettings;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -63,6 +65,7 @@ export async function supervisionView(
   }
   if (record.nextRestartAt !== undefined) view.nextRestartAt = iso(record.nextRestartAt);
   if (record.gaveUpAt !== undefined) view.gaveUpAt = iso(record.gaveUpAt);
+  if (record.health !== undefined) view.health = record.health;
   return view;
 }
 

@@ -64,7 +64,9 @@ function supervised(): Supervised {
   };
 }
 
-function vmConfig(test: 'panic' | 'poweroff' | 'none'): Record<string, unknown> {
+type GuestTest = 'panic' | 'poweroff' | 'heartbeat' | 'none';
+
+function vmConfig(test: GuestTest): Record<string, unknown> {
   return {
     name: `tiny-${test}`,
     cpus: 1,
@@ -85,8 +87,9 @@ async function record(id: number): Promise<SupervisionRecord> {
 async function startVm(
   agent: Agent,
   id: number,
-  test: 'panic' | 'poweroff' | 'none',
+  test: GuestTest,
   restart: Record<string, unknown>,
+  health?: Record<string, unknown>,
 ): Promise<number> {
   started.add(id);
   await t.run(agent, 'write_config', { id, vm: vmConfig(test) });
@@ -95,6 +98,7 @@ async function startVm(
     ready_when: tiny.marker,
     ready_timeout: '60s',
     restart,
+    ...(health === undefined ? {} : { health }),
   });
   return Number(/pid (\d+)/.exec(start.output)?.[1]);
 }
@@ -203,5 +207,31 @@ describe('VM supervision (real qemu)', () => {
     expect(await record(5)).toMatchObject({ supervisor: null, state: 'running', intent: 'run' });
     // A VM that was never configured has nothing to stop, nor any record to mark.
     expect((await t.run(plain, 'stop', { id: 99 })).output).toBe('vm 99 already stopped');
+  });
+
+  it('ends and restarts a VM that fails its health check: its console stops beating', async () => {
+    const s = supervised();
+    const health = { console: 'heartbeat', interval: '1s', failures: 2 };
+    const pid = await startVm(s.agent, 6, 'heartbeat', { delay: '200ms' }, health);
+    const exited = await s.event((e) => e.event === 'exited');
+    expect(exited.cause).toBe('unhealthy');
+    expect(exited.detail).toBe('no console output matched /heartbeat/ in 2 checks in a row');
+    expect(alive(pid)).toBe(false);
+    const restarted = await s.event((e) => e.event === 'restarted');
+    expect((await record(6)).health).toMatchObject({ console: 'heartbeat', failures: 2 });
+    // Checked again after the restart: the new boot beats, then falls silent too.
+    const again = await s.event((e) => e.event === 'exited' && e.restarts === 1);
+    expect(again.cause).toBe('unhealthy');
+    expect(alive(restarted.pid!)).toBe(false);
+  });
+
+  it('refuses a tcp health check on a port the VM does not forward, before anything starts', async () => {
+    await t.run(plain, 'write_config', { id: 7, vm: vmConfig('none') });
+    const refused = await t.run(plain, 'start', { id: 7, health: { tcp: 2222 } }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ code: 'invalid_input', details: { field: 'health.tcp' } });
+    expect((await plain.actions.get('start')!.observe!({ id: 7 }, t.ctx())).present).toBe(false);
   });
 });

@@ -28,6 +28,7 @@ import {
 } from './vm-lifecycle.js';
 import { consoleTail, findQemu, waitForConsole, type QemuProcess } from './vm-process.js';
 import { restartPolicyOf } from './restart-policy.js';
+import { healthOf } from './vm-health.js';
 import type { SupervisorRole } from './supervision-record.js';
 import { VmSupervisor, type SupervisionEvent } from './vm-supervisor.js';
 
@@ -164,14 +165,14 @@ function startAction(accels: AccelResolver, supervisor: VmSupervisor): AgentActi
       const config = await requireConfig(paths);
       const pattern = readyPattern(params);
       const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
-      const policy = restartPolicyOf(params);
+      const settings = { policy: restartPolicyOf(params), health: healthOf(params, config) };
       const started = Date.now();
       const found = await findQemu(paths.pid);
       let restarted = '';
       if (found !== undefined) {
         if (await runsConfig(ctx, paths, config, accels, found)) {
           // Not launched by this start: a failed wait below leaves it as it found it.
-          const watching = (await supervisor.keep(paths, policy, found))
+          const watching = (await supervisor.keep(paths, settings, found))
             ? supervisor.watch(paths, found, ctx.roots)
             : undefined;
           let output = `vm ${paths.id} already running`;
@@ -190,7 +191,7 @@ function startAction(accels: AccelResolver, supervisor: VmSupervisor): AgentActi
         const step = await stopVm(paths, defaultStopMs, ctx);
         restarted = ` (config changed; the old one ${stopOutput[step]})`;
       }
-      const { qemu, accel, status } = await supervisor.launch(paths, policy, () =>
+      const { qemu, accel, status } = await supervisor.launch(paths, settings, () =>
         launchVm(ctx, paths, config, accels),
       );
       // From here on the qemu is this start's: if the start fails, it is ended, so that nothing

@@ -4,6 +4,7 @@ import { writeFileAtomic } from '../fs-util.js';
 import type { RestartPolicy } from './restart-policy.js';
 import type { VmPaths } from './vm-config.js';
 import type { VmExit } from './vm-exit.js';
+import type { HealthSettings } from './vm-health.js';
 import type { QemuProcess } from './vm-process.js';
 
 /** Which long-lived process supervises a VM: the daemon, `spin agent emulation`, or `spin watch`. */
@@ -43,6 +44,8 @@ export interface SupervisionRecord {
   intent: 'run' | 'stop';
   state: SupervisionState;
   policy: RestartPolicy;
+  /** The checks run while it runs, when its start has any. */
+  health?: HealthSettings;
   /** The qemu of the VM's current run. */
   qemu?: QemuProcess;
   /** When that qemu was launched. */

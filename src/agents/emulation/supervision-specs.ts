@@ -1,3 +1,4 @@
+import { positiveDurationPattern } from '../../core/duration.js';
 import { schemaParts } from '../action-spec.js';
 
 /**
@@ -37,4 +38,60 @@ export const restartSchema = {
         'once attempts are used up: fail (default) gives up; delay waits until the interval has passed, then restarts',
     },
   },
+} as const;
+
+/** A period: a duration above zero. */
+const period = {
+  type: ['string', 'integer'],
+  pattern: positiveDurationPattern,
+  minimum: 1,
+  maximum: 86_400,
+} as const;
+
+const tcpCheck = {
+  type: 'integer',
+  minimum: 1024,
+  maximum: 65_535,
+  description:
+    'a tcp host port the VM forwards: healthy when a connection to it on 127.0.0.1 brings data (a banner) within timeout',
+} as const;
+
+const consoleCheck = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 256,
+  description:
+    'a regular expression: healthy when what the console gained since the last check matches it',
+} as const;
+
+/**
+ * The `health` block of `emulation.start`: checks the supervisor runs while the VM runs; a VM
+ * that fails `failures` of them in a row is ended and restarted under its `restart` policy (as
+ * a failure: cause `unhealthy`).
+ */
+export const healthSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Checks that restart the VM (under its restart policy) when it stops answering.',
+  properties: {
+    tcp: tcpCheck,
+    console: consoleCheck,
+    interval: { ...period, description: 'time between checks (default 10s)' },
+    timeout: { ...period, description: 'how long a tcp check waits (default 2s)' },
+    failures: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100,
+      description: 'failed checks in a row that make the VM unhealthy (default 3)',
+    },
+    grace: {
+      ...schemaParts.duration,
+      description: 'time after a start before checks begin (default 0)',
+    },
+  },
+  anyOf: [
+    // One of the two checks at least (the properties are declared again for ajv's strict mode).
+    { type: 'object', properties: { tcp: true }, required: ['tcp'] },
+    { type: 'object', properties: { console: true }, required: ['console'] },
+  ],
 } as const;

@@ -3,12 +3,6 @@ import { messageOf } from '../../core/errors.js';
 import { currentProcess } from '../../core/process-identity.js';
 import type { AgentRoots } from '../agent.js';
 import {
-  decideRestart,
-  restartsAfter,
-  restartsInWindow,
-  type RestartPolicy,
-} from './restart-policy.js';
-import {
   isSupervised,
   readSupervision,
   writeSupervision,
@@ -16,9 +10,13 @@ import {
   type SupervisorIdentity,
   type SupervisorRole,
 } from './supervision-record.js';
+import * as transitions from './supervision-transitions.js';
+import type { SupervisionSettings } from './supervision-transitions.js';
 import { vmPaths, type VmPaths } from './vm-config.js';
 import { ExitWatch, type ExitCause, type VmExit } from './vm-exit.js';
 import { withVmLock } from './vm-lock.js';
+import { HealthMonitor } from './vm-health.js';
+import { stopVm } from './vm-lifecycle.js';
 import { findQemu, pause, type QemuProcess } from './vm-process.js';
 
 /**
@@ -71,12 +69,6 @@ type Next = { qemu: QemuProcess } | { exit: VmExit; seen: boolean };
 
 /** The longest a timer can wait; longer waits are waited in parts. */
 const maxTimerMs = 2 ** 31 - 1;
-
-/** The record without the times of a state it leaves (a restart due, a give-up). */
-function settled(record: SupervisionRecord): SupervisionRecord {
-  const { nextRestartAt, gaveUpAt, ...rest } = record;
-  return rest;
-}
 
 /**
  * The supervisor of the VMs one process started, and of those it adopted: it watches each qemu
@@ -139,77 +131,52 @@ export class VmSupervisor {
     if ((await readSupervision(paths)) === undefined) return;
     await withVmLock(paths, async () => {
       const record = await readSupervision(paths);
-      if (record === undefined || record.intent === 'stop') return;
-      await writeSupervision(paths, {
-        ...settled(record),
-        intent: 'stop',
-        state: 'stopped',
-      });
+      if (record !== undefined && record.intent !== 'stop')
+        await writeSupervision(paths, transitions.stopping(record));
     });
   }
 
   /**
    * Launches a VM for a start: under its lifecycle lock, calls `launch` (which spawns qemu) and
-   * records the run — supervised by this process when it supervises, with `policy`, no restarts
-   * yet. Call `watch` once the start has succeeded.
+   * records the run — supervised by this process when it supervises, with the start's settings,
+   * no restarts yet. Call `watch` then.
    */
   async launch<T extends { qemu: QemuProcess }>(
     paths: VmPaths,
-    policy: RestartPolicy,
+    settings: SupervisionSettings,
     launch: () => Promise<T>,
   ): Promise<T> {
     await this.#release(paths.id);
     return withVmLock(paths, async () => {
-      const launched = await launch();
-      await writeSupervision(paths, {
-        format: 'spin-vm-supervision',
-        version: 1,
-        vm: paths.id,
-        supervisor: this.#identity ?? null,
-        intent: 'run',
-        state: 'running',
-        policy,
-        qemu: launched.qemu,
-        upSince: Date.now(),
-        restarts: 0,
-        window: [],
-      });
-      return launched;
+      const started = await launch();
+      const supervisor = this.#identity ?? null;
+      await writeSupervision(
+        paths,
+        transitions.launched(paths.id, supervisor, settings, started.qemu, Date.now()),
+      );
+      return started;
     });
   }
 
   /**
-   * A start found the VM running on its config: records the start's `policy`, and supervises the
+   * A start found the VM running on its config: records the start's settings, and supervises the
    * VM here when this process supervises and no live process does. True when this process is to
-   * watch it (call `watch` once the start has succeeded).
+   * watch it (call `watch` then).
    */
-  async keep(paths: VmPaths, policy: RestartPolicy, qemu: QemuProcess): Promise<boolean> {
-    if (this.#vms.has(paths.id)) {
-      await withVmLock(paths, async () => {
-        const record = await readSupervision(paths);
-        if (record !== undefined) await writeSupervision(paths, { ...record, policy });
-      });
-      return false;
-    }
+  async keep(paths: VmPaths, settings: SupervisionSettings, qemu: QemuProcess): Promise<boolean> {
     return withVmLock(paths, async () => {
       const record = await readSupervision(paths);
+      if (this.#vms.has(paths.id) && record !== undefined) {
+        await writeSupervision(paths, transitions.resettled(record, settings));
+        return false;
+      }
       const me = this.#identity;
       const takeOver = me !== undefined && (record === undefined || !isSupervised(record));
       const supervisor = takeOver ? me : (record?.supervisor ?? null);
-      await writeSupervision(paths, {
-        format: 'spin-vm-supervision',
-        version: 1,
-        vm: paths.id,
-        restarts: 0,
-        window: [],
-        upSince: Date.now(),
-        ...(record === undefined ? {} : settled(record)),
-        supervisor,
-        intent: 'run',
-        state: 'running',
-        policy,
-        qemu,
-      });
+      await writeSupervision(
+        paths,
+        transitions.kept(record, paths.id, supervisor, settings, qemu, Date.now()),
+      );
       return takeOver;
     });
   }
@@ -287,6 +254,12 @@ export class VmSupervisor {
     }
   }
 
+  /**
+   * Waits until `qemu` ends (undefined when supervision ended first). Once the start is armed,
+   * runs the VM's health checks, if its record has any: a VM that fails them is ended (QMP quit,
+   * then SIGKILL: a guest that stopped answering is not asked to power off) and its end is
+   * `unhealthy`.
+   */
   async #untilExit(
     paths: VmPaths,
     entry: Supervised,
@@ -299,6 +272,23 @@ export class VmSupervisor {
       return undefined;
     }
     entry.watch = watch;
+    let unhealthy: string | undefined;
+    let monitor: HealthMonitor | undefined;
+    let over = false;
+    void entry.armed.then(async () => {
+      const health = (await readSupervision(paths))?.health;
+      if (health === undefined || over) return;
+      monitor = new HealthMonitor({
+        settings: health,
+        consolePath: paths.console,
+        onUnhealthy: (detail) => {
+          unhealthy = detail;
+          const quiet = { signal, progress: () => undefined };
+          stopVm(paths, 0, quiet, { powerdown: false }).catch(() => undefined);
+        },
+      });
+      await monitor.start();
+    });
     let onAbort = (): void => undefined;
     const ended = await Promise.race([
       watch.exited,
@@ -309,9 +299,12 @@ export class VmSupervisor {
         signal.addEventListener('abort', onAbort, { once: true });
       }),
     ]);
+    over = true;
+    monitor?.stop();
     signal.removeEventListener('abort', onAbort);
     entry.watch = undefined;
-    return ended;
+    if (ended === undefined || unhealthy === undefined) return ended;
+    return { cause: 'unhealthy', at: ended.at, detail: unhealthy };
   }
 
   /**
@@ -324,32 +317,18 @@ export class VmSupervisor {
     return withVmLock(paths, async () => {
       const record = await readSupervision(paths);
       if (!this.#owns(record) || (await findQemu(paths.pid)) !== undefined) return undefined;
-      const { qemu, ...ended } = { ...settled(record), lastExit: exit };
-      const exited = (): void => {
-        if (!seen) emit('exited', record.restarts, { cause: exit.cause, detail: exit.detail });
-      };
-      if (!restartsAfter(record.policy, exit.cause)) {
-        await writeSupervision(paths, { ...ended, state: 'exited' });
-        exited();
-        return undefined;
-      }
-      const now = Date.now();
       const random = (this.#options.random ?? Math.random)();
-      const decision = decideRestart(record.policy, record.window, now, random);
-      if (decision.kind === 'give-up') {
-        await writeSupervision(paths, { ...ended, state: 'gave-up', gaveUpAt: now });
-        exited();
-        emit('gave-up', record.restarts, { cause: exit.cause });
+      const after = transitions.exited(record, exit, Date.now(), random);
+      await writeSupervision(paths, after.record);
+      const { cause, detail } = exit;
+      if (!seen) emit('exited', record.restarts, { cause, detail });
+      if (after.next === 'exited') return undefined;
+      if (after.next === 'gave-up') {
+        emit('gave-up', record.restarts, { cause });
         return undefined;
       }
-      await writeSupervision(paths, {
-        ...ended,
-        state: 'backoff',
-        nextRestartAt: now + decision.waitMs,
-      });
-      exited();
-      emit('restarting', record.restarts, { cause: exit.cause, waitMs: decision.waitMs });
-      return decision.waitMs;
+      emit('restarting', record.restarts, { cause, waitMs: after.waitMs });
+      return after.waitMs;
     });
   }
 
@@ -363,15 +342,10 @@ export class VmSupervisor {
     return withVmLock(paths, async () => {
       const record = await readSupervision(paths);
       if (!this.#owns(record) || (await findQemu(paths.pid)) !== undefined) return undefined;
-      const now = Date.now();
-      const counted = {
-        ...settled(record),
-        restarts: record.restarts + 1,
-        window: [...restartsInWindow(record.policy, record.window, now), now],
-      };
+      const counted = transitions.restarting(record, Date.now());
       try {
         const qemu = await this.#options.relaunch(paths, roots);
-        await writeSupervision(paths, { ...counted, state: 'running', qemu, upSince: Date.now() });
+        await writeSupervision(paths, transitions.restarted(counted, qemu, Date.now()));
         emit('restarted', counted.restarts, { pid: qemu.pid });
         return { qemu };
       } catch (error) {
