@@ -1,11 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { killHard, runDaemonProcess } from '../support/cli-process.js';
 import { fileUntil, jsonLines } from '../support/file-until.js';
 import { alive } from '../support/process-alive.js';
-import { repoRoot, spin, startSpin, testDir } from '../support/spin-cli.js';
+import { spin, startSpin, testDir } from '../support/spin-cli.js';
 import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
 
 let guest: TinyVm;
@@ -17,44 +18,18 @@ beforeAll(async () => {
 const daemons: ChildProcess[] = [];
 const pidFiles: string[] = [];
 afterEach(async () => {
-  for (const daemon of daemons.splice(0)) await killed(daemon);
+  for (const daemon of daemons.splice(0)) await killHard(daemon);
   for (const file of pidFiles.splice(0)) {
     const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
     if (pid > 1 && alive(pid)) process.kill(pid, 'SIGKILL');
   }
 });
 
-/** Kills a process with SIGKILL; resolves once it is gone. */
-function killed(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      resolve();
-      return;
-    }
-    child.once('exit', () => {
-      resolve();
-    });
-    child.kill('SIGKILL');
-  });
-}
-
 /** `spin daemon run` with its built-in agents; resolves once it listens. */
-function startDaemon(home: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin/run.js'), 'daemon', 'run'], {
-    env: { ...process.env, SPIN_HOME: home },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  daemons.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString('utf8');
-      if (out.includes('"type":"listening"')) resolve(child);
-    });
-    child.once('exit', (code) => {
-      reject(new Error(`the daemon exited with ${String(code)}: ${out}`));
-    });
-  });
+async function startDaemon(home: string): Promise<ChildProcess> {
+  const daemon = await runDaemonProcess(home, { agents: true });
+  daemons.push(daemon);
+  return daemon;
 }
 
 /** A home with the tiny guest's kernel and initramfs in its boot volume. */
@@ -145,7 +120,7 @@ describe('VM supervision through the daemon (real qemu, the built binary)', () =
     expect(status.stdout).toMatch(/start\s+succeeded\s+emulation\.start\s+vm running, up since /);
     expect(status.stdout).not.toContain('not supervised');
 
-    await killed(first);
+    await killHard(first);
     const orphaned = await spin(['status', 'one'], { env });
     expect(orphaned.stdout).toMatch(
       /vm running, not supervised: its supervisor \(daemon, pid \d+\) is gone/,
