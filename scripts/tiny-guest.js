@@ -2,8 +2,12 @@
 // download` of the one real package behind `linux-image-cloud-amd64`, unpacked with `dpkg -x`)
 // and busybox-static initramfs images packed with cpio. The guest prints `marker` on its serial
 // console; the `graceful` initrd powers off on ACPI powerdown (button.ko + evdev.ko + busybox
-// acpid) within a second, the `stubborn` one ignores it. Built once per kernel package version
-// and kept in `${XDG_CACHE_HOME:-~/.cache}/spin-test/tiny-vm/`.
+// acpid) within a second, the `stubborn` one ignores it. Both load pvpanic (qemu's `-device
+// pvpanic`, so that a panic is reported to qemu) and, once the marker is printed, act on their
+// kernel command line: `spin.test=panic` panics the kernel (sysrq `c`), `spin.test=poweroff`
+// powers the guest off, `spin.test=heartbeat` prints `heartbeat` four times, every half second,
+// then falls silent. Built once per kernel package version (and `layout`, below) and kept in
+// `${XDG_CACHE_HOME:-~/.cache}/spin-test/tiny-vm/`.
 //
 // Used by the emulation tests (test/support/tiny-vm.ts) and by `npm run guest` (scripts/guest.js),
 // which puts it where the demo package boots it from.
@@ -27,6 +31,11 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const marker = 'SPIN-TINY-VM-READY';
 const busybox = '/bin/busybox';
+/** Changes when what the initrds hold changes, so that a cached guest of an older kind is rebuilt. */
+const layout = 'v3';
+/** The kernel modules the initrds load: ACPI power button and its event device, and pvpanic. */
+const gracefulModules = ['button', 'evdev', 'pvpanic', 'pvpanic-mmio'];
+const stubbornModules = ['pvpanic', 'pvpanic-mmio'];
 
 async function onPath(tool) {
   for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
@@ -76,8 +85,6 @@ async function kernelPackage() {
 function initScript(graceful) {
   const acpi = graceful
     ? [
-        'insmod /lib/modules/button.ko',
-        'insmod /lib/modules/evdev.ko',
         // The marker must mean "powerdown will be handled": wait for the power button's event
         // device, then until acpid holds it open.
         "pb=$(grep -l 'Power Button' /sys/class/input/input*/name | head -n 1)",
@@ -94,8 +101,14 @@ function initScript(graceful) {
     'mount -t proc proc /proc',
     'mount -t sysfs sysfs /sys',
     'mount -t devtmpfs devtmpfs /dev',
+    ...(graceful ? gracefulModules : stubbornModules).map((m) => `insmod /lib/modules/${m}.ko`),
     ...acpi,
     `echo ${marker}`,
+    'case " $(cat /proc/cmdline) " in',
+    '  *" spin.test=panic "*) echo c > /proc/sysrq-trigger ;;',
+    '  *" spin.test=poweroff "*) poweroff -f ;;',
+    '  *" spin.test=heartbeat "*) for i in 1 2 3 4; do echo heartbeat; sleep 0.5; done ;;',
+    'esac',
     'while true; do sleep 3600; done',
     '',
   ].join('\n');
@@ -106,10 +119,10 @@ async function packInitrd(work, modules, graceful, out) {
   await mkdir(join(root, 'bin'), { recursive: true });
   await copyFile(busybox, join(root, 'bin', 'busybox'));
   await writeFile(join(root, 'init'), initScript(graceful), { mode: 0o755 });
+  await mkdir(join(root, 'lib', 'modules'), { recursive: true });
+  for (const name of graceful ? gracefulModules : stubbornModules)
+    await copyFile(join(modules, `${name}.ko`), join(root, 'lib', 'modules', `${name}.ko`));
   if (graceful) {
-    await mkdir(join(root, 'lib', 'modules'), { recursive: true });
-    for (const ko of ['button.ko', 'evdev.ko'])
-      await copyFile(join(modules, ko), join(root, 'lib', 'modules', ko));
     await mkdir(join(root, 'etc', 'acpi', 'PWRF'), { recursive: true });
     const action = join(root, 'etc', 'acpi', 'PWRF', '00000080');
     await writeFile(action, '#!/bin/sh\npoweroff -f\n');
@@ -144,7 +157,7 @@ async function build(cacheDir, pkg) {
     if (vmlinuz === undefined) throw new Error(`${pkg} has no boot/vmlinuz-*`);
     const modules = join(work, 'modules');
     await mkdir(modules);
-    for (const name of ['button', 'evdev'])
+    for (const name of gracefulModules)
       await findModule(join(work, 'x', 'lib', 'modules'), name, modules);
     const staging = join(work, 'out');
     await mkdir(staging);
@@ -179,7 +192,7 @@ export async function tinyGuest() {
     cacheRoot,
     'spin-test',
     'tiny-vm',
-    `${name}_${version}`.replaceAll(/[^A-Za-z0-9._+-]/g, '_'),
+    `${name}_${version}_${layout}`.replaceAll(/[^A-Za-z0-9._+-]/g, '_'),
   );
   if (!(await exists(join(cacheDir, 'stubborn.cpio.gz')))) await build(cacheDir, name);
   return {

@@ -95,6 +95,12 @@ export interface Agent {
    * its accelerator). Returns at once and never throws; nothing waits for it.
    */
   prepare?: (roots: AgentRoots) => void;
+  /**
+   * Work the agent does in the background for as long as a runner serves its queue under `roots`
+   * (the emulation agent supervises its VMs): started when the runner starts, ended by the
+   * function returned, which the runner awaits as it stops. Never throws.
+   */
+  serve?: (roots: AgentRoots) => () => Promise<void>;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Agent } from './agent.js';
 import type { AccelChoice } from './emulation/accel.js';
 import type { AdmissionPolicy } from './emulation/admission.js';
-import { emulationAgent } from './emulation/emulation-agent.js';
+import { emulationAgent, type EmulationAgentOptions } from './emulation/emulation-agent.js';
 import { shellAgent } from './shell/shell-agent.js';
 import { storageAgent } from './storage/storage-agent.js';
 
@@ -13,6 +13,8 @@ export interface BuiltinAgentOptions {
   accel?: AccelChoice;
   /** What of the node VM starts may take (`--cpu-overcommit`, `--reserve-memory`, …). */
   admission?: AdmissionPolicy;
+  /** Whether (and as whom) the VMs this process starts are supervised: see `emulationAgent`. */
+  supervise?: EmulationAgentOptions['supervise'];
 }
 
 /**
@@ -26,6 +28,7 @@ export function builtinAgents(options: BuiltinAgentOptions): ReadonlyMap<string,
     emulationAgent({
       ...(options.accel === undefined ? {} : { accel: options.accel }),
       ...(options.admission === undefined ? {} : { admission: options.admission }),
+      ...(options.supervise === undefined ? {} : { supervise: options.supervise }),
     }),
     shellAgent({ allowShell: options.allowShell }),
   ];

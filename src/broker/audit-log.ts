@@ -1,5 +1,6 @@
 import { createWriteStream, renameSync, statSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import type { BrokerEvent } from './broker-types.js';
 
@@ -120,4 +121,17 @@ function renameIfThere(path: string, next: number): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
+}
+
+/**
+ * Appends one entry of another process's making (a VM supervisor's events, see
+ * src/agents/emulation/vm-supervisor.ts) to the audit log at `path`: one line, in one append
+ * (`O_APPEND`: it never lands inside a line of the broker's), opening the file each time, so an
+ * entry made after the broker rotated the log lands in the new file. For rare events only.
+ */
+export async function appendAuditEntry(
+  path: string,
+  entry: { type: string; at: number },
+): Promise<void> {
+  await appendFile(path, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
 }

@@ -10,6 +10,7 @@ import { admissionFlags, admissionPolicy } from '../cli/admission-flags.js';
 import { interruptSignal } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { connectDaemon } from '../daemon/open-broker.js';
+import { auditSupervision } from '../executor/agent-host.js';
 import { runAgent } from '../executor/agent-runner.js';
 
 export default class Agent extends SpinCommand {
@@ -42,9 +43,11 @@ export default class Agent extends SpinCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Agent);
     const home = spinHome();
+    // An emulation agent supervises the VMs it starts, for as long as it runs.
     const agent = builtinAgents({
       allowShell: flags['allow-shell'],
       admission: admissionPolicy(flags),
+      supervise: { role: 'agent', onEvent: auditSupervision(home) },
     }).get(args.resource);
     if (agent === undefined)
       throw new SpinError('usage', `no agent for resource '${args.resource}'`);

@@ -3,12 +3,13 @@ import { resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { documentOutput, documentOutputFlags } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { liveBrokerView } from '../cli/live-broker-view.js';
+import { supervisionText } from '../cli/render-supervision.js';
 import { stateStatus } from '../reconcile/status.js';
 
 export default class Status extends SpinCommand {
   static override summary = 'Show applied packages, their commands and VMs.';
   static override description =
-    "Reads the state file: every package with each command's last result, and whether each VM runs now. Where a daemon runs, also its packages in flight.";
+    "Reads the state file: every package with each command's last result, and whether each VM runs now, who supervises it, its restarts and why it last ended. Where a daemon runs, also its packages in flight.";
   static override examples = [
     '<%= config.bin %> status',
     '<%= config.bin %> status vm-demo',
@@ -37,7 +38,9 @@ export default class Status extends SpinCommand {
       this.log(`${pkg.name}  (${pkg.file}, applied ${pkg.appliedAt})`);
       const width = Math.max(...pkg.commands.map((c) => c.id.length));
       for (const c of pkg.commands) {
-        const vm = c.vm === undefined ? '' : `  vm ${c.vm}`;
+        const supervision = supervisionText(c.supervision);
+        const vm =
+          c.vm === undefined ? '' : `  vm ${c.vm}${supervision === '' ? '' : `, ${supervision}`}`;
         const error =
           c.error !== undefined ? `  ${c.error}` : c.reason !== undefined ? `  ${c.reason}` : '';
         this.log(

@@ -24,4 +24,15 @@ export const defaults = {
     memoryOvercommit: 1,
     reserveMemoryMib: 0,
   },
+  /** A VM's `restart` block where the start says nothing: Nomad's defaults for services. */
+  restart: {
+    policy: 'on-failure',
+    attempts: 2,
+    intervalMs: 30 * 60_000,
+    delayMs: 15_000,
+    maxDelayMs: 5 * 60_000,
+    mode: 'fail',
+  },
+  /** A VM's `health` block, for what it leaves out. */
+  health: { intervalMs: 10_000, timeoutMs: 2000, failures: 3, graceMs: 0 },
 } as const;

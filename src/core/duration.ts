@@ -1,6 +1,9 @@
 /** The textual form of a duration in a package: `500ms`, `30s`, `2m`, `1h`, or whole seconds. */
 export const durationPattern = '^[0-9]{1,9}(ms|s|m|h)$';
 
+/** A duration as `durationPattern` says, but not zero (a period, which must pass). */
+export const positiveDurationPattern = '^(?=[0-9]{1,9}(ms|s|m|h)$)0*[1-9]';
+
 const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
 /**

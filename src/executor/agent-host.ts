@@ -3,6 +3,10 @@ import { agentRoots } from '../agents/agent-roots.js';
 import { endEarlierAttempts } from '../agents/attempt-record.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
 import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { SupervisorRole } from '../agents/emulation/supervision-record.js';
+import type { SupervisionEvent } from '../agents/emulation/vm-supervisor.js';
+import { appendAuditEntry } from '../broker/audit-log.js';
+import { brokerPaths } from '../broker/broker-paths.js';
 import type { Broker } from '../broker/broker.js';
 import { runAgents } from './agent-runner.js';
 
@@ -16,6 +20,22 @@ export interface AgentHostOptions {
    * with agents of its caller's making (the tests' fake agent).
    */
   agents?: readonly Agent[];
+  /**
+   * Set in a long-lived process (the daemon, `spin watch`): the VMs the built-in emulation agent
+   * starts are supervised by this process while it serves, as this role.
+   */
+  supervise?: SupervisorRole;
+}
+
+/**
+ * What the VM supervisor of `home` reports, appended to the home's audit log beside the
+ * broker's transitions. Never throws: a log that cannot be written loses the line, not the VM.
+ */
+export function auditSupervision(home: string): (event: SupervisionEvent) => void {
+  const path = brokerPaths(home).auditLog;
+  return (event) => {
+    appendAuditEntry(path, event).catch(() => undefined);
+  };
 }
 
 /**
@@ -35,6 +55,9 @@ export class AgentHost {
         ? builtinAgents({
             allowShell: options.allowShell,
             ...(options.admission === undefined ? {} : { admission: options.admission }),
+            ...(options.supervise === undefined
+              ? {}
+              : { supervise: { role: options.supervise, onEvent: auditSupervision(home) } }),
           })
         : new Map(options.agents.map((agent) => [agent.resource, agent]));
     this.roots = agentRoots(home);

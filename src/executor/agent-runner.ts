@@ -28,7 +28,8 @@ export interface AgentRunnerOptions {
  * `maxUnflushedAcks` acks are outstanding: after a crash of the machine, at most that many
  * finished commands run again. An ack refused as stale or cancelled (the broker gave the command to
  * someone else, or the package was cancelled) drops that command and goes on. On stop, a lease
- * still held is released so the command is ready again at once.
+ * still held is released so the command is ready again at once. The agent's background work
+ * (`Agent.serve`: the emulation agent's supervision) lasts as long as the runner.
  */
 export async function runAgent(options: AgentRunnerOptions): Promise<void> {
   const { broker, agent, signal } = options;
@@ -42,6 +43,7 @@ export async function runAgent(options: AgentRunnerOptions): Promise<void> {
   });
   let lease: Lease | undefined;
   const acks = new AckWindow(maxUnflushedAcks);
+  const endService = agent.serve?.(options.roots);
   try {
     while (!signal.aborted) {
       lease ??= await untilAborted(consumer.lease({ waitMs: 10_000, signal }), signal).catch(
@@ -58,6 +60,7 @@ export async function runAgent(options: AgentRunnerOptions): Promise<void> {
     await acks.drain().catch(() => undefined);
     if (lease !== undefined) await consumer.release(lease).catch(() => undefined);
     await consumer.close();
+    await endService?.();
   }
 }
 

@@ -1,5 +1,5 @@
 import type { ErrorObject } from 'ajv';
-import { durationPattern } from '../core/duration.js';
+import { durationPattern, positiveDurationPattern } from '../core/duration.js';
 import type { FieldPath } from './field-path.js';
 import { fromJsonPointer } from './field-path.js';
 import type { Finding } from './finding.js';
@@ -132,6 +132,8 @@ function verbOf(keyword: string): string {
 /** Patterns that read better in words than as a regex. */
 const patternWords: Record<string, string> = {
   [durationPattern]: 'a duration such as 500ms, 30s, 5m or 1h (or whole seconds)',
+  [positiveDurationPattern]:
+    'a duration above zero, such as 500ms, 30s, 5m or 1h (or whole seconds)',
   '^[^\\u0000]*$': 'a string without NUL bytes',
   '^[^\\u0000-\\u001f]*$': 'a string without control characters',
 };

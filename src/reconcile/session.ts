@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import type { Agent } from '../agents/agent.js';
 import { defaultAdmission, type AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { SupervisorRole } from '../agents/emulation/supervision-record.js';
 import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
 import { AgentHost } from '../executor/agent-host.js';
@@ -28,6 +29,11 @@ export interface SessionOptions {
    * the built-in ones: for driving the core in process with agents the caller controls.
    */
   agents?: readonly Agent[];
+  /**
+   * Whether this process supervises the VMs its agents start, as whom (`spin watch`); unset for
+   * a one-shot apply. Only with the embedded broker: a daemon's agents supervise their own.
+   */
+  supervise?: SupervisorRole;
 }
 
 /**
@@ -92,6 +98,7 @@ export class ReconcileSession {
         allowShell: options.allowShell ?? false,
         ...(options.admission === undefined ? {} : { admission: options.admission }),
         ...(options.agents === undefined ? {} : { agents: options.agents }),
+        ...(options.supervise === undefined ? {} : { supervise: options.supervise }),
       }),
     );
   }

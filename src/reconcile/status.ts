@@ -2,6 +2,7 @@ import { SpinError } from '../core/errors.js';
 import { AgentHost } from '../executor/agent-host.js';
 import { readState } from './state-file.js';
 import type { CommandRecord, StateData } from '../core/state-types.js';
+import { gaveUpMessage, supervisionView, type SupervisionView } from './vm-supervision-view.js';
 
 /** One command as `spin status` shows it. */
 export interface CommandView {
@@ -16,6 +17,8 @@ export interface CommandView {
   reason?: string;
   /** For VMs (emulation start): whether it runs now. */
   vm?: 'running' | 'stopped';
+  /** For VMs: who supervises it, its restarts and last exit. */
+  supervision?: SupervisionView;
 }
 
 /** One package as `spin status` shows it. */
@@ -73,6 +76,13 @@ export async function stateStatus(options: {
       if (record.resource === 'emulation' && record.action === 'start') {
         const seen = await host.observe(record).catch(() => undefined);
         if (seen !== undefined) view.vm = seen.present ? 'running' : 'stopped';
+        const supervision = await supervisionView(host.roots, record.params);
+        if (supervision !== undefined) view.supervision = supervision;
+        // A VM its supervisor gave up on: the start no longer holds, as a failure would say.
+        if (supervision?.state === 'gave-up' && view.vm !== 'running') {
+          view.status = 'failed';
+          view.error = gaveUpMessage(supervision);
+        }
       }
       commands.push(view);
     }

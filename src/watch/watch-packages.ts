@@ -68,6 +68,8 @@ export async function watchPackages(options: WatchOptions): Promise<WatchOutcome
     ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
     ...(options.allowShell === undefined ? {} : { allowShell: options.allowShell }),
     ...(options.admission === undefined ? {} : { admission: options.admission }),
+    // A watch that lasts supervises the VMs its own agents start (with no daemon to do it).
+    ...(options.once === true ? {} : { supervise: 'watch' as const }),
   });
   try {
     // What a spin that died left in the broker is cancelled and its results recorded before the

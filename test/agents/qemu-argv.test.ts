@@ -13,8 +13,11 @@ const paths: VmPaths = {
   dir: '/h,ome/vms/1',
   config: '/h,ome/vms/1/config.json',
   qmp: '/h,ome/vms/1/qmp.sock',
+  events: '/h,ome/vms/1/events.sock',
   pid: '/h,ome/vms/1/qemu.pid',
   console: '/h,ome/vms/1/console.log',
+  supervision: '/h,ome/vms/1/supervision.json',
+  lock: '/h,ome/vms/1/lifecycle.lock',
 };
 // Values that validation would refuse, to show the builder alone keeps them inert.
 const config: VmConfig = {
@@ -28,7 +31,7 @@ const config: VmConfig = {
 const ourFlags = new Set([
   '-name', '-machine', '-accel', '-nodefaults', '-no-user-config', '-display', '-m', '-smp',
   '-chardev', '-mon', '-serial', '-pidfile', '-daemonize', '-blockdev', '-device', '-netdev',
-  '-kernel', '-initrd', '-append',
+  '-kernel', '-initrd', '-append', '-action',
 ]); // prettier-ignore
 
 describe('buildQemuArgv', () => {
@@ -59,6 +62,7 @@ describe('buildQemuArgv', () => {
   it('escapes commas in key=value options and uses JSON for drives', () => {
     expect(argv).toContain('guest=name=x,,file=/etc/passwd');
     expect(argv).toContain('socket,id=qmp,path=/h,,ome/vms/1/qmp.sock,server=on,wait=off');
+    expect(argv).toContain('socket,id=events,path=/h,,ome/vms/1/events.sock,server=on,wait=off');
     expect(argv).toContain('file,id=console,path=/h,,ome/vms/1/console.log');
     const blockdevs = argv.flatMap((a, i) =>
       argv[i - 1] === '-blockdev' ? [JSON.parse(a) as Record<string, unknown>] : [],
@@ -87,6 +91,15 @@ describe('buildQemuArgv', () => {
       'tcg',
     ]);
     expect(qemuOptValue('a,,b')).toBe('a,,,,b');
+  });
+
+  it('has a guest panic reported and ended as a shutdown, for the supervisor to see', () => {
+    expect(argv.slice(argv.indexOf('pvpanic') - 1, argv.indexOf('pvpanic') + 3)).toEqual([
+      '-device',
+      'pvpanic',
+      '-action',
+      'panic=shutdown',
+    ]);
   });
 });
 

@@ -29,10 +29,16 @@ export async function spin(
   return { code: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
-/** Starts `spin daemon run` and resolves once it logs that it listens. */
-export function runDaemonProcess(home: string): Promise<ChildProcess> {
-  // Broker only: the built-in agents would consume the storage and emulation queues.
-  const child = spawn(process.execPath, [binPath, 'daemon', 'run', '--no-agents'], {
+/**
+ * Starts `spin daemon run` and resolves once it logs that it listens: the broker only, unless
+ * `agents` (the built-in agents would consume the storage and emulation queues).
+ */
+export function runDaemonProcess(
+  home: string,
+  options: { agents?: boolean } = {},
+): Promise<ChildProcess> {
+  const args = options.agents === true ? [] : ['--no-agents'];
+  const child = spawn(process.execPath, [binPath, 'daemon', 'run', ...args], {
     env: { ...process.env, SPIN_HOME: home },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -28,6 +28,10 @@ import {
   type StopStep,
 } from './vm-lifecycle.js';
 import { consoleTail, findQemu, waitForConsole, type QemuProcess } from './vm-process.js';
+import { restartPolicyOf } from './restart-policy.js';
+import { healthOf } from './vm-health.js';
+import type { SupervisorRole } from './supervision-record.js';
+import { VmSupervisor, type SupervisionEvent } from './vm-supervisor.js';
 
 /** How the emulation agent runs qemu. */
 export interface EmulationAgentOptions {
@@ -35,6 +39,12 @@ export interface EmulationAgentOptions {
   accel?: AccelChoice;
   /** Where the facts of the host are read (`/proc/cpuinfo`, `/dev/kvm`, …); the real ones by default. */
   host?: HostFiles;
+  /**
+   * Set in a long-lived process (the daemon, `spin agent emulation`, `spin watch`): the VMs its
+   * starts launch are supervised, and restarted by their policy, for as long as it serves
+   * (`Agent.serve`). Unset (an embedded `spin apply`), VMs are started unsupervised.
+   */
+  supervise?: { role: SupervisorRole; onEvent?: (event: SupervisionEvent) => void };
   /** What of the node a start may take (`defaultAdmission` unless set). */
   admission?: AdmissionPolicy;
 }
@@ -150,7 +160,11 @@ function readyPattern(params: Params): RegExp | undefined {
   }
 }
 
-function startAction(accels: AccelResolver, admission: VmAdmission): AgentAction {
+function startAction(
+  accels: AccelResolver,
+  supervisor: VmSupervisor,
+  admission: VmAdmission,
+): AgentAction {
   return {
     spec: specOf('start'),
     async run(params, ctx) {
@@ -158,39 +172,54 @@ function startAction(accels: AccelResolver, admission: VmAdmission): AgentAction
       const config = await requireConfig(paths);
       const pattern = readyPattern(params);
       const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
+      const settings = { policy: restartPolicyOf(params), health: healthOf(params, config) };
       const started = Date.now();
       const found = await findQemu(paths.pid);
       let restarted = '';
       if (found !== undefined) {
         if (await runsConfig(ctx, paths, config, accels, found)) {
           // Not launched by this start: a failed wait below leaves it as it found it.
+          const watching = (await supervisor.keep(paths, settings, found))
+            ? supervisor.watch(paths, found, ctx.roots)
+            : undefined;
           let output = `vm ${paths.id} already running`;
-          if (pattern !== undefined)
-            output += await waitReady(paths, found, pattern, timeoutMs, ctx, started);
+          try {
+            if (pattern !== undefined)
+              output += await waitReady(paths, found, pattern, timeoutMs, ctx, started);
+          } finally {
+            // Taken over whatever the wait says: it ran before this start, and runs on.
+            watching?.arm();
+          }
           return { output, observed: await observeRun(params, ctx) };
         }
         // It runs on a config that has changed since: restarted through the stop ladder.
         ctx.progress('its config changed: stopping it to start it again');
+        await supervisor.stopping(paths);
         const step = await stopVm(paths, defaultStopMs, ctx);
         restarted = ` (config changed; the old one ${stopOutput[step]})`;
       }
-      const { qemu, accel, status } = await admission.launch(ctx, paths.id, config, () =>
-        launchVm(ctx, paths, config, accels),
+      // A start that does not fit the node fails before qemu is launched (see VmAdmission).
+      const { qemu, accel, status } = await supervisor.launch(paths, settings, () =>
+        admission.launch(ctx, paths.id, config, () => launchVm(ctx, paths, config, accels)),
       );
       // From here on the qemu is this start's: if the start fails, it is ended, so that nothing
-      // runs that the state does not record as started.
+      // runs that the state does not record as started. It is watched from now on, and
+      // supervised once the start has succeeded.
+      const watching = supervisor.watch(paths, qemu, ctx.roots);
       try {
         let output = `vm ${paths.id} ${restarted === '' ? 'started' : 'restarted'} (pid ${String(qemu.pid)}, ${accel})${restarted}`;
+        let observed: Observation;
         if (pattern === undefined) {
           // What the launch saw a moment ago is what an observation would see now.
-          return {
-            output,
-            observed: { present: true, details: { state: 'running', pid: qemu.pid, status } },
-          };
+          observed = { present: true, details: { state: 'running', pid: qemu.pid, status } };
+        } else {
+          output += await waitReady(paths, qemu, pattern, timeoutMs, ctx, started);
+          observed = await observeRun(params, ctx);
         }
-        output += await waitReady(paths, qemu, pattern, timeoutMs, ctx, started);
-        return { output, observed: await observeRun(params, ctx) };
+        watching.arm();
+        return { output, observed };
       } catch (error) {
+        await supervisor.stopping(paths).catch(() => undefined);
         throw await discardVm(paths, ctx.progress, error);
       }
     },
@@ -234,39 +263,65 @@ const stopOutput: Record<StopStep, string> = {
   sigkill: 'stopped by SIGKILL after powerdown and quit failed',
 };
 
-const stop: AgentAction = {
-  spec: specOf('stop'),
-  async run(params, ctx) {
-    const paths = await pathsOf(params, ctx);
-    const timeoutMs = durationParam(params, 'timeout', defaultStopMs);
-    const started = Date.now();
-    const step = await stopVm(paths, timeoutMs, ctx);
-    await rm(paths.pid, { force: true });
-    await rm(paths.qmp, { force: true });
-    const took = step === 'already-stopped' ? '' : ` in ${formatDuration(Date.now() - started)}`;
-    return {
-      output: `vm ${paths.id} ${stopOutput[step]}${took}`,
-      observed: { present: true, details: { step } },
-    };
-  },
-  observe: absenceOf(observeRun),
-};
+function stopAction(supervisor: VmSupervisor): AgentAction {
+  return {
+    spec: specOf('stop'),
+    async run(params, ctx) {
+      const paths = await pathsOf(params, ctx);
+      const timeoutMs = durationParam(params, 'timeout', defaultStopMs);
+      const started = Date.now();
+      // Before anything is stopped: no supervisor may take the VM's end for a failure.
+      await supervisor.stopping(paths);
+      const step = await stopVm(paths, timeoutMs, ctx);
+      await rm(paths.pid, { force: true });
+      await rm(paths.qmp, { force: true });
+      const took = step === 'already-stopped' ? '' : ` in ${formatDuration(Date.now() - started)}`;
+      return {
+        output: `vm ${paths.id} ${stopOutput[step]}${took}`,
+        observed: { present: true, details: { step } },
+      };
+    },
+    observe: absenceOf(observeRun),
+  };
+}
 
 /**
  * The emulation agent (qemu): write_config and remove_config keep `$SPIN_HOME/vms/<id>/config.json`;
  * start runs a detached qemu with a QMP socket, pid file and serial console log in that directory,
  * and a start that fails after it launched qemu (error, `ready_when` timeout, abort) ends that
- * qemu; a start that does not fit the node fails first (see `VmAdmission`); stop escalates from
- * ACPI powerdown to QMP quit to SIGKILL. All four are idempotent.
- * `prepare` decides the accelerator (see `AccelResolver`) before the first start needs it.
+ * qemu; stop escalates from ACPI powerdown to QMP quit to SIGKILL. All four are idempotent.
+ * `prepare` decides the accelerator (see `AccelResolver`) before the first start needs it. With
+ * `supervise`, started VMs are restarted by their start's `restart` policy while the agent
+ * serves, and `serve` adopts those whose supervisor is gone (see `VmSupervisor`).
  */
 export function emulationAgent(options: EmulationAgentOptions = {}): Agent {
   const accels = new AccelResolver(options.accel ?? 'auto', options.host);
+  const { supervise } = options;
   const admission = new VmAdmission(options.admission);
-  const actions = [writeConfig, removeConfig, startAction(accels, admission), stop];
+  const supervisor = new VmSupervisor({
+    ...(supervise === undefined ? {} : { role: supervise.role }),
+    ...(supervise?.onEvent === undefined ? {} : { onEvent: supervise.onEvent }),
+    // A restart is a start of the stored config, with the same disks, by nobody's command.
+    relaunch: async (paths, roots) => {
+      const ctx = { signal: new AbortController().signal, roots, progress: () => undefined };
+      const config = await requireConfig(paths);
+      // A restart is admitted as a start is: memory freed by the dead qemu may be taken since.
+      const launched = await admission.launch(ctx, paths.id, config, () =>
+        launchVm(ctx, paths, config, accels),
+      );
+      return launched.qemu;
+    },
+  });
+  const actions = [
+    writeConfig,
+    removeConfig,
+    startAction(accels, supervisor, admission),
+    stopAction(supervisor),
+  ];
   return {
     resource: 'emulation',
     actions: new Map(actions.map((a) => [a.spec.action, a])),
+    serve: (roots) => supervisor.serve(roots),
     // The accelerator is decided as the agent starts, so that a probe (where one is needed)
     // overlaps planning and the commands before the first start, rather than delaying it.
     prepare(roots) {

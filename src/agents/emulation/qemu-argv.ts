@@ -30,7 +30,9 @@ export function qemuOptValue(value: string): string {
  * The argv of `qemu-system-x86_64` for a VM, as an array (never a shell string). Every flag is
  * chosen here; values from the package only ever appear as option values: escaped inside
  * `key=value` lists, inside JSON for `-blockdev` (which needs no escaping), or as the whole
- * argument of a flag that takes one value (`-kernel`, `-initrd`, `-append`, `-pidfile`). qcow2
+ * argument of a flag that takes one value (`-kernel`, `-initrd`, `-append`, `-pidfile`). Two
+ * QMP monitors: `qmp.sock` for commands (status, stop) and `events.sock`, which the VM's
+ * supervisor holds open to hear how it ends. qcow2
  * drives are opened with `backing: null`, so an image cannot pull in a file outside the root.
  */
 export function buildQemuArgv(launch: QemuLaunch): string[] {
@@ -46,10 +48,16 @@ export function buildQemuArgv(launch: QemuLaunch): string[] {
     '-smp', String(config.cpus),
     '-chardev', `socket,id=qmp,path=${qemuOptValue(paths.qmp)},server=on,wait=off`,
     '-mon', 'chardev=qmp,mode=control',
+    '-chardev', `socket,id=events,path=${qemuOptValue(paths.events)},server=on,wait=off`,
+    '-mon', 'chardev=events,mode=control',
     '-chardev', `file,id=console,path=${qemuOptValue(paths.console)}`,
     '-serial', 'chardev:console',
     '-pidfile', paths.pid,
     '-daemonize',
+    // A guest's kernel panic reaches qemu (GUEST_PANICKED), and qemu then ends as for a poweroff
+    // (SHUTDOWN, reason guest-panic), so the supervisor sees it rather than a hung guest.
+    '-device', 'pvpanic',
+    '-action', 'panic=shutdown',
   ]; // prettier-ignore
   launch.drives.forEach((drive, i) => {
     const file = {

@@ -16,11 +16,19 @@ interface Pending {
 
 type Message = Record<string, unknown>;
 
+/** Events kept for `waitForEvent` to find after they came; older ones are dropped. */
+const maxKeptEvents = 64;
+
 /** Options of `QmpClient.connect`. */
 export interface QmpConnectOptions {
   /** How long to keep trying (the socket may not exist yet) and wait for the greeting. */
   timeoutMs: number;
   signal?: AbortSignal;
+  /**
+   * Asked before each new try: false gives up at once (the qemu behind the socket is gone, so it
+   * will never answer).
+   */
+  alive?: () => boolean;
 }
 
 function unreachable(message: string, cause?: unknown): SpinError {
@@ -92,7 +100,8 @@ export class QmpClient {
         await client.handshake(Math.max(1, deadline - Date.now()));
         return client;
       } catch (error) {
-        if (Date.now() >= deadline || error instanceof SpinError) {
+        const hopeless = options.alive !== undefined && !options.alive();
+        if (Date.now() >= deadline || error instanceof SpinError || hopeless) {
           throw error instanceof SpinError
             ? error
             : unreachable(`QMP socket ${path} did not answer.`, error);
@@ -146,6 +155,8 @@ export class QmpClient {
       const event = message as unknown as QmpEvent;
       if (event.event === 'SHUTDOWN') this.shutdownSeen?.();
       this.events.push(event);
+      // A connection held for a VM's lifetime (a supervisor's) must not gather events forever.
+      if (this.events.length > maxKeptEvents) this.events.shift();
       for (const waiter of this.waiters) waiter(event);
       return;
     }
@@ -202,6 +213,17 @@ export class QmpClient {
         done(undefined);
       });
     });
+  }
+
+  /**
+   * Calls `listener` with every event from now on, until the returned function is called or the
+   * connection closes.
+   */
+  subscribe(listener: (event: QmpEvent) => void): () => void {
+    this.waiters.add(listener);
+    return () => {
+      this.waiters.delete(listener);
+    };
   }
 
   /** Closes the connection; pending commands are rejected. */

@@ -1,4 +1,5 @@
 import { defineAction, schemaParts } from '../action-spec.js';
+import { healthSchema, restartSchema } from './supervision-specs.js';
 
 /**
  * The emulation agent (qemu): a VM is a stored config under `$SPIN_HOME/vms/<id>/`, started and
@@ -82,6 +83,8 @@ export const emulationSpecs = [
       id: vmId,
       ready_when: { type: 'string', minLength: 1, maxLength: 256 },
       ready_timeout: duration,
+      restart: restartSchema,
+      health: healthSchema,
     },
     required: ['id'],
     inverse: 'stop',

@@ -38,8 +38,14 @@ export interface VmPaths {
   dir: string;
   config: string;
   qmp: string;
+  /** A second QMP monitor, held by the VM's supervisor for its events (see vm-exit.ts). */
+  events: string;
   pid: string;
   console: string;
+  /** Who supervises the VM and what it saw (see supervision-record.ts). */
+  supervision: string;
+  /** Held while a start, a restart or a stop's intent changes whether the VM runs (vm-lock.ts). */
+  lock: string;
 }
 
 // sun_path holds 108 bytes including the terminating NUL.
@@ -139,22 +145,26 @@ export function vmFiles(id: string, dir: string): VmPaths {
     dir,
     config: join(dir, 'config.json'),
     qmp: join(dir, 'qmp.sock'),
+    events: join(dir, 'events.sock'),
     pid: join(dir, 'qemu.pid'),
     console: join(dir, 'console.log'),
+    supervision: join(dir, 'supervision.json'),
+    lock: join(dir, 'lifecycle.lock'),
   };
 }
 
 /** The confined directory and files of VM `id`; the directory may not exist yet. */
-export async function vmPaths(ctx: ActionContext, id: string): Promise<VmPaths> {
+export async function vmPaths(ctx: Pick<ActionContext, 'roots'>, id: string): Promise<VmPaths> {
   const dir = await confinePath(ctx.roots.vms, id, 'name');
   if (dir.kind !== 'missing' && dir.kind !== 'directory') {
     throw new SpinError('invalid_input', `'${id}' under the VM root is not a directory.`);
   }
   const paths = vmFiles(id, dir.path);
-  if (Buffer.byteLength(paths.qmp) > maxSocketPath) {
+  // The longer of the two sockets' paths.
+  if (Buffer.byteLength(paths.events) > maxSocketPath) {
     throw new SpinError(
       'invalid_input',
-      `The QMP socket path is too long for a unix socket: ${paths.qmp}`,
+      `The QMP socket path is too long for a unix socket: ${paths.events}`,
       {
         suggestions: ['Use a shorter SPIN_HOME.'],
       },

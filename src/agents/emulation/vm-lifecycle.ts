@@ -4,6 +4,7 @@ import { SpinError, messageOf } from '../../core/errors.js';
 import { throwIfAborted } from '../abort.js';
 import type { ActionContext } from '../agent.js';
 import { confinePath, confineRoot } from '../confined-path.js';
+import { rotateConsole } from './console-rotation.js';
 import { detectFormat } from '../storage/image-file.js';
 import type { AccelReason, AccelResolver } from './accel.js';
 import { buildQemuArgv, type Accel, type QemuLaunch, type ResolvedDrive } from './qemu-argv.js';
@@ -145,7 +146,8 @@ const accelNotes: Record<AccelReason, string> = {
 
 /**
  * Starts qemu detached (`-daemonize`: qemu returns once the VM is set up, and the VM outlives this
- * process), then checks that QMP answers. The accelerator is decided while the files are checked.
+ * process), then checks that QMP answers. The accelerator is decided while the files are checked,
+ * and the console of the last boot is moved aside (`console.log.1`, see console-rotation.ts).
  * The launch itself is not interrupted by `ctx.signal` (it is short and bounded, and a qemu
  * killed while daemonizing could leave a VM nobody knows of); the signal is checked once it is
  * done. Whatever fails after qemu was started, the qemu is ended (see `discardVm`) before the
@@ -162,6 +164,8 @@ export async function launchVm(
     confineRoot(ctx.roots.vms).then((dir) => accels.resolve(dir)),
     rm(paths.qmp, { force: true }),
     rm(paths.pid, { force: true }),
+    // The last boot's console is kept: a VM that crashed is looked into after it restarted.
+    rotateConsole(paths.console),
   ]);
   throwIfAborted(ctx.signal, 'Starting qemu');
   const argv = buildQemuArgv({ config, paths, accel, ...files });

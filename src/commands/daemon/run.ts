@@ -48,6 +48,7 @@ export default class DaemonRun extends SpinCommand {
               new AgentHost(home, {
                 allowShell: flags['allow-shell'],
                 admission: admissionPolicy(flags),
+                supervise: 'daemon',
               }).serve(broker, (error) => {
                 failed.error = error;
                 stop(`an agent failed: ${messageOf(error)}`);
