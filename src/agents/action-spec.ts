@@ -66,6 +66,19 @@ export function defineAction(
   return { ...rest, params };
 }
 
+/**
+ * A property schema with the words an editor shows for it: `description` (hover and completion
+ * detail) and `examples` (offered as completions). Every param of every action has them, so the
+ * published schema explains each field (a test checks it).
+ */
+export function documented<const T extends JsonSchema>(
+  part: T,
+  description: string,
+  examples?: readonly unknown[],
+): T & { description: string; examples?: unknown[] } {
+  return { ...part, description, ...(examples === undefined ? {} : { examples: [...examples] }) };
+}
+
 /** Reusable property schemas shared by several agents. */
 export const schemaParts = {
   name: {

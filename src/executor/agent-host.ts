@@ -28,13 +28,15 @@ export interface AgentHostOptions {
 }
 
 /**
- * What the VM supervisor of `home` reports, appended to the home's audit log beside the
+ * What the VM supervisor of `home` reports, appended in order to the home's audit log beside the
  * broker's transitions. Never throws: a log that cannot be written loses the line, not the VM.
  */
 export function auditSupervision(home: string): (event: SupervisionEvent) => void {
   const path = brokerPaths(home).auditLog;
+  // One append after the other: lines are in the order the supervisor saw them.
+  let last: Promise<void> = Promise.resolve();
   return (event) => {
-    appendAuditEntry(path, event).catch(() => undefined);
+    last = last.then(() => appendAuditEntry(path, event)).catch(() => undefined);
   };
 }
 

@@ -78,27 +78,68 @@ export const packageSchema: JsonSchema = {
 };
 
 /**
- * The schema for editors (`schemas/package.schema.json`): the package schema plus each action's
- * params, selected by resource and action, so the YAML language server completes and checks
- * params too. spin's own keywords are dropped from it.
+ * The schema for editors (`schemas/package.schema.json`, `spin schema`): the package schema with
+ * what the loader checks beyond it written out, so that the YAML language server completes and
+ * checks as `spin validate` does. `resource` is an enum; for each resource, `action` is the enum
+ * of its actions (with a table of them to read); for each action, `params` is that action's
+ * schema, every field with its description and examples. spin's own keywords are dropped.
  */
 export function editorSchema(): JsonSchema {
-  const variants: JsonSchema[] = [];
+  const resources = [...actionRegistry.keys()];
+  const branches: JsonSchema[] = [];
   for (const [resource, actions] of actionRegistry) {
+    const table = [
+      `Actions of **${resource}**:`,
+      '',
+      '| action | what it does |',
+      '| --- | --- |',
+      ...[...actions.values()].map((spec) => `| \`${spec.action}\` | ${spec.description} |`),
+    ].join('\n');
+    branches.push({
+      if: { properties: { resource: { const: resource } }, required: ['resource'] },
+      then: {
+        properties: {
+          action: {
+            enum: [...actions.keys()],
+            description: `What ${resource} does: ${[...actions.keys()].join(', ')}.`,
+            markdownDescription: table,
+          },
+        },
+      },
+    });
     for (const [action, spec] of actions) {
-      variants.push({
+      const params = stripSpinKeywords(spec.params) as JsonSchema;
+      const required = (spec.params['required'] as string[] | undefined) ?? [];
+      branches.push({
         if: {
           properties: { resource: { const: resource }, action: { const: action } },
           required: ['resource', 'action'],
         },
-        then: { properties: { params: stripSpinKeywords(spec.params) } },
+        then: {
+          properties: { params: { ...params, description: spec.description } },
+          ...(required.length > 0 ? { required: ['params'] } : {}),
+        },
       });
     }
   }
   const defs = packageSchema['$defs'] as Record<string, JsonSchema>;
+  const command = defs['command'] as JsonSchema & { properties: Record<string, JsonSchema> };
   return {
     ...packageSchema,
-    $defs: { ...defs, command: { ...defs['command'], allOf: variants } },
+    $defs: {
+      ...defs,
+      command: {
+        ...command,
+        properties: {
+          ...command.properties,
+          resource: {
+            enum: resources,
+            description: `The agent that carries the command out: ${resources.join(', ')}.`,
+          },
+        },
+        allOf: branches,
+      },
+    },
   };
 }
 
