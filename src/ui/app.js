@@ -3,7 +3,7 @@
 import { render } from '/vendor/preact.mjs';
 import { useEffect, useState } from '/vendor/hooks.mjs';
 import { html } from './html.js';
-import { followEvents } from './live.js';
+import { followStatus } from './live.js';
 import { PackagesView, PackageView } from './packages.js';
 import { NodesView, VmsView } from './machines.js';
 import { AuditView } from './audit.js';
@@ -26,8 +26,11 @@ function App() {
   useEffect(() => {
     const onHash = () => setWhere(route(window.location.hash));
     window.addEventListener('hashchange', onHash);
-    followEvents(setLink);
-    return () => window.removeEventListener('hashchange', onHash);
+    const unfollow = followStatus(setLink);
+    return () => {
+      window.removeEventListener('hashchange', onHash);
+      unfollow();
+    };
   }, []);
   const { view, arg } = where;
   let main;

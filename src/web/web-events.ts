@@ -19,8 +19,9 @@ const settleMs = 50;
  * The web page's pushed updates, as server-sent events. `/events` carries every broker event
  * (without the command specs, with the package's name) and `event: state` whenever the state file
  * or its journal changes; `/events/console` carries what a VM's console gained. Each stream
- * starts with `retry:` and an `event: hello`, on which the page fetches its snapshot again: after
- * a daemon restart the browser reconnects by itself and the page catches up without a reload.
+ * starts with `retry:` and an `event: hello` carrying `seq`, on which the page fetches its
+ * snapshot again when it may have missed something: after a daemon restart the browser
+ * reconnects by itself and the page catches up without a reload.
  */
 export class WebEvents {
   readonly #broker: Broker;
@@ -30,6 +31,7 @@ export class WebEvents {
   readonly #names = new Map<string, string>();
   readonly #closers: (() => void)[] = [];
   readonly #onEvent: (event: BrokerEvent) => void;
+  #seq = 0;
 
   constructor(options: {
     broker: Broker;
@@ -65,9 +67,17 @@ export class WebEvents {
     });
   }
 
+  /**
+   * How many updates were pushed so far. A snapshot answered when it was `n` and a stream whose
+   * `hello` said `m ≤ n` miss nothing between them; the page fetches again only otherwise.
+   */
+  get seq(): number {
+    return this.#seq;
+  }
+
   /** Serves `/events` on `res`. */
   follow(res: ServerResponse): void {
-    open(res);
+    open(res, this.#seq);
     this.#clients.add(res);
     res.on('close', () => this.#clients.delete(res));
   }
@@ -77,7 +87,7 @@ export class WebEvents {
    * after each reconnect), then what it gains; a new boot's console replaces it again.
    */
   followConsole(res: ServerResponse, path: string): void {
-    open(res);
+    open(res, 0);
     const dir = dirname(path);
     if (!existsSync(dir)) {
       // No such VM yet: the browser asks again after the retry time.
@@ -138,17 +148,18 @@ export class WebEvents {
   }
 
   #broadcast(text: string): void {
+    if (!text.startsWith(':')) this.#seq += 1;
     for (const res of this.#clients) res.write(text);
   }
 }
 
-function open(res: ServerResponse): void {
+function open(res: ServerResponse, seq: number): void {
   res.writeHead(200, {
     'content-type': 'text/event-stream',
     'cache-control': 'no-store',
     'x-accel-buffering': 'no',
   });
-  res.write(`retry: ${String(sseRetryMs)}\n\nevent: hello\ndata: {}\n\n`);
+  res.write(`retry: ${String(sseRetryMs)}\n\nevent: hello\ndata: {"seq":${String(seq)}}\n\n`);
 }
 
 /** `fn`, called once `settleMs` after the first of a burst of calls. */

@@ -202,8 +202,10 @@ export class WebServer {
       json(res, 405, { error: { code: 'usage', message: `method ${method} is not allowed here` } });
       return;
     }
-    if (path.startsWith('/api/')) await this.#api(res, path, url.searchParams);
-    else if (path === '/events') this.#events.follow(res);
+    if (path.startsWith('/api/')) {
+      res.setHeader('x-spin-seq', String(this.#events.seq));
+      await this.#api(res, path, url.searchParams);
+    } else if (path === '/events') this.#events.follow(res);
     else if (path === '/events/console') {
       this.#events.followConsole(res, this.#views.consolePath(url.searchParams.get('vm') ?? ''));
     } else await this.#static(res, path);
