@@ -215,7 +215,13 @@ export class WebServer {
     const parts = path
       .split('/')
       .filter((p) => p !== '')
-      .map(decodeURIComponent);
+      .map((p) => {
+        try {
+          return decodeURIComponent(p);
+        } catch {
+          throw new SpinError('usage', `'${p}' is not a valid path segment`);
+        }
+      });
     const [, what, id, sub] = parts;
     if (what === 'packages' && parts.length === 2) {
       json(res, 200, { packages: await this.#views.packages() });

@@ -131,6 +131,12 @@ describe('the web view in a real browser', () => {
 
     const cookie = `${cookies[0]!.name}=${cookies[0]!.value}`;
     expect((await fetch(new URL('api/packages', base), { headers: { cookie } })).status).toBe(200);
+    expect((await fetch(new URL('api/packages/%E0', base), { headers: { cookie } })).status).toBe(
+      400,
+    );
+    expect(
+      (await fetch(new URL('api/vms/..%2F..%2Fetc/console', base), { headers: { cookie } })).status,
+    ).toBe(400);
     const foreign = await fetch(new URL('events', base), {
       headers: { cookie, origin: 'http://evil.example' },
     });
