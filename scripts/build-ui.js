@@ -1,6 +1,6 @@
 // Copies the web view's page (src/ui: static ES modules, no build step of their own) to dist/ui,
 // with the browser builds of its libraries vendored from node_modules into dist/ui/vendor:
-// preact and its hooks, htm, and dagre. hooks imports the bare name "preact", which a browser
+// preact and its hooks, and htm (dagre lays graphs out in the daemon: src/web/graph-layout.ts). hooks imports the bare name "preact", which a browser
 // cannot resolve without an import map (an inline script the page's CSP forbids): it is
 // rewritten to the vendored file's relative path.
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +18,6 @@ const vendored = {
   'preact.mjs': join(packageDir('preact'), 'dist', 'preact.mjs'),
   'hooks.mjs': join(packageDir('preact'), 'hooks', 'dist', 'hooks.mjs'),
   'htm.mjs': join(packageDir('htm'), 'dist', 'htm.mjs'),
-  'dagre.mjs': join(packageDir('@dagrejs/dagre'), 'dist', 'dagre.esm.js'),
 };
 for (const [name, from] of Object.entries(vendored)) {
   const text = readFileSync(from, 'utf8')

@@ -142,7 +142,12 @@ export function PackageView({ name }) {
     </div>
     <div class="package-body">
       <div class="graph-wrap">
-        <${Graph} commands=${data.commands} selected=${selected} onSelect=${setSelected} />
+        <${Graph}
+          commands=${data.commands}
+          layout=${data.layout}
+          selected=${selected}
+          onSelect=${setSelected}
+        />
       </div>
       <${Details} command=${command} onClose=${() => setSelected(undefined)} />
     </div>

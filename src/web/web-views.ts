@@ -10,6 +10,7 @@ import type { CommandRecord, StateData } from '../core/state-types.js';
 import { keptAttempts, logSegment, logsRoot } from '../executor/attempt-log.js';
 import { attemptChunk } from '../reconcile/command-logs.js';
 import { readState } from '../reconcile/state-file.js';
+import { graphLayout, type GraphLayout } from './graph-layout.js';
 import { stateStatus } from '../reconcile/status.js';
 import type { SupervisionView } from '../reconcile/vm-supervision-view.js';
 
@@ -41,9 +42,10 @@ export interface WebPackageSummary {
   counts: Record<string, number>;
 }
 
-/** A package with every command. */
+/** A package with every command, and where to draw each. */
 export interface WebPackage extends WebPackageSummary {
   commands: WebCommand[];
+  layout: GraphLayout;
 }
 
 /** A VM an `emulation.start` command of the state file started. */
@@ -130,6 +132,7 @@ export class WebViews {
       state: live?.state ?? recordedState(list),
       counts: countsOf(list),
       commands: list,
+      layout: graphLayout(list),
     };
     if (record !== undefined) {
       pkg.file = record.file;
@@ -308,7 +311,7 @@ function recordedState(commands: WebCommand[]): string {
 }
 
 function summaryOf(pkg: WebPackage): WebPackageSummary {
-  const { commands, ...summary } = pkg;
+  const { commands, layout, ...summary } = pkg;
   return summary;
 }
 
