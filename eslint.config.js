@@ -23,6 +23,7 @@ const stages = {
   daemon: ['core', 'broker'],
   reconcile: ['core', 'agents', 'load', 'plan', 'broker', 'executor', 'daemon'],
   watch: ['core', 'agents', 'load', 'plan', 'broker', 'executor', 'daemon', 'reconcile'],
+  web: ['core', 'agents', 'broker', 'executor', 'daemon', 'reconcile'],
 };
 const allStages = [...Object.keys(stages), 'cli', 'commands'];
 const stageRules = Object.entries(stages).map(([stage, allowed]) => {
@@ -105,4 +106,5 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.cjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
+  { files: ['src/ui/**/*.js'], languageOptions: { globals: globals.browser } },
 );

@@ -15,5 +15,14 @@ export const daemonFlags = {
     allowNo: true,
   }),
   'allow-shell': Flags.boolean({ description: 'let the shell agent run commands' }),
+  ui: Flags.boolean({
+    description: 'serve the web view on 127.0.0.1 (open it with `spin ui`)',
+  }),
+  'ui-port': Flags.integer({
+    description: "the web view's port (default 7474; 0: any free port)",
+    min: 0,
+    max: 65_535,
+    dependsOn: ['ui'],
+  }),
   ...admissionFlags,
 };

@@ -326,6 +326,7 @@ export const outputSchemas = {
       home: str,
       version: str,
       startedAt: { type: 'integer' },
+      ui: { type: 'object', required: ['url'], properties: { url: str } },
       unfinishedPackages: { type: 'array', items: brokerPackageSummary },
     },
     ['running', 'pid', 'home', 'version', 'startedAt', 'unfinishedPackages'],

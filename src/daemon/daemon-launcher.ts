@@ -22,7 +22,9 @@ export interface LaunchOptions {
  * resolves with its pid once it listens (it says so over an IPC channel, which is then closed).
  * A daemon that exits first — one already runs, exit 3 — is reported with its exit code.
  */
-export function launchDaemon(options: LaunchOptions): Promise<{ pid: number; logFile: string }> {
+export function launchDaemon(
+  options: LaunchOptions,
+): Promise<{ pid: number; logFile: string; ui?: string }> {
   const paths = brokerPaths(options.home);
   mkdirSync(paths.home, { recursive: true, mode: 0o700 });
   const holder = lockHolder(paths);
@@ -55,10 +57,11 @@ export function launchDaemon(options: LaunchOptions): Promise<{ pid: number; log
       if (child.connected) child.disconnect();
       child.unref();
     };
-    child.on('message', (message: { type?: string }) => {
+    child.on('message', (message: { type?: string; ui?: string }) => {
       if (message.type !== 'listening') return;
       finish();
-      resolve({ pid: child.pid ?? 0, logFile: paths.logFile });
+      const ui = typeof message.ui === 'string' ? { ui: message.ui } : {};
+      resolve({ pid: child.pid ?? 0, logFile: paths.logFile, ...ui });
     });
     child.on('exit', (code) => {
       finish();

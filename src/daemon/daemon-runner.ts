@@ -11,7 +11,7 @@ import { terminalPackageStates } from '../broker/broker-types.js';
 
 /** What the daemon reports about itself; `spin daemon run` renders these as log lines. */
 export type DaemonLogEntry =
-  | { type: 'listening'; pid: number; socket: string; tcpPort?: number }
+  | { type: 'listening'; pid: number; socket: string; tcpPort?: number; ui?: string }
   | { type: 'recovered'; report: RecoveryReport }
   | { type: 'recorded'; package: string; statePath: string; results: number }
   | { type: 'record-failed'; package: string; error: string }
@@ -36,6 +36,11 @@ export interface DaemonRunOptions {
    * stops. `spin daemon run` records there the results of a run whose submitter died.
    */
   onFinished?: (results: PackageResults) => Promise<void>;
+  /**
+   * A server beside the API (the web view), started once the API listens and closed before the
+   * broker; its address goes into the health and the `listening` entry.
+   */
+  ui?: (broker: Broker) => Promise<{ url: string; close(): Promise<void> }>;
 }
 
 /** A started daemon: `stop` ends it gracefully; `stopped` settles when it has ended. */
@@ -79,7 +84,10 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   }
   let stopping: Promise<void> | undefined;
   // Set once the daemon listens; read by `stop`, which may run before that.
-  const hosted: { stop: (() => Promise<void>) | undefined } = { stop: undefined };
+  const hosted: {
+    stop: (() => Promise<void>) | undefined;
+    ui?: { close(): Promise<void> } | undefined;
+  } = { stop: undefined };
   let resolveStopped: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
     resolveStopped = resolve;
@@ -87,6 +95,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       options.log?.({ type: 'stopping', reason });
+      await hosted.ui?.close();
       await hosted.stop?.();
       await Promise.all(finishing);
       await server.close();
@@ -112,6 +121,17 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     await broker.close();
     throw error;
   }
+  if (options.ui !== undefined) {
+    try {
+      const ui = await options.ui(broker);
+      hosted.ui = ui;
+      server.uiUrl = ui.url;
+    } catch (error) {
+      await server.close();
+      await broker.close();
+      throw error;
+    }
+  }
   hosted.stop = options.host?.(broker);
   const port = server.tcpPort;
   options.log?.({
@@ -119,6 +139,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     pid: process.pid,
     socket: paths.socket,
     ...(port === undefined ? {} : { tcpPort: port }),
+    ...(server.uiUrl === undefined ? {} : { ui: server.uiUrl }),
   });
   return { paths, server, stop, stopped };
 }

@@ -37,6 +37,8 @@ export interface DaemonHealth {
   version: string;
   startedAt: number;
   tcp?: { host: string; port: number };
+  /** The web view's address, when the daemon serves one. */
+  ui?: { url: string };
   /** Durable commits and the operations they carried, when the store counts them. */
   commits?: { commits: number; operations: number };
 }
@@ -79,6 +81,8 @@ export class DaemonServer {
   #heartbeat: NodeJS.Timeout | undefined;
   readonly #tokenDigest: Buffer | undefined;
   readonly #startedAt = Date.now();
+  /** The web view's address, set once it listens (`spin daemon run --ui`). */
+  uiUrl: string | undefined;
 
   constructor(options: DaemonServerOptions) {
     this.#options = options;
@@ -234,6 +238,7 @@ export class DaemonServer {
     };
     const commits = this.#options.broker.store.stats?.();
     if (commits) health.commits = commits;
+    if (this.uiUrl !== undefined) health.ui = { url: this.uiUrl };
     const port = this.tcpPort;
     if (this.#options.tcp && port !== undefined)
       health.tcp = { host: this.#options.tcp.host, port };

@@ -7,6 +7,7 @@ import { startDaemon } from '../../daemon/daemon-runner.js';
 import type { DaemonLogEntry } from '../../daemon/daemon-runner.js';
 import { AgentHost } from '../../executor/agent-host.js';
 import { recordForDeadSubmitter } from '../../reconcile/record-orphaned.js';
+import { startWebView } from '../../web/web-view.js';
 
 /** `spin daemon run`: the daemon in the foreground, for systemd and containers. */
 export default class DaemonRun extends SpinCommand {
@@ -15,6 +16,7 @@ export default class DaemonRun extends SpinCommand {
   static override examples = [
     '<%= config.bin %> daemon run',
     '<%= config.bin %> daemon run --tcp-port 7420   # also loopback TCP, token in $SPIN_HOME/spind.token',
+    '<%= config.bin %> daemon run --ui              # the web view on http://127.0.0.1:7474/ (open it with `spin ui`)',
   ];
   static override flags = daemonFlags;
 
@@ -73,6 +75,12 @@ export default class DaemonRun extends SpinCommand {
       },
       version: this.config.version,
       log,
+      ...(flags.ui
+        ? {
+            ui: (broker) =>
+              startWebView({ broker, home, root: this.config.root, port: flags['ui-port'] }),
+          }
+        : {}),
       ...(flags['tcp-port'] === undefined
         ? {}
         : { tcp: { host: '127.0.0.1', port: flags['tcp-port'] } }),

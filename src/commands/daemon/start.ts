@@ -17,16 +17,20 @@ export default class DaemonStart extends SpinCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(DaemonStart);
-    const { pid, logFile } = await launchDaemon({
+    const { pid, logFile, ui } = await launchDaemon({
       home: spinHome(),
       entry: join(this.config.root, 'bin', 'run.js'),
       args: [
         ...(flags['tcp-port'] === undefined ? [] : ['--tcp-port', String(flags['tcp-port'])]),
         ...(flags.agents ? [] : ['--no-agents']),
         ...(flags['allow-shell'] ? ['--allow-shell'] : []),
+        ...(flags.ui ? ['--ui'] : []),
+        ...(flags['ui-port'] === undefined ? [] : ['--ui-port', String(flags['ui-port'])]),
         ...admissionArgs(flags),
       ],
     });
-    this.log(`spin daemon started: pid ${String(pid)}, log ${logFile}`);
+    this.log(
+      `spin daemon started: pid ${String(pid)}, log ${logFile}${ui === undefined ? '' : `, web view ${ui} (log in with \`spin ui\`)`}`,
+    );
   }
 }
