@@ -45,6 +45,11 @@ export interface AttemptRef {
   packageId: string;
   commandId: string;
   attemptId: string;
+  /**
+   * The node the request came from, when the transport knows it (NATS: the node of the subject it
+   * arrived on). The store refuses it (`wrong_node`) for a command pinned to another node.
+   */
+  node?: string;
 }
 
 /** A command handed to one consumer until `leaseExpiresAt`, unless renewed. */

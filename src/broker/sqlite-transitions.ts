@@ -143,6 +143,13 @@ export class SqliteTransitions {
   /** The row of a live attempt, or the refusal that fences off a stale one. */
   currentAttempt(ref: AttemptRef): CommandRow {
     const row = this.command(ref.packageId, ref.commandId);
+    if (ref.node !== undefined && ref.node !== row.node) {
+      throw new SpinError(
+        'wrong_node',
+        `command ${ref.commandId} belongs to node ${row.node}, not to node ${ref.node}`,
+        { details: { packageId: ref.packageId, commandId: ref.commandId, node: ref.node } },
+      );
+    }
     if (row.state === 'cancelled') {
       throw new SpinError('cancelled', `command ${ref.commandId} was cancelled`, {
         details: { ...ref },

@@ -1,5 +1,6 @@
 import * as Flags from '@oclif/core/flags';
 import { admissionFlags } from './admission-flags.js';
+import { natsFlags } from './nats-flags.js';
 
 /** The flags of `spin daemon run`, which `spin daemon start` passes on to it. */
 export const daemonFlags = {
@@ -16,4 +17,5 @@ export const daemonFlags = {
   }),
   'allow-shell': Flags.boolean({ description: 'let the shell agent run commands' }),
   ...admissionFlags,
+  ...natsFlags,
 };

@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { brokerPaths } from '../broker/broker-paths.js';
 import type { BrokerPaths } from '../broker/broker-paths.js';
 import type { BrokerTimings } from '../broker/broker-semantics.js';
 import { DaemonServer } from './daemon-server.js';
+import type { NatsOptions } from './nats-connection.js';
+import type { NatsResponder } from './nats-responder.js';
+import { NodeRegistry } from './node-registry.js';
 import { openOwnedBroker } from '../broker/embedded-broker.js';
 import type { Broker } from '../broker/broker.js';
 import type { PackageResults, RecoveryReport } from '../broker/broker-types.js';
@@ -11,7 +15,7 @@ import { terminalPackageStates } from '../broker/broker-types.js';
 
 /** What the daemon reports about itself; `spin daemon run` renders these as log lines. */
 export type DaemonLogEntry =
-  | { type: 'listening'; pid: number; socket: string; tcpPort?: number }
+  | { type: 'listening'; pid: number; socket: string; tcpPort?: number; nats?: string }
   | { type: 'recovered'; report: RecoveryReport }
   | { type: 'recorded'; package: string; statePath: string; results: number }
   | { type: 'record-failed'; package: string; error: string }
@@ -23,6 +27,8 @@ export interface DaemonRunOptions {
   home: string;
   /** Also serve on loopback TCP (port 0: any free port), with the token of `spind.token`. */
   tcp?: { host: string; port: number };
+  /** Also answer over NATS: the API, the agents of every node, heartbeats, events. */
+  nats?: NatsOptions;
   version?: string;
   log?: (entry: DaemonLogEntry) => void;
   timings?: Partial<BrokerTimings>;
@@ -89,6 +95,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
       options.log?.({ type: 'stopping', reason });
       await hosted.stop?.();
       await Promise.all(finishing);
+      await responder?.close();
       await server.close();
       await broker.close();
       options.log?.({ type: 'stopped' });
@@ -96,9 +103,11 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     })();
     return stopping;
   };
+  let responder: NatsResponder | undefined;
   const server = new DaemonServer({
     broker,
     paths,
+    nodes: new NodeRegistry(join(paths.home, 'nodes.json')),
     ...(options.tcp ? { tcp: { ...options.tcp, token: daemonToken(paths) } } : {}),
     ...(options.version ? { version: options.version } : {}),
     onShutdownRequest: () => {
@@ -107,6 +116,10 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   });
   try {
     await server.listen();
+    if (options.nats !== undefined) {
+      const { NatsResponder } = await import('./nats-responder.js');
+      responder = await NatsResponder.start(server.protocolContext, options.nats);
+    }
   } catch (error) {
     await server.close();
     await broker.close();
@@ -119,6 +132,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     pid: process.pid,
     socket: paths.socket,
     ...(port === undefined ? {} : { tcpPort: port }),
+    ...(options.nats === undefined ? {} : { nats: options.nats.url }),
   });
   return { paths, server, stop, stopped };
 }

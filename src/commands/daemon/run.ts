@@ -1,5 +1,6 @@
 import { admissionPolicy } from '../../cli/admission-flags.js';
 import { daemonFlags } from '../../cli/daemon-flags.js';
+import { natsOptionsOf } from '../../cli/nats-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { messageOf } from '../../core/errors.js';
 import { spinHome } from '../../core/spin-home.js';
@@ -15,6 +16,7 @@ export default class DaemonRun extends SpinCommand {
   static override examples = [
     '<%= config.bin %> daemon run',
     '<%= config.bin %> daemon run --tcp-port 7420   # also loopback TCP, token in $SPIN_HOME/spind.token',
+    '<%= config.bin %> daemon run --no-agents --nats nats://control:4222 --nats-creds coordinator.creds',
   ];
   static override flags = daemonFlags;
 
@@ -25,6 +27,7 @@ export default class DaemonRun extends SpinCommand {
       if (entry.type === 'listening') process.send?.(entry);
     };
     const home = spinHome();
+    const nats = natsOptionsOf(flags);
     // An agent that fails (the store cannot be written) stops the daemon, which then exits with
     // that failure's code rather than serve queues nobody consumes. A stop asked for before the
     // daemon is up (a signal, a failure) is carried out as soon as it is: a SIGTERM that arrives
@@ -72,6 +75,7 @@ export default class DaemonRun extends SpinCommand {
       },
       version: this.config.version,
       log,
+      ...(nats === undefined ? {} : { nats }),
       ...(flags['tcp-port'] === undefined
         ? {}
         : { tcp: { host: '127.0.0.1', port: flags['tcp-port'] } }),

@@ -1,0 +1,140 @@
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+
+/** What a node measures of itself: its size, and what of it is in use. */
+export interface NodeCapacity {
+  cpus: number;
+  memoryBytes: number;
+  /** Free and total bytes of the filesystem of its `$SPIN_HOME`. */
+  diskFreeBytes: number;
+  diskTotalBytes: number;
+}
+
+/** What a node is doing at the time of a heartbeat. */
+export interface NodeUse {
+  /** The one-minute load average. */
+  load1: number;
+  memoryUsedBytes: number;
+  /** Commands it is running now. */
+  running: number;
+  /** qemu VMs running under its `$SPIN_HOME`. */
+  vms: number;
+}
+
+/** One heartbeat, as an agent sends it every `intervalMs`. */
+export interface Heartbeat {
+  resources: string[];
+  capacity: NodeCapacity;
+  use: NodeUse;
+  intervalMs: number;
+  host: string;
+  pid: number;
+}
+
+/**
+ * A node as the coordinator knows it.
+ *
+ * ```
+ *   (unknown) ──first heartbeat──▶ online ──3 heartbeats missed──▶ offline ──heartbeat──▶ online
+ * ```
+ */
+export interface NodeRecord extends Heartbeat {
+  name: string;
+  state: 'online' | 'offline';
+  firstSeenAt: number;
+  lastHeartbeatAt: number;
+  /** When it went offline (the instant its third heartbeat was due), if it is offline. */
+  offlineSince?: number;
+}
+
+/** Heartbeats a node may miss before it counts as offline. */
+export const missedHeartbeats = 3;
+
+/**
+ * The nodes of a fleet, in the coordinator's memory, kept in `nodes.json` beside the broker's
+ * store. Heartbeats change only memory (a fleet of 1,000 nodes every few seconds would otherwise
+ * mean hundreds of synced writes a second for data the next heartbeat replaces); the file is
+ * written when a node appears and when one goes offline or comes back, so that after a restart of
+ * the coordinator `spin nodes` and a waiting command still name a node that was known and when it
+ * went offline, and a node that never connected stays distinguishable from one gone silent.
+ */
+export class NodeRegistry {
+  readonly #file: string;
+  readonly #nodes = new Map<string, NodeRecord>();
+  readonly #now: () => number;
+
+  constructor(file: string, now: () => number = Date.now) {
+    this.#file = file;
+    this.#now = now;
+    try {
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { nodes?: NodeRecord[] };
+      for (const node of saved.nodes ?? []) this.#nodes.set(node.name, node);
+    } catch {
+      // No file yet, or an unreadable one: the next heartbeats rebuild it.
+    }
+  }
+
+  /** Records a heartbeat of `name`; returns the node as it now stands. */
+  heartbeat(name: string, beat: Heartbeat): NodeRecord {
+    const now = this.#now();
+    const known = this.refresh().find((n) => n.name === name);
+    const record: NodeRecord = {
+      ...beat,
+      name,
+      state: 'online',
+      firstSeenAt: known?.firstSeenAt ?? now,
+      lastHeartbeatAt: now,
+    };
+    this.#nodes.set(name, record);
+    if (known?.state !== 'online') this.#save();
+    return record;
+  }
+
+  /** Every known node, its state brought up to date with the clock, by name. */
+  refresh(): NodeRecord[] {
+    const now = this.#now();
+    let changed = false;
+    for (const node of this.#nodes.values()) {
+      const due = node.lastHeartbeatAt + missedHeartbeats * node.intervalMs;
+      if (node.state === 'online' && now > due) {
+        node.state = 'offline';
+        node.offlineSince = due;
+        changed = true;
+      }
+    }
+    if (changed) this.#save();
+    return [...this.#nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** One node, if it ever sent a heartbeat. */
+  get(name: string): NodeRecord | undefined {
+    return this.refresh().find((n) => n.name === name);
+  }
+
+  #save(): void {
+    const nodes = [...this.#nodes.values()];
+    writeDurably(this.#file, JSON.stringify({ nodes }, null, 2) + '\n');
+  }
+}
+
+/** Writes a small file atomically: a temp file, fsync, rename. */
+export function writeDurably(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = `${path}.${String(process.pid)}.tmp`;
+  const fd = openSync(temp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+}
