@@ -140,6 +140,7 @@ export async function callNode(
     resource,
     ...(request.leaseMs === undefined ? {} : { leaseMs: request.leaseMs }),
     holder: request.holder ?? `${resource}-agent@${node}`,
+    reclaim: request.holder !== undefined,
   });
   return runAgentRequest(consumer, request, { node, ...(signal ? { signal } : {}) });
 }

@@ -23,8 +23,13 @@ import type { NatsOptions } from './nats-connection.js';
 import { writeDurably } from './node-registry.js';
 import type { NodeRecord } from './node-registry.js';
 
-/** How long a request waits for the coordinator beyond any wait it asked for. */
-const answerMs = 10_000;
+/**
+ * How long a request waits for the coordinator beyond any wait it asked for. A request sent
+ * while the link is down may be lost; every request of the protocol is safe to send again (a
+ * lease is reclaimed by its holder, an ack refused once settled), so a short bound only costs
+ * a repeat.
+ */
+const answerMs = 3_000;
 
 /**
  * The coordinator's broker, reached over NATS: the API on `spin.<fleet>.api.*`, events on
