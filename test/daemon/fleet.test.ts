@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
+import type { NodeRecord } from '../../src/daemon/node-registry.js';
+import { expectDocument } from '../support/output-schema.js';
 import { binPath, killHard, requireBuild } from '../support/cli-process.js';
 import { startSpin, testDir } from '../support/spin-cli.js';
 import type { RunningSpin } from '../support/spin-cli.js';
@@ -228,6 +230,41 @@ describe('a fleet over NATS', () => {
       });
     });
   }
+
+  it('shows a node online, then offline after its agent is killed (spin nodes)', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
+    await coordinator(coord);
+    const nodes = async (): Promise<NodeRecord[]> => {
+      const run = await startSpin(['nodes', '--output', 'json', '--nats', nats!.url], {
+        env: { SPIN_HOME: join(dir, 'laptop') },
+      }).done;
+      expect(run.code).toBe(0);
+      return expectDocument<{ nodes: NodeRecord[] }>('nodes', run.stdout).nodes;
+    };
+    /** Asks until `test` holds (each answer is a fresh CLI run; bounded by the test's timeout). */
+    const until = async (test: (n: NodeRecord[]) => boolean): Promise<NodeRecord[]> => {
+      for (;;) {
+        const answer = await nodes();
+        if (test(answer)) return answer;
+      }
+    };
+    expect(await nodes()).toEqual([]);
+    const running = await agent(a, 'nodea', '--resources', 'storage,shell');
+    const online = await until((n) => n[0]?.state === 'online');
+    expect(online[0]).toMatchObject({ name: 'nodea', resources: ['storage', 'shell'] });
+    expect(online[0]!.capacity.cpus).toBeGreaterThan(0);
+    expect(online[0]!.capacity.diskFreeBytes).toBeGreaterThan(0);
+    const table = await startSpin(['nodes'], { env: { SPIN_HOME: coord } }).done;
+    expect(table.stdout).toMatch(/^NODE\s+STATE\s+HEARTBEAT/);
+    expect(table.stdout).toMatch(/nodea\s+online\s/);
+    process.kill(running.pid, 'SIGKILL');
+    const offline = await until((n) => n[0]?.state === 'offline');
+    expect(offline[0]!.offlineSince).toBeGreaterThan(offline[0]!.lastHeartbeatAt);
+    const after = await startSpin(['nodes'], { env: { SPIN_HOME: coord } }).done;
+    expect(after.stdout).toMatch(/nodea\s+offline since \d\d:\d\d:\d\d/);
+  });
 
   it('delivers again the command of an agent killed mid-command, and it succeeds once', async () => {
     nats = await startNatsServer();
