@@ -107,8 +107,11 @@ export default class Agent extends SpinCommand {
         ),
       );
     }
-    const where = nats === undefined ? home : `${nats.url} (fleet ${nats.fleet})`;
-    this.log(`agent of node ${flags.node} consuming ${names.join(', ')} from ${where}`);
+    const what =
+      nats === undefined
+        ? `${names.join('')} agent consuming ${flags.node}/${names.join('')} from ${home}`
+        : `agent of node ${flags.node} consuming ${names.join(', ')} from ${nats.url} (fleet ${nats.fleet})`;
+    this.log(what);
     try {
       await Promise.all(
         agents.map((agent) =>
@@ -128,6 +131,10 @@ export default class Agent extends SpinCommand {
       interrupt.dispose();
       await broker.close();
     }
-    this.log(`agent of node ${flags.node} stopped`);
+    this.log(
+      nats === undefined
+        ? `${names.join('')} agent stopped`
+        : `agent of node ${flags.node} stopped`,
+    );
   }
 }

@@ -15,6 +15,7 @@ import {
   stateFlags,
 } from '../cli/reconcile-flags.js';
 import { createRenderer } from '../cli/reconcile-renderer.js';
+import { durationFlagMs } from '../cli/nats-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { apply, applySaved } from '../reconcile/apply.js';
 import { isSavedPlan, readPlan } from '../plan/plan-document.js';
@@ -46,6 +47,10 @@ export default class Apply extends SpinCommand {
     'allow-shell': Flags.boolean({
       description: 'let shell commands run (embedded broker only; the daemon decides for itself)',
     }),
+    'node-wait': Flags.string({
+      description:
+        'how long a command may wait for its node to have an agent (e.g. 2m); past it, it fails with node_unavailable and what needs it is skipped',
+    }),
     ...admissionFlags,
     ...stateFlags,
     ...outputFlags,
@@ -75,6 +80,9 @@ export default class Apply extends SpinCommand {
         allowReplace: flags['allow-replace'],
         admission: admissionPolicy(flags),
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
+        ...(flags['node-wait'] === undefined
+          ? {}
+          : { nodeWaitMs: durationFlagMs('node-wait', flags['node-wait']) }),
         signal: interrupt.signal,
         emit: renderer.listener,
       };

@@ -2,7 +2,7 @@ import * as Args from '@oclif/core/args';
 import { resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { documentOutput, documentOutputFlags } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
-import { liveBrokerView } from '../cli/live-broker-view.js';
+import { liveBrokerView, nodeWaits } from '../cli/live-broker-view.js';
 import { stateStatus } from '../reconcile/status.js';
 
 export default class Status extends SpinCommand {
@@ -49,10 +49,14 @@ export default class Status extends SpinCommand {
       this.log(
         `\ndaemon: ${String(live.length)} package${live.length === 1 ? '' : 's'} in its store`,
       );
-      for (const p of live.slice(0, 10))
+      const shown = live.slice(0, 10);
+      const waits = await nodeWaits(where.home, shown);
+      for (const p of shown) {
         this.log(
           `  ${p.id}  ${p.name}  ${p.state}  ${String(p.unfinished)}/${String(p.commands)} unfinished`,
         );
+        for (const w of waits.get(p.id) ?? []) this.log(`    ${w.id}  ${w.reason}`);
+      }
     }
   }
 }

@@ -142,7 +142,14 @@ export async function callNode(
     holder: request.holder ?? `${resource}-agent@${node}`,
     reclaim: request.holder !== undefined,
   });
-  return runAgentRequest(consumer, request, { node, ...(signal ? { signal } : {}) });
+  // A lease granted to a node gone silent meanwhile (a long-poll of an agent killed while it
+  // waited) would be held by nobody until it ran out: give it straight back.
+  const hold = (lease: Lease | undefined): Lease | undefined => {
+    if (lease === undefined || context.nodes.get(node)?.state !== 'offline') return lease;
+    consumer.release({ ...lease, node }).catch(() => undefined);
+    return undefined;
+  };
+  return runAgentRequest(consumer, request, { node, hold, ...(signal ? { signal } : {}) });
 }
 
 function resourceOfRef(request: AgentRequest): string {

@@ -104,10 +104,12 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     return stopping;
   };
   let responder: NatsResponder | undefined;
+  const nodes = new NodeRegistry(join(paths.home, 'nodes.json'));
+  broker.watchNodes((node) => nodes.availability(node));
   const server = new DaemonServer({
     broker,
     paths,
-    nodes: new NodeRegistry(join(paths.home, 'nodes.json')),
+    nodes,
     ...(options.tcp ? { tcp: { ...options.tcp, token: daemonToken(paths) } } : {}),
     ...(options.version ? { version: options.version } : {}),
     onShutdownRequest: () => {

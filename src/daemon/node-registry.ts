@@ -8,6 +8,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
+import { defaults } from '../core/defaults.js';
+import type { NodeAvailability } from '../broker/node-watch.js';
 
 /** What a node measures of itself: its size, and what of it is in use. */
 export interface NodeCapacity {
@@ -117,6 +119,23 @@ export class NodeRegistry {
   /** One node, if it ever sent a heartbeat. */
   get(name: string): NodeRecord | undefined {
     return this.refresh().find((n) => n.name === name);
+  }
+
+  /**
+   * Whether `node` has an agent, for the broker's node watch: the daemon's own node (`local`)
+   * always does; another node does while its heartbeats come.
+   */
+  availability(node: string): NodeAvailability {
+    if (node === defaults.command.node) return { available: true };
+    const record = this.get(node);
+    if (record === undefined) return { available: false, why: 'no agent has connected' };
+    if (record.state === 'online') return { available: true };
+    const since = record.offlineSince ?? record.lastHeartbeatAt;
+    return {
+      available: false,
+      why: `offline since ${new Date(since).toTimeString().slice(0, 8)}`,
+      since,
+    };
   }
 
   #save(): void {

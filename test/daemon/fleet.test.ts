@@ -266,6 +266,73 @@ describe('a fleet over NATS', () => {
     expect(after.stdout).toMatch(/nodea\s+offline since \d\d:\d\d:\d\d/);
   });
 
+  it('says why a command waits for its node, and --node-wait fails it with node_unavailable', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, b] = ['coord', 'b'].map((n) => join(dir, n)) as [string, string];
+    await coordinator(coord);
+    const gone = await agent(b, 'nodeb', '--resources', 'storage');
+    const nodes = async (): Promise<NodeRecord[]> =>
+      (
+        JSON.parse(
+          (await startSpin(['nodes', '--json'], { env: { SPIN_HOME: coord } }).done).stdout,
+        ) as { nodes: NodeRecord[] }
+      ).nodes;
+    while ((await nodes())[0]?.state !== 'online');
+    process.kill(gone.pid, 'SIGKILL');
+    while ((await nodes())[0]?.state !== 'offline');
+    const file = join(dir, 'wait.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: wait',
+        'commands:',
+        '  here: { resource: storage, action: add_volume, node: nodec, params: { path: here } }',
+        '  there: { resource: storage, action: add_volume, node: nodeb, params: { path: there } }',
+        '  after: { resource: storage, action: add_volume, node: nodeb, needs: [there], params: { path: after } }',
+      ].join('\n') + '\n',
+    );
+    // Unbounded, it waits, and spin status says why.
+    const waiting = apply(coord, file);
+    await waiting.waitFor(/wait\/there waiting for node nodeb/);
+    const status = await startSpin(['status'], { env: { SPIN_HOME: coord } }).done;
+    expect(status.stdout).toMatch(
+      /^ {4}there {2}waiting for node nodeb \(offline since \d\d:\d\d:\d\d\)$/m,
+    );
+    waiting.signal('SIGINT');
+    expect((await waiting.done).code).toBe(1);
+    const run = await apply(coord, file, '--node-wait', '1500ms').done;
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/wait\/here waiting for node nodec \(no agent has connected\)/);
+    expect(run.stdout).toMatch(
+      /wait\/there waiting for node nodeb \(offline since \d\d:\d\d:\d\d\)/,
+    );
+    expect(run.stdout).toMatch(
+      /wait\/there failed( in \S+)?: node nodeb was unavailable for 1\.5s .*\[node_unavailable\]/,
+    );
+    expect(run.stdout).toMatch(/wait\/after skipped: needs 'there', which failed/);
+    expect(run.stdout).toContain('0 succeeded, 2 failed, 1 skipped');
+  });
+
+  it('says why without a daemon too: the embedded broker serves only its own node', async () => {
+    const dir = await testDir('spin-fleet-');
+    const file = join(dir, 'away.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: away',
+        'commands:',
+        '  here: { resource: storage, action: add_volume, params: { path: here } }',
+        '  there: { resource: storage, action: add_volume, node: nodeb, params: { path: there } }',
+      ].join('\n') + '\n',
+    );
+    const run = await apply(join(dir, 'home'), file, '--node-wait', '1s').done;
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/away\/here succeeded/);
+    expect(run.stdout).toMatch(/away\/there waiting for node nodeb \(no agent has connected\)/);
+    expect(run.stdout).toMatch(/away\/there failed: .*\[node_unavailable\]/);
+  });
+
   it('delivers again the command of an agent killed mid-command, and it succeeds once', async () => {
     nats = await startNatsServer();
     const dir = await testDir('spin-fleet-');
