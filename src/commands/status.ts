@@ -3,6 +3,7 @@ import { resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { documentOutput, documentOutputFlags } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { liveBrokerView, nodeWaits } from '../cli/live-broker-view.js';
+import { natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
 import { stateStatus } from '../reconcile/status.js';
 
 export default class Status extends SpinCommand {
@@ -13,21 +14,25 @@ export default class Status extends SpinCommand {
     '<%= config.bin %> status',
     '<%= config.bin %> status vm-demo',
     '<%= config.bin %> status --json',
+    "<%= config.bin %> status --nats nats://control:4222   # the coordinator's state",
   ];
   static override args = { package: Args.string({ description: 'only this package' }) };
   static override flags = {
     ...documentOutputFlags(['text', 'json']),
     state: stateFlags.state,
+    ...natsFlags,
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Status);
     const where = resolveHome(flags);
-    const status = await stateStatus({
-      ...where,
-      ...(args.package === undefined ? {} : { name: args.package }),
-    });
-    const live = await liveBrokerView(where.home);
+    const nats = natsOptionsOf(flags);
+    const name = args.package === undefined ? {} : { name: args.package };
+    const status =
+      nats === undefined
+        ? await stateStatus({ ...where, ...name })
+        : await (await import('../reconcile/remote-status.js')).remoteStatus(nats, name);
+    const live = nats === undefined ? await liveBrokerView(where.home) : undefined;
     if (documentOutput(flags) === 'json') {
       this.printDocument('status', { ...status, daemon: live });
       return;

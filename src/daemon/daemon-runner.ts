@@ -6,7 +6,7 @@ import type { BrokerPaths } from '../broker/broker-paths.js';
 import type { BrokerTimings } from '../broker/broker-semantics.js';
 import { DaemonServer } from './daemon-server.js';
 import type { NatsOptions } from './nats-connection.js';
-import type { NatsResponder } from './nats-responder.js';
+import type { NatsResponder, RemoteHandlers } from './nats-responder.js';
 import { NodeRegistry } from './node-registry.js';
 import { openOwnedBroker } from '../broker/embedded-broker.js';
 import type { Broker } from '../broker/broker.js';
@@ -29,6 +29,8 @@ export interface DaemonRunOptions {
   tcp?: { host: string; port: number };
   /** Also answer over NATS: the API, the agents of every node, heartbeats, events. */
   nats?: NatsOptions;
+  /** Operations added to the NATS API by the process (remote applies, see remote-runs.ts). */
+  remote?: RemoteHandlers;
   version?: string;
   log?: (entry: DaemonLogEntry) => void;
   timings?: Partial<BrokerTimings>;
@@ -120,7 +122,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     await server.listen();
     if (options.nats !== undefined) {
       const { NatsResponder } = await import('./nats-responder.js');
-      responder = await NatsResponder.start(server.protocolContext, options.nats);
+      responder = await NatsResponder.start(server.protocolContext, options.nats, options.remote);
     }
   } catch (error) {
     await server.close();

@@ -154,6 +154,29 @@ export class NatsBroker implements Broker {
     await this.connection.close().catch(() => undefined);
   }
 
+  /** Calls an operation of the coordinator's API by name (`runs.apply`, `runs.status`, …). */
+  call<T>(op: string, body?: unknown): Promise<T> {
+    return this.#api<T>(op, body);
+  }
+
+  /**
+   * Hears every message of a run (`spin.<fleet>.runs.<runId>`), in the order it was published;
+   * live once the server confirmed it. Returns the function that stops it.
+   */
+  async followRun(runId: string, onMessage: (message: unknown) => void): Promise<() => void> {
+    const subscription = this.connection.subscribe(subjects.runs(this.#fleet, runId), {
+      callback: (error, msg) => {
+        if (error === null) onMessage(msg.json<unknown>());
+      },
+    });
+    this.#subscriptions.add(subscription);
+    await this.connection.flush();
+    return () => {
+      subscription.unsubscribe();
+      this.#subscriptions.delete(subscription);
+    };
+  }
+
   #api<T>(op: string, body?: unknown): Promise<T> {
     return this.#request<T>(subjects.api(this.#fleet, op), body, 0);
   }

@@ -30,6 +30,7 @@ export const subjectTokenPattern = /^[a-z][a-z0-9_-]{0,31}$/;
  *                                        `spin.<fleet>.node.a.>`, and the coordinator reads the
  *                                        node from the subject, never from the body
  *   spin.<fleet>.events                 broker events, published by the coordinator
+ *   spin.<fleet>.runs.<run>             progress of an apply run for a CLI elsewhere
  *   _INBOX_<node>.>                     replies to a node (its inbox prefix, so that a node
  *                                        cannot read another's replies)
  */
@@ -37,6 +38,7 @@ export const subjects = {
   api: (fleet: string, op: string): string => `spin.${fleet}.api.${op}`,
   node: (fleet: string, node: string, op: string): string => `spin.${fleet}.node.${node}.${op}`,
   events: (fleet: string): string => `spin.${fleet}.events`,
+  runs: (fleet: string, runId: string): string => `spin.${fleet}.runs.${runId}`,
   inboxPrefix: (node: string): string => `_INBOX_${node}`,
 };
 

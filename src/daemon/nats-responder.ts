@@ -7,6 +7,15 @@ import { connectNats, subjectTokenPattern, subjects } from './nats-connection.js
 import type { NatsOptions } from './nats-connection.js';
 
 /**
+ * Operations the daemon's process adds to the NATS API (`spin apply|status --nats`): each may
+ * publish messages of a run on `spin.<fleet>.runs.<runId>` while it goes on.
+ */
+export type RemoteHandlers = Record<
+  string,
+  (body: unknown, publish: (runId: string, message: unknown) => void) => Promise<unknown>
+>;
+
+/**
  * The coordinator's side of NATS: answers the API on `spin.<fleet>.api.<op>` and each node's
  * agent protocol on `spin.<fleet>.node.<node>.<op>` through the same operations as the unix
  * socket (`broker-protocol.ts`), and publishes every broker event on `spin.<fleet>.events`.
@@ -18,7 +27,12 @@ export class NatsResponder {
   readonly #abort = new AbortController();
   readonly #unsubscribe: () => void;
 
-  private constructor(connection: NatsConnection, context: ProtocolContext, fleet: string) {
+  private constructor(
+    connection: NatsConnection,
+    context: ProtocolContext,
+    fleet: string,
+    remote: RemoteHandlers,
+  ) {
     this.#connection = connection;
     const api = subjects.api(fleet, '');
     this.#subscriptions.push(
@@ -26,9 +40,21 @@ export class NatsResponder {
         callback: (error, msg) => {
           if (error !== null) return;
           const op = msg.subject.slice(api.length);
+          const publish = (runId: string, message: unknown): void => {
+            try {
+              connection.publish(subjects.runs(fleet, runId), JSON.stringify(message));
+            } catch {
+              // Closed: the CLI hears nothing more and gives up after its timeout.
+            }
+          };
+          const handler = Object.hasOwn(remote, op) ? remote[op] : undefined;
           this.#answer(
             msg,
-            Promise.resolve().then(() => callApi(context, op, bodyOf(msg))),
+            Promise.resolve().then(() =>
+              handler === undefined
+                ? callApi(context, op, bodyOf(msg))
+                : handler(bodyOf(msg), publish),
+            ),
           );
         },
       }),
@@ -59,11 +85,15 @@ export class NatsResponder {
   }
 
   /** Connects and starts answering. */
-  static async start(context: ProtocolContext, options: NatsOptions): Promise<NatsResponder> {
+  static async start(
+    context: ProtocolContext,
+    options: NatsOptions,
+    remote: RemoteHandlers = {},
+  ): Promise<NatsResponder> {
     const connection = await connectNats(options, {
       name: `spin-coordinator@${String(process.pid)}`,
     });
-    const responder = new NatsResponder(connection, context, options.fleet);
+    const responder = new NatsResponder(connection, context, options.fleet, remote);
     await connection.flush();
     return responder;
   }

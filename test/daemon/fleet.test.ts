@@ -9,7 +9,7 @@ import type { NodeRecord } from '../../src/daemon/node-registry.js';
 import { expectDocument } from '../support/output-schema.js';
 import { binPath, killHard, requireBuild } from '../support/cli-process.js';
 import { startSpin, testDir } from '../support/spin-cli.js';
-import type { RunningSpin } from '../support/spin-cli.js';
+import type { CliRun, RunningSpin } from '../support/spin-cli.js';
 import { startNatsServer } from '../support/nats-server.js';
 import type { TestNatsServer } from '../support/nats-server.js';
 
@@ -129,6 +129,48 @@ describe('a fleet over NATS', () => {
     expect(existsSync(join(a, 'images/vb'))).toBe(false);
     expect(existsSync(join(b, 'images/vb'))).toBe(true);
     expect(existsSync(join(b, 'images/va'))).toBe(false);
+  });
+
+  it('applies from anywhere with --nats: planned and run on the coordinator, progress streamed back', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a, laptop] = ['coord', 'a', 'laptop'].map((n) => join(dir, n)) as [
+      string,
+      string,
+      string,
+    ];
+    await coordinator(coord);
+    await agent(a, 'nodea', '--resources', 'storage');
+    const file = join(dir, 'remote.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: remote',
+        'commands:',
+        '  v: { resource: storage, action: add_volume, node: nodea, params: { path: v } }',
+        '  w: { resource: storage, action: add_volume, node: nodea, needs: [v], params: { path: w } }',
+      ].join('\n') + '\n',
+    );
+    const remote = (...args: string[]): Promise<CliRun> =>
+      startSpin([...args, '--nats', nats!.url], { env: { SPIN_HOME: laptop } }).done;
+    const first = await remote('apply', file, '--output', 'plain');
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/remote\/v running/);
+    expect(first.stdout).toMatch(/remote\/w succeeded/);
+    expect(first.stdout).toContain('Apply complete: 2 succeeded.');
+    expect(existsSync(join(a, 'images/w'))).toBe(true);
+    // The coordinator's state decides: a second apply from anywhere has nothing to do.
+    const second = await remote('apply', file, '--output', 'plain');
+    expect([second.code, second.stdout.trim()]).toEqual([
+      0,
+      'Nothing to do: 2 commands up to date.',
+    ]);
+    const status = await remote('status');
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^remote {2}\(.*remote\.spin\.yaml, applied /);
+    expect(status.stdout).toMatch(/^ {2}w {2}succeeded {2}storage\.add_volume$/m);
+    expect(existsSync(laptop)).toBe(false); // the CLI keeps no state of its own
   });
 
   it("refuses node A's requests for node B's work: the coordinator, and NATS with per-node permissions", async () => {

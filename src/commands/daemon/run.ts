@@ -8,6 +8,7 @@ import { startDaemon } from '../../daemon/daemon-runner.js';
 import type { DaemonLogEntry } from '../../daemon/daemon-runner.js';
 import { AgentHost } from '../../executor/agent-host.js';
 import { recordForDeadSubmitter } from '../../reconcile/record-orphaned.js';
+import { remoteRunHandlers } from '../../reconcile/remote-runs.js';
 
 /** `spin daemon run`: the daemon in the foreground, for systemd and containers. */
 export default class DaemonRun extends SpinCommand {
@@ -75,7 +76,7 @@ export default class DaemonRun extends SpinCommand {
       },
       version: this.config.version,
       log,
-      ...(nats === undefined ? {} : { nats }),
+      ...(nats === undefined ? {} : { nats, remote: remoteRunHandlers(home) }),
       ...(flags['tcp-port'] === undefined
         ? {}
         : { tcp: { host: '127.0.0.1', port: flags['tcp-port'] } }),
