@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { NatsConnection, ConnectionOptions } from '@nats-io/transport-node';
+import type * as NatsClient from '@nats-io/transport-node';
 import { SpinError, messageOf } from '../core/errors.js';
 
 /**
@@ -64,7 +66,11 @@ export async function connectNats(
   extra: { name: string; inboxPrefix?: string },
 ): Promise<NatsConnection> {
   checkSubjectToken('fleet', options.fleet);
-  const { connect, credsAuthenticator } = await import('@nats-io/transport-node');
+  // Required from node_modules (a CommonJS package kept out of the bundle), not imported: the
+  // bundle runs where a dynamic import() cannot.
+  const { connect, credsAuthenticator } = createRequire(import.meta.url)(
+    '@nats-io/transport-node',
+  ) as typeof NatsClient;
   const connection: ConnectionOptions = {
     servers: options.url.split(','),
     name: extra.name,
