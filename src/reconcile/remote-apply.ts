@@ -5,6 +5,8 @@ import { SpinError } from '../core/errors.js';
 import { formatDuration } from '../core/duration.js';
 import { daemonTimeoutMs } from '../daemon/daemon-client.js';
 import type { NatsOptions } from '../daemon/nats-connection.js';
+import type { PlanDocument } from '../plan/plan-document.js';
+import type { PreflightReport } from '../plan/preflight.js';
 import type { ReconcileListener, ReconcileSummary } from './events.js';
 import type { RemoteApplyRequest, RunMessage } from './remote-runs.js';
 
@@ -25,18 +27,34 @@ export async function applyRemote(options: {
   emit: ReconcileListener;
   signal: AbortSignal;
 }): Promise<ReconcileSummary> {
+  const files = await readFiles(options.files);
+  return runRemote({ ...options, op: 'runs.apply', body: { ...options.request, files } });
+}
+
+/** `spin destroy --nats`: destroys packages of the coordinator's state there (see applyRemote). */
+export function destroyRemote(options: {
+  nats: NatsOptions;
+  packages: string[];
+  emit: ReconcileListener;
+  signal: AbortSignal;
+}): Promise<ReconcileSummary> {
+  return runRemote({ ...options, op: 'runs.destroy', body: { packages: options.packages } });
+}
+
+/** Starts a run on the coordinator and follows it to its end. */
+async function runRemote(options: {
+  nats: NatsOptions;
+  op: string;
+  body: Record<string, unknown>;
+  emit: ReconcileListener;
+  signal: AbortSignal;
+}): Promise<ReconcileSummary> {
   const { NatsBroker } = await import('../daemon/nats-client.js');
   const client = await NatsBroker.connect(options.nats);
   const runId = randomBytes(12).toString('base64url');
   const timeoutMs = daemonTimeoutMs();
   let stop = (): void => undefined;
   try {
-    const files = await Promise.all(
-      options.files.map(async (path) => ({
-        name: basename(path),
-        text: await readFile(path, 'utf8'),
-      })),
-    );
     return await new Promise<ReconcileSummary>((resolve, reject) => {
       let silence: NodeJS.Timeout | undefined;
       const heard = (): void => {
@@ -74,7 +92,7 @@ export async function applyRemote(options: {
           stop = unsubscribe;
           heard();
           options.signal.addEventListener('abort', cancel, { once: true });
-          await client.call('runs.apply', { ...options.request, runId, files });
+          await client.call(options.op, { ...options.body, runId });
         })
         .catch((error: unknown) => {
           finish();
@@ -85,4 +103,29 @@ export async function applyRemote(options: {
     stop();
     await client.close();
   }
+}
+
+/**
+ * `spin plan --nats`: the plan of the files against the coordinator's state and machine, with
+ * its preflight, computed there. The caller prints it and refuses the problems, as for a local
+ * plan.
+ */
+export async function planRemote(
+  nats: NatsOptions,
+  files: readonly string[],
+  selection: { targets: string[]; excludes: string[]; prune: boolean },
+): Promise<{ doc: PlanDocument; checked: PreflightReport }> {
+  const { NatsBroker } = await import('../daemon/nats-client.js');
+  const client = await NatsBroker.connect(nats);
+  try {
+    return await client.call('runs.plan', { ...selection, files: await readFiles(files) });
+  } finally {
+    await client.close();
+  }
+}
+
+function readFiles(paths: readonly string[]): Promise<{ name: string; text: string }[]> {
+  return Promise.all(
+    paths.map(async (path) => ({ name: basename(path), text: await readFile(path, 'utf8') })),
+  );
 }

@@ -1,4 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
@@ -6,7 +7,11 @@ import { wireErrorOf } from '../daemon/agent-session.js';
 import type { RemoteHandlers } from '../daemon/nats-responder.js';
 import { loadPackages } from '../load/load-packages.js';
 import { apply } from './apply.js';
+import { destroy } from './destroy.js';
 import type { ReconcileEvent, ReconcileSummary } from './events.js';
+import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { PackageSpec } from '../core/package.js';
+import { planPackages } from './plan-packages.js';
 import { stateStatus } from './status.js';
 
 /** An apply asked for over NATS: the files as the CLI read them, and its options. */
@@ -39,68 +44,103 @@ const runIdPattern = /^[a-zA-Z0-9_-]{8,64}$/;
  * progress events go back on `spin.<fleet>.runs.<runId>`. The files are kept under
  * `$SPIN_HOME/remote/<runId>/`, which the state names as each package's file.
  */
-export function remoteRunHandlers(home: string): RemoteHandlers {
+export function remoteRunHandlers(
+  home: string,
+  options: { admission: AdmissionPolicy },
+): RemoteHandlers {
   const statePath = join(home, 'state.json');
   const running = new Map<string, AbortController>();
+  /** Starts a run in the background, its progress published on its subject; answers at once. */
+  const start = (
+    runId: string,
+    publish: (runId: string, message: unknown) => void,
+    work: (signal: AbortSignal, emit: (event: ReconcileEvent) => void) => Promise<ReconcileSummary>,
+  ): Promise<unknown> => {
+    if (running.has(runId))
+      throw new SpinError('state_conflict', `run ${runId} is running already`);
+    const controller = new AbortController();
+    running.set(runId, controller);
+    const send = (message: RunMessage): void => {
+      publish(runId, message);
+    };
+    const tick = setInterval(() => {
+      send({ type: 'tick' });
+    }, runTickMs);
+    work(controller.signal, (event) => {
+      send({ type: 'event', event });
+    })
+      .then(
+        (summary) => {
+          send({ type: 'end', summary });
+        },
+        (error: unknown) => {
+          send({ type: 'end', error: wireErrorOf(error) });
+        },
+      )
+      .finally(() => {
+        clearInterval(tick);
+        running.delete(runId);
+      });
+    return Promise.resolve({ started: true });
+  };
   return {
     'runs.apply': (body, publish) => {
       const request = parseApply(body);
-      if (running.has(request.runId)) {
-        throw new SpinError('state_conflict', `run ${request.runId} is running already`);
+      const paths = keepFiles(home, request.runId, request.files);
+      return start(request.runId, publish, async (signal, emit) =>
+        apply({
+          home,
+          statePath,
+          packages: await loadValid(paths),
+          admission: options.admission,
+          targets: request.targets ?? [],
+          excludes: request.excludes ?? [],
+          prune: request.prune ?? false,
+          allowShell: request.allowShell ?? false,
+          allowReplace: request.allowReplace ?? false,
+          ...(request.nodeWaitMs === undefined ? {} : { nodeWaitMs: request.nodeWaitMs }),
+          signal,
+          emit,
+        }),
+      );
+    },
+    'runs.destroy': (body, publish) => {
+      const request = body as { runId?: unknown; packages?: unknown } | undefined;
+      const runId = runIdOf(request?.runId);
+      const names = request?.packages;
+      if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
+        throw new SpinError('invalid_input', 'body.packages must be an array of package names');
       }
-      const dir = join(home, 'remote', request.runId);
-      const paths = request.files.map((file, i) => {
-        const path = join(dir, String(i), file.name);
-        mkdirSync(join(dir, String(i)), { recursive: true, mode: 0o700 });
-        writeFileSync(path, file.text, { mode: 0o600 });
-        return path;
-      });
-      const controller = new AbortController();
-      running.set(request.runId, controller);
-      const send = (message: RunMessage): void => {
-        publish(request.runId, message);
-      };
-      const tick = setInterval(() => {
-        send({ type: 'tick' });
-      }, runTickMs);
-      void (async () => {
-        try {
-          const loaded = await loadPackages(paths);
-          if (loaded.diagnostics.length > 0) {
-            throw new SpinError('invalid_package', 'the files are not valid on the coordinator', {
-              details: { diagnostics: loaded.diagnostics },
-            });
-          }
-          const summary = await apply({
-            home,
-            statePath,
-            packages: loaded.packages,
-            targets: request.targets ?? [],
-            excludes: request.excludes ?? [],
-            prune: request.prune ?? false,
-            allowShell: request.allowShell ?? false,
-            allowReplace: request.allowReplace ?? false,
-            ...(request.nodeWaitMs === undefined ? {} : { nodeWaitMs: request.nodeWaitMs }),
-            signal: controller.signal,
-            emit: (event) => {
-              send({ type: 'event', event });
-            },
-          });
-          send({ type: 'end', summary });
-        } catch (error) {
-          send({ type: 'end', error: wireErrorOf(error) });
-        } finally {
-          clearInterval(tick);
-          running.delete(request.runId);
-        }
-      })();
-      return Promise.resolve({ started: true });
+      return start(runId, publish, (signal, emit) =>
+        destroy({ home, statePath, packages: names, signal, emit }),
+      );
     },
     'runs.cancel': (body) => {
       const runId = (body as { runId?: unknown } | undefined)?.runId;
       const controller = typeof runId === 'string' ? running.get(runId) : undefined;
       controller?.abort('SIGINT');
       return Promise.resolve({ cancelled: controller !== undefined });
+    },
+    'runs.plan': async (body) => {
+      const request = parseApply({
+        ...(body as object),
+        runId: randomBytes(12).toString('base64url'),
+      });
+      const paths = keepFiles(home, request.runId, request.files);
+      try {
+        return await planPackages({
+          home,
+          statePath,
+          packages: await loadValid(paths),
+          targets: request.targets ?? [],
+          excludes: request.excludes ?? [],
+          prune: request.prune ?? false,
+          admission: options.admission,
+        });
+      } finally {
+        // A plan is not kept: only an apply's files are named by the state.
+        rmSync(join(home, 'remote', request.runId), { recursive: true, force: true });
+      }
     },
     'runs.status': (body) => {
       const name = (body as { name?: unknown } | undefined)?.name;
@@ -109,11 +149,38 @@ export function remoteRunHandlers(home: string): RemoteHandlers {
   };
 }
 
-function parseApply(body: unknown): RemoteApplyRequest {
-  const request = body as Partial<RemoteApplyRequest> | undefined;
-  if (typeof request?.runId !== 'string' || !runIdPattern.test(request.runId)) {
+/** Writes a run's files under `$SPIN_HOME/remote/<runId>/<i>/<name>`; returns their paths. */
+function keepFiles(home: string, runId: string, files: RemoteApplyRequest['files']): string[] {
+  const dir = join(home, 'remote', runId);
+  return files.map((file, i) => {
+    mkdirSync(join(dir, String(i)), { recursive: true, mode: 0o700 });
+    const path = join(dir, String(i), file.name);
+    writeFileSync(path, file.text, { mode: 0o600 });
+    return path;
+  });
+}
+
+/** The packages of the files, which the CLI validated already; any problem is refused. */
+async function loadValid(paths: string[]): Promise<PackageSpec[]> {
+  const loaded = await loadPackages(paths);
+  if (loaded.diagnostics.length > 0) {
+    throw new SpinError('invalid_package', 'the files are not valid on the coordinator', {
+      details: { diagnostics: loaded.diagnostics },
+    });
+  }
+  return loaded.packages;
+}
+
+function runIdOf(value: unknown): string {
+  if (typeof value !== 'string' || !runIdPattern.test(value)) {
     throw new SpinError('invalid_input', 'body.runId must be 8 to 64 letters, digits, - or _');
   }
+  return value;
+}
+
+function parseApply(body: unknown): RemoteApplyRequest {
+  const request = (body ?? {}) as Partial<RemoteApplyRequest>;
+  runIdOf(request.runId);
   const files = request.files;
   if (
     !Array.isArray(files) ||

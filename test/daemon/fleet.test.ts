@@ -131,7 +131,7 @@ describe('a fleet over NATS', () => {
     expect(existsSync(join(b, 'images/va'))).toBe(false);
   });
 
-  it('applies from anywhere with --nats: planned and run on the coordinator, progress streamed back', async () => {
+  it('plans, applies and destroys from anywhere with --nats: on the coordinator, progress streamed back', async () => {
     nats = await startNatsServer();
     const dir = await testDir('spin-fleet-');
     const [coord, a, laptop] = ['coord', 'a', 'laptop'].map((n) => join(dir, n)) as [
@@ -153,6 +153,10 @@ describe('a fleet over NATS', () => {
     );
     const remote = (...args: string[]): Promise<CliRun> =>
       startSpin([...args, '--nats', nats!.url], { env: { SPIN_HOME: laptop } }).done;
+    const planned = await remote('plan', file);
+    expect(planned.code).toBe(0);
+    expect(planned.stdout).toMatch(/^ {4}\+ v {2}create +new command$/m);
+    expect(planned.stdout).toContain('Plan: 2 to create.');
     const first = await remote('apply', file, '--output', 'plain');
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
@@ -170,6 +174,12 @@ describe('a fleet over NATS', () => {
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/^remote {2}\(.*remote\.spin\.yaml, applied /);
     expect(status.stdout).toMatch(/^ {2}w {2}succeeded {2}storage\.add_volume$/m);
+    expect((await remote('plan', file)).stdout).toContain('No changes: 2 commands up to date.');
+    const destroyed = await remote('destroy', 'remote', '--output', 'plain');
+    expect(destroyed.code).toBe(0);
+    expect(destroyed.stdout).toContain('Destroy complete: 2 undone.');
+    expect(existsSync(join(a, 'images/v'))).toBe(false);
+    expect((await remote('status')).stdout.trim()).toBe('No packages applied yet.');
     expect(existsSync(laptop)).toBe(false); // the CLI keeps no state of its own
   });
 

@@ -76,7 +76,9 @@ export default class DaemonRun extends SpinCommand {
       },
       version: this.config.version,
       log,
-      ...(nats === undefined ? {} : { nats, remote: remoteRunHandlers(home) }),
+      ...(nats === undefined
+        ? {}
+        : { nats, remote: remoteRunHandlers(home, { admission: admissionPolicy(flags) }) }),
       ...(flags['tcp-port'] === undefined
         ? {}
         : { tcp: { host: '127.0.0.1', port: flags['tcp-port'] } }),
