@@ -84,10 +84,11 @@ export class NodeRegistry {
     }
   }
 
-  /** Records a heartbeat of `name`; returns the node as it now stands. */
+  /** Records a heartbeat of `name`; returns the node as it now stands. O(1): no list is sorted. */
   heartbeat(name: string, beat: Heartbeat): NodeRecord {
     const now = this.#now();
-    const known = this.refresh().find((n) => n.name === name);
+    const known = this.#nodes.get(name);
+    const wasOnline = known !== undefined && !this.#expire(known, now) && known.state === 'online';
     const record: NodeRecord = {
       ...beat,
       name,
@@ -96,7 +97,7 @@ export class NodeRegistry {
       lastHeartbeatAt: now,
     };
     this.#nodes.set(name, record);
-    if (known?.state !== 'online') this.#save();
+    if (!wasOnline) this.#save();
     return record;
   }
 
@@ -104,21 +105,25 @@ export class NodeRegistry {
   refresh(): NodeRecord[] {
     const now = this.#now();
     let changed = false;
-    for (const node of this.#nodes.values()) {
-      const due = node.lastHeartbeatAt + missedHeartbeats * node.intervalMs;
-      if (node.state === 'online' && now > due) {
-        node.state = 'offline';
-        node.offlineSince = due;
-        changed = true;
-      }
-    }
+    for (const node of this.#nodes.values()) changed = this.#expire(node, now) || changed;
     if (changed) this.#save();
     return [...this.#nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** One node, if it ever sent a heartbeat. */
+  /** One node, if it ever sent a heartbeat, its state brought up to date. */
   get(name: string): NodeRecord | undefined {
-    return this.refresh().find((n) => n.name === name);
+    const node = this.#nodes.get(name);
+    if (node !== undefined && this.#expire(node, this.#now())) this.#save();
+    return node;
+  }
+
+  /** Marks a node offline once its third heartbeat is overdue; true when it changed. */
+  #expire(node: NodeRecord, now: number): boolean {
+    const due = node.lastHeartbeatAt + missedHeartbeats * node.intervalMs;
+    if (node.state !== 'online' || now <= due) return false;
+    node.state = 'offline';
+    node.offlineSince = due;
+    return true;
   }
 
   /**
