@@ -224,6 +224,8 @@ class NatsConsumer implements QueueConsumer {
   #delivering: Promise<void> = Promise.resolve();
   /** Whether a lease is held (leased, not yet acked or released). */
   holding = false;
+  /** The lease that came with the answer to the last ack, for the next `lease`. */
+  #next: Lease | undefined;
 
   constructor(init: { request: NodeRequest; options: ConsumerOptions; outboxFile: string }) {
     this.#request = init.request;
@@ -241,6 +243,12 @@ class NatsConsumer implements QueueConsumer {
   async lease(options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<Lease | undefined> {
     await this.#delivering;
     if (this.#closed.signal.aborted) return undefined;
+    const next = this.#next;
+    this.#next = undefined;
+    if (next !== undefined) {
+      this.holding = true;
+      return next;
+    }
     const waitMs = Math.min(options.waitMs ?? 0, 5_000);
     try {
       const reply = await this.#request('lease', this.#body({ waitMs }), waitMs);
@@ -281,17 +289,22 @@ class NatsConsumer implements QueueConsumer {
     await this.#request('release', { ref: refOf(ref) }, 0);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.#closed.abort();
-    return Promise.resolve();
+    const next = this.#next;
+    this.#next = undefined;
+    if (next !== undefined) await this.release(next).catch(() => undefined);
   }
 
   /** Sends a result until the coordinator answers it (accepted or refused); then forgets it. */
   async #deliver(outbox: Outbox): Promise<AckReply> {
     for (let delay = 250; ; delay = Math.min(delay * 2, 2_000)) {
       try {
-        const reply = await this.#request('ack', this.#body({ ...outbox, next: false }), 0);
+        // The next lease comes with the answer: one round trip a command, and still nothing
+        // leased before the result was delivered.
+        const reply = await this.#request('ack', this.#body({ ...outbox, next: true }), 0);
         rmSync(this.#outboxFile, { force: true });
+        this.#next = (reply['next'] as Lease | undefined) ?? undefined;
         return { outcome: reply['outcome'] as AckReply['outcome'] };
       } catch (error) {
         if (!(error instanceof SpinError && error.code === 'unreachable')) {
