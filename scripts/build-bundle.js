@@ -139,7 +139,9 @@ const result = await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['typescript', 'better-sqlite3/package.json'],
+  // The NATS client is loaded from node_modules on NATS paths only, so that no other command
+  // parses it (~350 KiB).
+  external: ['typescript', 'better-sqlite3/package.json', '@nats-io/*'],
   banner: {
     js: "const __spinDistUrl = (path) => require('node:url').pathToFileURL(require('node:path').join(__dirname, path)).href;",
   },

@@ -57,13 +57,15 @@ export interface Observation {
 }
 
 /**
- * Asks the agent that owns a command what is there now; undefined where its action cannot tell.
+ * Asks the agent that owns a command what is there now; undefined where its action cannot tell
+ * (a command of another node, whose machine this one cannot look at).
  * The plan calls it for commands the state says succeeded.
  */
 export type Observer = (command: {
   resource: string;
   action: string;
   params: Record<string, unknown>;
+  node?: string;
 }) => Promise<Observation | undefined>;
 
 /** The result of a successful action: a short line for people and, when cheap, what it left. */

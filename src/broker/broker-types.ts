@@ -45,6 +45,11 @@ export interface AttemptRef {
   packageId: string;
   commandId: string;
   attemptId: string;
+  /**
+   * The node the request came from, when the transport knows it (NATS: the node of the subject it
+   * arrived on). The store refuses it (`wrong_node`) for a command pinned to another node.
+   */
+  node?: string;
 }
 
 /** A command handed to one consumer until `leaseExpiresAt`, unless renewed. */
@@ -81,6 +86,12 @@ export interface LeaseOptions extends QueueKey {
   leaseMs?: number;
   /** Who holds it, for status and the audit log. */
   holder?: string;
+  /**
+   * When the queue's running command is held by this same `holder` (unique per process), hand
+   * that lease back rather than nothing: a holder asks for a lease only when it holds none of
+   * the queue, so its earlier answer was lost (a request over NATS whose reply did not arrive).
+   */
+  reclaim?: boolean;
 }
 
 /** One command's state as status reports it. */

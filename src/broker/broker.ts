@@ -60,6 +60,8 @@ export interface ConsumerOptions extends QueueKey {
   leaseMs?: number;
   /** A name for status and the audit log, e.g. `storage-agent@host`. */
   holder?: string;
+  /** See `LeaseOptions.reclaim`: for transports that may lose a lease's answer (NATS). */
+  reclaim?: boolean;
 }
 
 /**

@@ -13,6 +13,8 @@ import type {
 } from './broker-types.js';
 import type { AckReply, PackageSummary, QueueStore } from './queue-store.js';
 import { QueueWaiter } from './queue-waiter.js';
+import { NodeWatch, localOnly } from './node-watch.js';
+import type { NodeAvailability } from './node-watch.js';
 
 /** Options of a broker running on a store in this process. */
 export interface LocalBrokerOptions {
@@ -25,6 +27,8 @@ export interface LocalBrokerOptions {
   onClose?: () => Promise<void>;
   /** What the store recovered when this broker opened it as its owner. */
   recovery?: RecoveryReport;
+  /** Which nodes have agents; the sweep says why commands of the others wait (`NodeWatch`). */
+  nodes?: (node: string) => NodeAvailability;
 }
 
 /**
@@ -39,6 +43,7 @@ export class LocalBroker implements Broker {
   readonly recovery: RecoveryReport | undefined;
   readonly #waiter: QueueWaiter;
   readonly #timer: NodeJS.Timeout | undefined;
+  #nodeWatch: NodeWatch;
   readonly #onClose: (() => Promise<void>) | undefined;
   readonly #unsubscribe: () => void;
   #closed = false;
@@ -52,12 +57,19 @@ export class LocalBroker implements Broker {
       this.#waiter.notify(event);
     });
     const every = options.sweepIntervalMs ?? 1_000;
+    this.#nodeWatch = new NodeWatch(this.store, options.nodes ?? localOnly);
     this.#timer =
       every > 0
         ? setInterval(() => {
             this.store.sweep().catch(() => undefined);
+            this.#nodeWatch.check().catch(() => undefined);
           }, every).unref()
         : undefined;
+  }
+
+  /** Who serves which node from now on (the daemon's fleet, as heartbeats report it). */
+  watchNodes(availability: (node: string) => NodeAvailability): void {
+    this.#nodeWatch = new NodeWatch(this.store, availability);
   }
 
   async createPackage(options?: NewPackageOptions): Promise<string> {

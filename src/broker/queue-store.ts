@@ -12,6 +12,7 @@ import type {
   PackageStatus,
   RecoveryReport,
 } from './broker-types.js';
+import type { WireError } from '../core/errors.js';
 
 /**
  * The contract of the broker's queue store (today's one is SQLite: sqlite-queue-store.ts). A store
@@ -64,6 +65,19 @@ export interface QueueStore {
    * is ready again at once, in its place, and no retry is spent.
    */
   release(ref: AttemptRef): Promise<void>;
+  /** `ready` commands of every node but `node` (at most 10,000, in queue order). */
+  readyElsewhere(node: string): Promise<ReadyCommand[]>;
+  /**
+   * Says why a `ready` command is not delivered (its node has no agent): its reason changes, with
+   * an event, when it differs. Nothing for a command in any other state.
+   */
+  holdReason(packageId: string, commandId: string, reason: string): Promise<void>;
+  /**
+   * Fails a command that is still `ready` (never delivered since it became ready) with `error`,
+   * without a retry: what needs it is skipped. Returns false, changing nothing, for a command in
+   * any other state (it was leased meanwhile).
+   */
+  abandon(packageId: string, commandId: string, error: WireError): Promise<boolean>;
   /** Applies time: expired leases, timed-out attempts and expired packages. */
   sweep(): Promise<SweepReport>;
   /**
@@ -111,6 +125,14 @@ export interface SweepReport {
   expired: number;
   /** Finished packages removed once their retention (7 days by default) ran out. */
   removed: number;
+}
+
+/** A command ready to be delivered, and why it is not yet (when the broker said). */
+export interface ReadyCommand {
+  packageId: string;
+  commandId: string;
+  node: string;
+  reason?: string;
 }
 
 /** A package without its commands. */

@@ -34,7 +34,13 @@ import type {
   RefusalEvent,
 } from './broker-types.js';
 import { terminalCommandStates, terminalPackageStates } from './broker-types.js';
-import type { AckReply, PackageSummary, QueueStore, SweepReport } from './queue-store.js';
+import type {
+  AckReply,
+  PackageSummary,
+  QueueStore,
+  ReadyCommand,
+  SweepReport,
+} from './queue-store.js';
 import { commandStatusOf, specOf } from './sqlite-rows.js';
 import { migrate, prepareStatements } from './sqlite-schema.js';
 import type { CommandRow, PackageRow, Statements } from './sqlite-schema.js';
@@ -294,6 +300,37 @@ export class SqliteQueueStore implements QueueStore {
         state: 'ready',
         reason: 'released by its consumer; delivered again',
       });
+    });
+  }
+
+  readyElsewhere(node: string): Promise<ReadyCommand[]> {
+    return Promise.resolve(
+      this.#sql.readyElsewhere.all(node).map((row) => {
+        const ready: ReadyCommand = {
+          packageId: row.package_id,
+          commandId: row.id,
+          node: row.node,
+        };
+        if (row.reason !== null) ready.reason = row.reason;
+        return ready;
+      }),
+    );
+  }
+
+  holdReason(packageId: string, commandId: string, reason: string): Promise<void> {
+    return this.#fast(() => {
+      const row = this.#t.command(packageId, commandId);
+      if (row.state !== 'ready' || row.reason === reason) return;
+      this.#t.setCommand(row, { state: 'ready', reason });
+    });
+  }
+
+  abandon(packageId: string, commandId: string, error: WireError): Promise<boolean> {
+    return this.#write(() => {
+      const row = this.#t.command(packageId, commandId);
+      if (row.state !== 'ready') return false;
+      this.#t.fail(row, error, false);
+      return true;
     });
   }
 

@@ -334,6 +334,9 @@ export function prepareStatements(db: Database.Database) {
     runningInQueue: db.prepare<[string, string], CommandRow>(
       `SELECT * FROM commands WHERE node = ? AND resource = ? AND state = 'running' LIMIT 1`,
     ),
+    readyElsewhere: db.prepare<[string], CommandRow>(
+      `SELECT * FROM commands WHERE state = 'ready' AND node != ? ORDER BY seq LIMIT 10000`,
+    ),
     running: db.prepare<[], CommandRow>(
       `SELECT * FROM commands WHERE state = 'running' ORDER BY seq`,
     ),

@@ -45,7 +45,19 @@ export class SqliteTransitions {
   lease(options: LeaseOptions): Lease | undefined {
     const running = this.sql.runningInQueue.get(options.node, options.resource);
     if (running !== undefined) {
-      if ((running.lease_expires_at ?? 0) > this.now) return undefined;
+      if ((running.lease_expires_at ?? 0) > this.now) {
+        if (options.reclaim !== true || options.holder === undefined) return undefined;
+        if (running.holder !== options.holder) return undefined;
+        // The same holder asks again: the answer that carried this lease was lost on the way.
+        this.update(running, {
+          lease_expires_at: Math.min(
+            this.now + (options.leaseMs ?? this.timings.leaseMs),
+            running.deadline_at ?? Infinity,
+          ),
+          updated_at: this.now,
+        });
+        return leaseOf(running, this.package(running.package_id).name);
+      }
       this.expireLease(running);
       if (this.sql.runningInQueue.get(options.node, options.resource)) return undefined;
     }
@@ -143,6 +155,13 @@ export class SqliteTransitions {
   /** The row of a live attempt, or the refusal that fences off a stale one. */
   currentAttempt(ref: AttemptRef): CommandRow {
     const row = this.command(ref.packageId, ref.commandId);
+    if (ref.node !== undefined && ref.node !== row.node) {
+      throw new SpinError(
+        'wrong_node',
+        `command ${ref.commandId} belongs to node ${row.node}, not to node ${ref.node}`,
+        { details: { packageId: ref.packageId, commandId: ref.commandId, node: ref.node } },
+      );
+    }
     if (row.state === 'cancelled') {
       throw new SpinError('cancelled', `command ${ref.commandId} was cancelled`, {
         details: { ...ref },

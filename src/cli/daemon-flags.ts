@@ -1,5 +1,6 @@
 import * as Flags from '@oclif/core/flags';
 import { admissionFlags } from './admission-flags.js';
+import { natsFlags } from './nats-flags.js';
 
 /** The flags of `spin daemon run`, which `spin daemon start` passes on to it. */
 export const daemonFlags = {
@@ -25,4 +26,5 @@ export const daemonFlags = {
     dependsOn: ['ui'],
   }),
   ...admissionFlags,
+  ...natsFlags,
 };

@@ -61,9 +61,11 @@ function plainRenderer(sink: Sink, verb: string): Renderer {
           started.has(key) && event.phase !== 'running' && event.phase !== 'waiting'
             ? ` in ${formatDuration(event.at - (started.get(key) ?? event.at))}`
             : '';
-        sink.out(
-          `${stamp} ${key} ${describePhase(event.phase, event.attempt)}${took}${detail(event)}`,
-        );
+        const phase =
+          event.phase === 'waiting' && event.reason?.startsWith('waiting for node') === true
+            ? event.reason
+            : describePhase(event.phase, event.attempt);
+        sink.out(`${stamp} ${key} ${phase}${took}${detail(event)}`);
         const output = event.phase === 'failed' ? failureOutput(event) : undefined;
         if (output !== undefined) sink.out(indent(output));
         return;

@@ -80,7 +80,9 @@ export function ttyRenderer(sink: Sink, verb: string): Renderer {
           view.startedAt === undefined ? '' : ` ${formatDuration(view.at - view.startedAt)}`;
         switch (view.phase) {
           case 'waiting':
-            task.title = `${id} waiting`;
+            task.title = view.reason?.startsWith('waiting for node')
+              ? `${id} ${view.reason}`
+              : `${id} waiting`;
             return;
           case 'running':
             task.title = `${id} running`;

@@ -15,6 +15,7 @@ import {
   stateFlags,
 } from '../cli/reconcile-flags.js';
 import { createRenderer } from '../cli/reconcile-renderer.js';
+import { durationFlagMs, natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { apply, applySaved } from '../reconcile/apply.js';
 import { isSavedPlan, readPlan } from '../plan/plan-document.js';
@@ -29,6 +30,7 @@ export default class Apply extends SpinCommand {
     '<%= config.bin %> apply plan.json',
     '<%= config.bin %> apply vm.spin.yaml --target start --output json',
     '<%= config.bin %> apply vm.spin.yaml --lock-timeout 5m',
+    '<%= config.bin %> apply fleet.spin.yaml --nats nats://control:4222 --nats-user operator   # run on the coordinator',
   ];
   static override strict = false;
   static override args = {
@@ -46,10 +48,15 @@ export default class Apply extends SpinCommand {
     'allow-shell': Flags.boolean({
       description: 'let shell commands run (embedded broker only; the daemon decides for itself)',
     }),
+    'node-wait': Flags.string({
+      description:
+        'how long a command may wait for its node to have an agent (e.g. 2m); past it, it fails with node_unavailable and what needs it is skipped',
+    }),
     ...admissionFlags,
     ...stateFlags,
     ...outputFlags,
     ...packageFlags,
+    ...natsFlags,
   };
 
   async run(): Promise<void> {
@@ -57,7 +64,12 @@ export default class Apply extends SpinCommand {
     const paths = argv.map(String);
     const saved = paths.length === 1 && (await isSavedPlan(paths[0] ?? ''));
     if (saved) refusePlanningFlags(flags);
-    const packages = saved ? [] : (await loadOrThrow(paths, flags['max-bytes'])).packages;
+    const nats = natsOptionsOf(flags);
+    if (saved && nats !== undefined) {
+      throw new SpinError('usage', 'a saved plan is applied where it was made, not with --nats');
+    }
+    const loaded = saved ? undefined : await loadOrThrow(paths, flags['max-bytes']);
+    const packages = loaded?.packages ?? [];
     const plan = saved ? await readPlan(paths[0] ?? '') : undefined;
     const renderer = await createRenderer(outputMode(flags.output), {
       out: (l) => {
@@ -75,19 +87,39 @@ export default class Apply extends SpinCommand {
         allowReplace: flags['allow-replace'],
         admission: admissionPolicy(flags),
         lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
+        ...(flags['node-wait'] === undefined
+          ? {}
+          : { nodeWaitMs: durationFlagMs('node-wait', flags['node-wait']) }),
         signal: interrupt.signal,
         emit: renderer.listener,
       };
       const summary =
-        plan === undefined
-          ? await apply({
-              ...common,
-              packages,
-              targets: flags.target ?? [],
-              excludes: flags.exclude ?? [],
-              prune: flags.prune,
+        nats !== undefined
+          ? await (
+              await import('../reconcile/remote-apply.js')
+            ).applyRemote({
+              nats,
+              files: loaded?.files ?? [],
+              request: {
+                targets: flags.target ?? [],
+                excludes: flags.exclude ?? [],
+                prune: flags.prune,
+                allowShell: flags['allow-shell'],
+                allowReplace: flags['allow-replace'],
+                ...(common.nodeWaitMs === undefined ? {} : { nodeWaitMs: common.nodeWaitMs }),
+              },
+              emit: renderer.listener,
+              signal: interrupt.signal,
             })
-          : await applySaved({ ...common, plan, planPath: paths[0] ?? '' });
+          : plan === undefined
+            ? await apply({
+                ...common,
+                packages,
+                targets: flags.target ?? [],
+                excludes: flags.exclude ?? [],
+                prune: flags.prune,
+              })
+            : await applySaved({ ...common, plan, planPath: paths[0] ?? '' });
       await renderer.finish();
       if (summary.failed > 0 || summary.interrupted) await this.exitWith(ExitCode.commandFailed);
     } finally {

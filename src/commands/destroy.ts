@@ -12,6 +12,7 @@ import {
   stateFlags,
 } from '../cli/reconcile-flags.js';
 import { createRenderer } from '../cli/reconcile-renderer.js';
+import { natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { destroy } from '../reconcile/destroy.js';
 
@@ -22,6 +23,7 @@ export default class Destroy extends SpinCommand {
   static override examples = [
     '<%= config.bin %> destroy examples/vm.spin.yaml',
     '<%= config.bin %> destroy vm-demo',
+    '<%= config.bin %> destroy vm-demo --nats nats://control:4222   # on the coordinator',
   ];
   static override strict = false;
   static override args = {
@@ -30,7 +32,7 @@ export default class Destroy extends SpinCommand {
       required: true,
     }),
   };
-  static override flags = { ...stateFlags, ...outputFlags, ...packageFlags };
+  static override flags = { ...stateFlags, ...outputFlags, ...packageFlags, ...natsFlags };
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Destroy);
@@ -53,13 +55,24 @@ export default class Destroy extends SpinCommand {
     );
     const interrupt = interruptSignal();
     try {
-      const summary = await destroy({
-        ...resolveHome(flags),
-        packages: names,
-        lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
-        signal: interrupt.signal,
-        emit: renderer.listener,
-      });
+      const nats = natsOptionsOf(flags);
+      const summary =
+        nats === undefined
+          ? await destroy({
+              ...resolveHome(flags),
+              packages: names,
+              lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
+              signal: interrupt.signal,
+              emit: renderer.listener,
+            })
+          : await (
+              await import('../reconcile/remote-apply.js')
+            ).destroyRemote({
+              nats,
+              packages: names,
+              signal: interrupt.signal,
+              emit: renderer.listener,
+            });
       await renderer.finish();
       if (summary.failed > 0 || summary.interrupted) await this.exitWith(ExitCode.commandFailed);
     } finally {

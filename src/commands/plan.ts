@@ -14,10 +14,10 @@ import {
 } from '../cli/reconcile-flags.js';
 import { printPlan } from '../cli/render-plan.js';
 import { SpinCommand } from '../cli/spin-command.js';
-import { preflight, refuseProblems } from '../plan/preflight.js';
-import { plan } from '../reconcile/apply.js';
-import { planDocument, savePlan } from '../plan/plan-document.js';
-import { selectCommands } from '../plan/selection.js';
+import { natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
+import { refuseProblems } from '../plan/preflight.js';
+import { savePlan } from '../plan/plan-document.js';
+import { planPackages } from '../reconcile/plan-packages.js';
 
 export default class Plan extends SpinCommand {
   static override summary = 'Show what apply would do, without doing it.';
@@ -45,35 +45,37 @@ export default class Plan extends SpinCommand {
     ...documentOutputFlags(['text', 'json', 'markdown']),
     ...stateFlags,
     ...packageFlags,
+    ...natsFlags,
   };
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Plan);
     const output = documentOutput(flags) as 'text' | 'json' | 'markdown';
     try {
-      const { packages } = await loadOrThrow(argv.map(String), flags['max-bytes']);
-      const { home, statePath } = resolveHome(flags);
-      const result = await plan({ home, statePath, packages });
-      const options = {
+      const loaded = await loadOrThrow(argv.map(String), flags['max-bytes']);
+      const selection = {
         targets: flags.target ?? [],
         excludes: flags.exclude ?? [],
         prune: flags.prune,
       };
-      // A name that matches no command is refused now, not when the plan is applied.
-      const runs = selectCommands(result.plans, options.targets, options.excludes);
-      const checked = await preflight({
-        home,
-        plans: result.plans,
-        runs,
-        admission: admissionPolicy(flags),
-      });
-      const doc = planDocument(result.plans, packages, {
-        statePath,
-        state: result.state,
-        changing: result.changing,
-        options,
-        warnings: checked.warnings,
-      });
+      const nats = natsOptionsOf(flags);
+      if (nats !== undefined && flags.out !== undefined) {
+        throw new SpinError(
+          'usage',
+          'a plan is saved where it is applied: --out goes without --nats',
+        );
+      }
+      const { doc, checked } =
+        nats === undefined
+          ? await planPackages({
+              ...resolveHome(flags),
+              packages: loaded.packages,
+              ...selection,
+              admission: admissionPolicy(flags),
+            })
+          : await (
+              await import('../reconcile/remote-apply.js')
+            ).planRemote(nats, loaded.files, selection);
       // What this machine lacks is refused before a plan is printed as JSON or saved.
       if (output === 'json' || flags.out !== undefined) await refuseProblems(checked);
       if (flags.out !== undefined) await savePlan(flags.out, doc);

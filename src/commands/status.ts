@@ -2,7 +2,8 @@ import * as Args from '@oclif/core/args';
 import { resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { documentOutput, documentOutputFlags } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
-import { liveBrokerView } from '../cli/live-broker-view.js';
+import { liveBrokerView, nodeWaits } from '../cli/live-broker-view.js';
+import { natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
 import { supervisionText } from '../cli/render-supervision.js';
 import { stateStatus } from '../reconcile/status.js';
 
@@ -14,21 +15,25 @@ export default class Status extends SpinCommand {
     '<%= config.bin %> status',
     '<%= config.bin %> status vm-demo',
     '<%= config.bin %> status --json',
+    "<%= config.bin %> status --nats nats://control:4222   # the coordinator's state",
   ];
   static override args = { package: Args.string({ description: 'only this package' }) };
   static override flags = {
     ...documentOutputFlags(['text', 'json']),
     state: stateFlags.state,
+    ...natsFlags,
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Status);
     const where = resolveHome(flags);
-    const status = await stateStatus({
-      ...where,
-      ...(args.package === undefined ? {} : { name: args.package }),
-    });
-    const live = await liveBrokerView(where.home);
+    const nats = natsOptionsOf(flags);
+    const name = args.package === undefined ? {} : { name: args.package };
+    const status =
+      nats === undefined
+        ? await stateStatus({ ...where, ...name })
+        : await (await import('../reconcile/remote-status.js')).remoteStatus(nats, name);
+    const live = nats === undefined ? await liveBrokerView(where.home) : undefined;
     if (documentOutput(flags) === 'json') {
       this.printDocument('status', { ...status, daemon: live });
       return;
@@ -52,10 +57,14 @@ export default class Status extends SpinCommand {
       this.log(
         `\ndaemon: ${String(live.length)} package${live.length === 1 ? '' : 's'} in its store`,
       );
-      for (const p of live.slice(0, 10))
+      const shown = live.slice(0, 10);
+      const waits = await nodeWaits(where.home, shown);
+      for (const p of shown) {
         this.log(
           `  ${p.id}  ${p.name}  ${p.state}  ${String(p.unfinished)}/${String(p.commands)} unfinished`,
         );
+        for (const w of waits.get(p.id) ?? []) this.log(`    ${w.id}  ${w.reason}`);
+      }
     }
   }
 }

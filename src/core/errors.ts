@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'timeout'
   | 'cancelled'
   | 'stale_attempt'
+  | 'wrong_node'
+  | 'node_unavailable'
   | 'store_failed'
   | 'path_outside_root'
   | 'already_exists'
@@ -45,6 +47,8 @@ const exitCodeOf: Record<ErrorCode, ExitCode> = {
   timeout: ExitCode.commandFailed,
   cancelled: ExitCode.commandFailed,
   stale_attempt: ExitCode.conflict,
+  wrong_node: ExitCode.conflict,
+  node_unavailable: ExitCode.commandFailed,
   store_failed: ExitCode.unreachable,
   path_outside_root: ExitCode.invalidInput,
   already_exists: ExitCode.commandFailed,

@@ -405,6 +405,56 @@ export const outputSchemas = {
     },
     ['commands'],
   ),
+  nodes: documentOf(
+    'nodes',
+    "spin nodes --output json: the fleet's nodes as the coordinator knows them from their heartbeats",
+    {
+      nodes: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: [
+            'name',
+            'state',
+            'firstSeenAt',
+            'lastHeartbeatAt',
+            'intervalMs',
+            'resources',
+            'capacity',
+            'use',
+            'host',
+          ],
+          properties: {
+            name: str,
+            state: { enum: ['online', 'offline'] },
+            firstSeenAt: { type: 'integer' },
+            lastHeartbeatAt: { type: 'integer' },
+            offlineSince: { type: 'integer' },
+            intervalMs: int,
+            resources: strings,
+            capacity: {
+              type: 'object',
+              required: ['cpus', 'memoryBytes', 'diskFreeBytes', 'diskTotalBytes'],
+              properties: { cpus: int, memoryBytes: int, diskFreeBytes: int, diskTotalBytes: int },
+            },
+            use: {
+              type: 'object',
+              required: ['load1', 'memoryUsedBytes', 'running', 'vms'],
+              properties: {
+                load1: { type: 'number' },
+                memoryUsedBytes: int,
+                running: int,
+                vms: int,
+              },
+            },
+            host: str,
+            pid: { type: 'integer' },
+          },
+        },
+      },
+    },
+    ['nodes'],
+  ),
 } satisfies Record<string, JsonSchema>;
 
 export type OutputKind = keyof typeof outputSchemas;

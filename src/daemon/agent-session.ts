@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
-import { SpinError, messageOf, unreachable } from '../core/errors.js';
+import { SpinError, messageOf } from '../core/errors.js';
+import { runAgentRequest } from './broker-protocol.js';
 import type { WireError } from '../core/errors.js';
 import type { QueueConsumer } from '../broker/broker.js';
 import type { AttemptRef, Lease } from '../broker/broker-types.js';
@@ -21,12 +22,15 @@ export const maxAgentLineBytes = 1024 * 1024;
 export class AgentSession {
   readonly #socket: Socket;
   readonly #consumer: QueueConsumer;
+  /** The node the connection consumes for: every attempt it names must be of that node. */
+  readonly #node: string;
   readonly #held = new Map<string, AttemptRef>();
   readonly #abort = new AbortController();
   #buffer = '';
   #closed = false;
 
-  constructor(socket: Socket, consumer: QueueConsumer, head: Buffer) {
+  constructor(socket: Socket, consumer: QueueConsumer, head: Buffer, node: string) {
+    this.#node = node;
     this.#socket = socket;
     this.#consumer = consumer;
     socket.setNoDelay(true);
@@ -100,31 +104,12 @@ export class AgentSession {
   }
 
   async #run(request: AgentRequest): Promise<Record<string, unknown>> {
-    switch (request.op) {
-      case 'lease': {
-        const lease = await this.#consumer.lease({
-          waitMs: request.waitMs,
-          signal: this.#abort.signal,
-        });
-        return { lease: this.#hold(lease) ?? null };
-      }
-      case 'renew':
-        return { leaseExpiresAt: await this.#consumer.renew(request.ref) };
-      case 'release':
-        this.#held.delete(keyOf(request.ref));
-        await this.#consumer.release(request.ref);
-        return {};
-      case 'ack': {
-        this.#held.delete(keyOf(request.ref));
-        const reply = await this.#consumer.ack(request.ref, request.result, {
-          next: request.next,
-        });
-        const next = this.#hold(reply.next);
-        return next === undefined ? { outcome: reply.outcome } : { outcome: reply.outcome, next };
-      }
-      default:
-        return unreachable(request);
-    }
+    if (request.op === 'ack' || request.op === 'release') this.#held.delete(keyOf(request.ref));
+    return runAgentRequest(this.#consumer, request, {
+      node: this.#node,
+      signal: this.#abort.signal,
+      hold: (lease) => this.#hold(lease),
+    });
   }
 
   #hold(lease: Lease | undefined): Lease | undefined {

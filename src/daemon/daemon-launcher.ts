@@ -13,6 +13,8 @@ export interface LaunchOptions {
   entry: string;
   /** Extra arguments for `daemon run` (e.g. `--tcp-port 0`). */
   args?: string[];
+  /** More environment for the daemon (secrets kept off its command line). */
+  env?: Record<string, string>;
   /** How long to wait for the daemon to listen. */
   timeoutMs?: number;
 }
@@ -43,7 +45,7 @@ export function launchDaemon(
   const child = spawn(process.execPath, [options.entry, 'daemon', 'run', ...(options.args ?? [])], {
     detached: true,
     stdio: ['ignore', log, log, 'ipc'],
-    env: { ...process.env, SPIN_HOME: paths.home },
+    env: { ...process.env, ...options.env, SPIN_HOME: paths.home },
   });
   closeSync(log);
   return new Promise((resolve, reject) => {

@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { brokerPaths } from '../broker/broker-paths.js';
 import type { BrokerPaths } from '../broker/broker-paths.js';
 import type { BrokerTimings } from '../broker/broker-semantics.js';
 import { DaemonServer } from './daemon-server.js';
+import type { NatsOptions } from './nats-connection.js';
+import type { NatsResponder, RemoteHandlers } from './nats-responder.js';
+import { NodeRegistry } from './node-registry.js';
 import { openOwnedBroker } from '../broker/embedded-broker.js';
 import type { Broker } from '../broker/broker.js';
 import type { PackageResults, RecoveryReport } from '../broker/broker-types.js';
@@ -11,7 +15,14 @@ import { terminalPackageStates } from '../broker/broker-types.js';
 
 /** What the daemon reports about itself; `spin daemon run` renders these as log lines. */
 export type DaemonLogEntry =
-  | { type: 'listening'; pid: number; socket: string; tcpPort?: number; ui?: string }
+  | {
+      type: 'listening';
+      pid: number;
+      socket: string;
+      tcpPort?: number;
+      nats?: string;
+      ui?: string;
+    }
   | { type: 'recovered'; report: RecoveryReport }
   | { type: 'recorded'; package: string; statePath: string; results: number }
   | { type: 'record-failed'; package: string; error: string }
@@ -23,6 +34,10 @@ export interface DaemonRunOptions {
   home: string;
   /** Also serve on loopback TCP (port 0: any free port), with the token of `spind.token`. */
   tcp?: { host: string; port: number };
+  /** Also answer over NATS: the API, the agents of every node, heartbeats, events. */
+  nats?: NatsOptions;
+  /** Operations added to the NATS API by the process (remote applies, see remote-runs.ts). */
+  remote?: RemoteHandlers;
   version?: string;
   log?: (entry: DaemonLogEntry) => void;
   timings?: Partial<BrokerTimings>;
@@ -40,7 +55,10 @@ export interface DaemonRunOptions {
    * A server beside the API (the web view), started once the API listens and closed before the
    * broker; its address goes into the health and the `listening` entry.
    */
-  ui?: (broker: Broker) => Promise<{ url: string; close(): Promise<void> }>;
+  ui?: (
+    broker: Broker,
+    nodes: () => readonly object[],
+  ) => Promise<{ url: string; close(): Promise<void> }>;
 }
 
 /** A started daemon: `stop` ends it gracefully; `stopped` settles when it has ended. */
@@ -98,6 +116,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
       await hosted.ui?.close();
       await hosted.stop?.();
       await Promise.all(finishing);
+      await responder?.close();
       await server.close();
       await broker.close();
       options.log?.({ type: 'stopped' });
@@ -105,9 +124,13 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     })();
     return stopping;
   };
+  let responder: NatsResponder | undefined;
+  const nodes = new NodeRegistry(join(paths.home, 'nodes.json'));
+  broker.watchNodes((node) => nodes.availability(node));
   const server = new DaemonServer({
     broker,
     paths,
+    nodes,
     ...(options.tcp ? { tcp: { ...options.tcp, token: daemonToken(paths) } } : {}),
     ...(options.version ? { version: options.version } : {}),
     onShutdownRequest: () => {
@@ -116,6 +139,10 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   });
   try {
     await server.listen();
+    if (options.nats !== undefined) {
+      const { NatsResponder } = await import('./nats-responder.js');
+      responder = await NatsResponder.start(server.protocolContext, options.nats, options.remote);
+    }
   } catch (error) {
     await server.close();
     await broker.close();
@@ -123,7 +150,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   }
   if (options.ui !== undefined) {
     try {
-      const ui = await options.ui(broker);
+      const ui = await options.ui(broker, () => nodes.refresh());
       hosted.ui = ui;
       server.uiUrl = ui.url;
     } catch (error) {
@@ -140,6 +167,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     socket: paths.socket,
     ...(port === undefined ? {} : { tcpPort: port }),
     ...(server.uiUrl === undefined ? {} : { ui: server.uiUrl }),
+    ...(options.nats === undefined ? {} : { nats: options.nats.url }),
   });
   return { paths, server, stop, stopped };
 }

@@ -10,7 +10,9 @@ import { AgentSession, wireErrorOf } from './agent-session.js';
 import type { BrokerPaths } from '../broker/broker-paths.js';
 import type { BrokerEvent } from '../broker/broker-types.js';
 import type { LocalBroker } from '../broker/local-broker.js';
-import { parseCommandInputs, parseNewPackage, parseStateClaim } from './wire-validation.js';
+import { callApi, objectOf } from './broker-protocol.js';
+import type { ApiOp, ProtocolContext } from './broker-protocol.js';
+import type { NodeRegistry } from './node-registry.js';
 
 /** The largest request body the API reads; larger ones get 413 and change nothing. */
 export const maxBodyBytes = 4 * 1024 * 1024;
@@ -22,6 +24,8 @@ export const agentUpgradeToken = 'spin-agent';
 export interface DaemonServerOptions {
   broker: LocalBroker;
   paths: BrokerPaths;
+  /** The fleet's nodes, as their heartbeats report them. */
+  nodes: NodeRegistry;
   /** Also listen on loopback TCP, with this bearer token required on every request. */
   tcp?: { host: string; port: number; token: string };
   /** Called when a client asks the daemon to stop (`POST /v1/shutdown`). */
@@ -61,6 +65,7 @@ const heartbeatMs = 1_000;
  * on loopback TCP with a bearer token. Routes, all JSON, errors as `{error: {code, message}}`:
  *
  *   GET  /v1/health                      DaemonHealth
+ *   GET  /v1/nodes                       {nodes: NodeRecord[]}
  *   GET  /v1/packages                    {packages: PackageSummary[]}
  *   POST /v1/packages                    {name?, ttlMs?} → 201 {packageId}
  *   GET  /v1/packages/:id                PackageStatus
@@ -177,55 +182,35 @@ export class DaemonServer {
     const url = new URL(req.url ?? '/', 'http://spind');
     const parts = url.pathname.split('/').filter((p) => p !== '');
     const method = req.method ?? 'GET';
-    const broker = this.#options.broker;
     if (parts[0] !== 'v1') throw notFound(url.pathname);
     const [, resource, id, action] = parts;
-    if (resource === 'health' && parts.length === 2) {
-      allow(method, 'GET');
-      send(res, 200, this.#health());
-    } else if (resource === 'packages' && parts.length === 2) {
-      if (method === 'GET') {
-        const limit = Number(url.searchParams.get('limit') ?? '100');
-        const packages = await broker.listPackages(Number.isInteger(limit) ? limit : 100);
-        send(res, 200, { packages });
-      } else {
-        allow(method, 'POST');
-        const options = parseNewPackage(await readJson(req));
-        send(res, 201, { packageId: await broker.createPackage(options) });
-      }
-    } else if (resource === 'packages' && id !== undefined && parts.length === 3) {
-      allow(method, 'GET');
-      send(res, 200, await broker.status(id));
-    } else if (resource === 'packages' && id !== undefined && parts.length === 4) {
-      allow(method, 'POST');
-      if (action === 'commands') {
-        const commands = parseCommandInputs(await readJson(req));
-        send(res, 200, { commandIds: await broker.addCommands(id, commands) });
-      } else if (action === 'enqueue') {
-        await readJson(req);
-        send(res, 200, { state: await broker.enqueue(id) });
-      } else if (action === 'cancel') {
-        await readJson(req);
-        send(res, 200, { state: await broker.cancel(id) });
-      } else {
-        throw notFound(url.pathname);
-      }
-    } else if (resource === 'states' && parts.length === 2) {
-      allow(method, 'POST');
-      const claim = parseStateClaim(await readJson(req));
-      send(res, 200, {
-        known: (await broker.claimState(claim.path, claim.lineage, claim.adopt)) ?? null,
-      });
-    } else if (resource === 'events' && parts.length === 2) {
-      allow(method, 'GET');
+    const route = routeOf(method, resource, id, action, parts.length);
+    if (route === undefined) throw notFound(url.pathname);
+    if (route.method !== method) {
+      throw new SpinError('usage', `method ${method} is not allowed here; use ${route.method}`);
+    }
+    if (route.op === 'events') {
       await this.#stream(req, res, url.searchParams.get('package') ?? undefined);
-    } else if (resource === 'shutdown' && parts.length === 2) {
-      allow(method, 'POST');
+    } else if (route.op === 'shutdown') {
       send(res, 202, { stopping: true });
       setImmediate(() => this.#options.onShutdownRequest?.());
     } else {
-      throw notFound(url.pathname);
+      const body: unknown =
+        method === 'POST' ? await readJson(req) : Object.fromEntries(url.searchParams.entries());
+      const extra = id === undefined ? {} : { packageId: id };
+      const context = this.protocolContext;
+      const reply = await callApi(context, route.op, { ...objectOf(body), ...extra });
+      send(res, route.op === 'packages.create' ? 201 : 200, reply);
     }
+  }
+
+  /** What the protocol's operations run against, for every transport of this daemon. */
+  get protocolContext(): ProtocolContext {
+    return {
+      broker: this.#options.broker,
+      nodes: this.#options.nodes,
+      health: () => this.#health(),
+    };
   }
 
   #health(): DaemonHealth {
@@ -302,7 +287,7 @@ export class DaemonServer {
     socket.write(
       `HTTP/1.1 101 Switching Protocols\r\nupgrade: ${agentUpgradeToken}\r\nconnection: Upgrade\r\n\r\n`,
     );
-    const session = new AgentSession(socket, consumer, head);
+    const session = new AgentSession(socket, consumer, head, node);
     this.#sessions.add(session);
     socket.on('close', () => this.#sessions.delete(session));
   }
@@ -326,9 +311,46 @@ function notFound(path: string): SpinError {
   return new SpinError('not_found', `no route ${path}`);
 }
 
-function allow(method: string, expected: string): void {
-  if (method !== expected) {
-    throw new SpinError('usage', `method ${method} is not allowed here; use ${expected}`);
+/** The HTTP routes of the API: each names an operation of `apiOps`, or a stream of its own. */
+function routeOf(
+  method: string,
+  resource: string | undefined,
+  id: string | undefined,
+  action: string | undefined,
+  length: number,
+): { method: string; op: ApiOp | 'events' | 'shutdown' } | undefined {
+  if (length === 2) {
+    switch (resource) {
+      case 'health':
+        return { method: 'GET', op: 'health' };
+      case 'nodes':
+        return { method: 'GET', op: 'nodes' };
+      case 'packages':
+        return method === 'GET'
+          ? { method, op: 'packages.list' }
+          : { method: 'POST', op: 'packages.create' };
+      case 'states':
+        return { method: 'POST', op: 'states.claim' };
+      case 'events':
+        return { method: 'GET', op: 'events' };
+      case 'shutdown':
+        return { method: 'POST', op: 'shutdown' };
+      default:
+        return undefined;
+    }
+  }
+  if (resource !== 'packages' || id === undefined) return undefined;
+  if (length === 3) return { method: 'GET', op: 'packages.status' };
+  if (length !== 4) return undefined;
+  switch (action) {
+    case 'commands':
+      return { method: 'POST', op: 'packages.commands' };
+    case 'enqueue':
+      return { method: 'POST', op: 'packages.enqueue' };
+    case 'cancel':
+      return { method: 'POST', op: 'packages.cancel' };
+    default:
+      return undefined;
   }
 }
 

@@ -8,6 +8,7 @@ import type {
 import { defaults } from '../core/defaults.js';
 import { SpinError } from '../core/errors.js';
 import { SchemaValidators, type JsonSchema } from '../core/json-schema.js';
+import type { Heartbeat } from './node-registry.js';
 
 /**
  * Checks of what arrives over the daemon's socket, before anything reaches the store: a request
@@ -57,6 +58,39 @@ const ackResult = object({
         details: { type: 'object', description: 'a JSON object' },
       },
     }),
+  },
+});
+
+const heartbeatSchema = object({
+  required: ['resources', 'capacity', 'use', 'intervalMs', 'host', 'pid'],
+  properties: {
+    resources: {
+      type: 'array',
+      items: text(64),
+      maxItems: 16,
+      description: 'an array of resources',
+    },
+    capacity: object({
+      required: ['cpus', 'memoryBytes', 'diskFreeBytes', 'diskTotalBytes'],
+      properties: {
+        cpus: count(1_000_000),
+        memoryBytes: count(Number.MAX_SAFE_INTEGER),
+        diskFreeBytes: count(Number.MAX_SAFE_INTEGER),
+        diskTotalBytes: count(Number.MAX_SAFE_INTEGER),
+      },
+    }),
+    use: object({
+      required: ['load1', 'memoryUsedBytes', 'running', 'vms'],
+      properties: {
+        load1: { type: 'number', minimum: 0, description: 'a number ≥ 0' },
+        memoryUsedBytes: count(Number.MAX_SAFE_INTEGER),
+        running: count(1_000_000),
+        vms: count(1_000_000),
+      },
+    }),
+    intervalMs: { ...count(day), minimum: 10 },
+    host: text(256),
+    pid: count(Number.MAX_SAFE_INTEGER),
   },
 });
 
@@ -119,6 +153,10 @@ export const wireSchemas = {
       ref: attemptRef,
       result: ackResult,
       next: { ...flag, default: false },
+      // Over NATS, where no connection carries them, each request names its queue and lease.
+      resource: text(256),
+      leaseMs: count(day),
+      holder: text(256),
     },
     allOf: [
       {
@@ -131,6 +169,8 @@ export const wireSchemas = {
       },
     ],
   }),
+  /** A node's heartbeat over NATS. */
+  heartbeat: heartbeatSchema,
 } satisfies Record<string, JsonSchema>;
 
 type WireKey = keyof typeof wireSchemas;
@@ -201,14 +241,21 @@ export function parseStateClaim(body: unknown): { path: string; lineage: string;
 }
 
 /** One request on an agent connection. */
-export type AgentRequest =
+export type AgentRequest = (
   | { id: number; op: 'lease'; waitMs: number }
   | { id: number; op: 'renew'; ref: AttemptRef }
   | { id: number; op: 'ack'; ref: AttemptRef; result: AckResult; next: boolean }
-  | { id: number; op: 'release'; ref: AttemptRef };
+  | { id: number; op: 'release'; ref: AttemptRef }
+) & { resource?: string; leaseMs?: number; holder?: string };
 
 /** Parses one line of an agent connection (the caller reads its id even when the rest is bad). */
 export function parseAgentRequest(value: unknown): AgentRequest {
   check('agent-request', value, 'request');
   return value as AgentRequest;
+}
+
+/** A node's heartbeat (`spin.<fleet>.node.<node>.heartbeat`). */
+export function parseHeartbeat(body: unknown): Heartbeat {
+  check('heartbeat', body, 'heartbeat');
+  return body as Heartbeat;
 }

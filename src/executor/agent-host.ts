@@ -1,3 +1,4 @@
+import { defaults } from '../core/defaults.js';
 import type { Agent, AgentAction, AgentRoots, Observation, Observer } from '../agents/agent.js';
 import { agentRoots } from '../agents/agent-roots.js';
 import { endEarlierAttempts } from '../agents/attempt-record.js';
@@ -72,6 +73,8 @@ export class AgentHost {
 
   /** Asks the owning agent what is there now; undefined when the action cannot observe. */
   readonly observe: Observer = async (command) => {
+    // What a command made on another node is on that node's disk, not on this one.
+    if (command.node !== undefined && command.node !== defaults.command.node) return undefined;
     const action = this.action(command.resource, command.action);
     if (action?.observe === undefined) return undefined;
     const observation: Observation = await action.observe(command.params, {

@@ -38,6 +38,11 @@ export interface ReconcileOptions {
    * plan is refused before anything runs, unless the command says `replace: allow`.
    */
   allowReplace?: boolean;
+  /**
+   * How long a command may wait for its node to have an agent (`--node-wait`); past it, it fails
+   * with `node_unavailable` and what needs it is skipped. Unbounded when absent.
+   */
+  nodeWaitMs?: number;
   /** What of the node VM starts may take (see SessionOptions). */
   admission?: AdmissionPolicy;
   /** Agents in place of the built-in ones (see SessionOptions). */
@@ -49,7 +54,7 @@ export interface ReconcileOptions {
 /** The options of one apply inside an open session. */
 export type ApplyRun = Pick<
   ReconcileOptions,
-  'packages' | 'targets' | 'excludes' | 'prune' | 'allowReplace' | 'signal' | 'emit'
+  'packages' | 'targets' | 'excludes' | 'prune' | 'allowReplace' | 'nodeWaitMs' | 'signal' | 'emit'
 >;
 
 /** A plan and what it was made against. */
@@ -131,6 +136,7 @@ export async function applySaved(
       excludes: doc.options.excludes,
       prune: doc.options.prune,
       ...(options.allowReplace === undefined ? {} : { allowReplace: options.allowReplace }),
+      ...(options.nodeWaitMs === undefined ? {} : { nodeWaitMs: options.nodeWaitMs }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.emit === undefined ? {} : { emit: options.emit }),
     });
@@ -234,7 +240,7 @@ export async function runThroughBroker(
   session: ReconcileSession,
   groups: RunRequest[][],
   summary: ReconcileSummary,
-  options: Pick<ReconcileOptions, 'signal' | 'emit'>,
+  options: Pick<ReconcileOptions, 'signal' | 'emit' | 'nodeWaitMs'>,
 ): Promise<void> {
   const emit = options.emit ?? (() => undefined);
   const signal = options.signal ?? new AbortController().signal;
@@ -266,6 +272,7 @@ export async function runThroughBroker(
         requests: group,
         emit,
         signal,
+        ...(options.nodeWaitMs === undefined ? {} : { nodeWaitMs: options.nodeWaitMs }),
         onOutcome: (outcome) => {
           const entry = byName.get(outcome.package);
           const spec = entry?.specs.get(outcome.id);

@@ -1,4 +1,5 @@
 import type { Broker } from '../broker/broker.js';
+import { nodeWaitMetaKey } from '../broker/node-watch.js';
 import type { BrokerEvent, CommandInput, CommandState } from '../broker/broker-types.js';
 import { terminalPackageStates } from '../broker/broker-types.js';
 import type { WireError } from '../core/errors.js';
@@ -63,12 +64,15 @@ export async function runPackages(options: {
   emit: ReconcileListener;
   onOutcome: (outcome: CommandOutcome) => void;
   signal: AbortSignal;
+  /** See `ReconcileOptions.nodeWaitMs`: kept with each package for the broker's node watch. */
+  nodeWaitMs?: number;
 }): Promise<void> {
   const { broker, emit, onOutcome, signal } = options;
   const requests = options.requests.filter((r) => r.commands.length > 0);
   if (requests.length === 0) return;
   const names = new Map<string, string>();
   const started = new Map<string, number>();
+  const lastReason = new Map<string, string>();
   const lastPhase = new Map<string, CommandPhase>();
   const open = new Set<string>();
   let settle: () => void = () => undefined;
@@ -119,8 +123,11 @@ export async function runPackages(options: {
     const phase = phaseOf(event.to);
     if (phase === undefined) return;
     const key = `${event.packageId}/${event.commandId}`;
-    if (lastPhase.get(key) === phase) return; // waiting → ready is still waiting to a person
+    // waiting → ready is still waiting to a person, unless the broker now says why it waits.
+    const said = event.reason !== undefined && event.reason !== lastReason.get(key);
+    if (lastPhase.get(key) === phase && !(phase === 'waiting' && said)) return;
     lastPhase.set(key, phase);
+    if (event.reason !== undefined) lastReason.set(key, event.reason);
     if (phase === 'running') started.set(key, event.at);
     const output = outputOf(event.output);
     emit({
@@ -186,8 +193,10 @@ export async function runPackages(options: {
           request.commands.map((c) => [c.id ?? '', c.fileNeeds ?? c.needs]),
         ),
       };
+      const bound =
+        options.nodeWaitMs === undefined ? {} : { [nodeWaitMetaKey]: options.nodeWaitMs };
       const id = await guard(
-        broker.createPackage({ name: request.name, owned: true, meta: { ...meta } }),
+        broker.createPackage({ name: request.name, owned: true, meta: { ...meta, ...bound } }),
       );
       names.set(id, request.name);
       open.add(id);

@@ -109,9 +109,13 @@ export function NodesView() {
             <thead>
               <tr>
                 <th>node</th>
-                <th>heartbeat</th>
-                <th>capacity</th>
-                <th>use</th>
+                <th>state</th>
+                <th>last heartbeat</th>
+                <th>CPUs</th>
+                <th>memory used / total</th>
+                <th>disk free</th>
+                <th>running</th>
+                <th>resources</th>
               </tr>
             </thead>
             <tbody>
@@ -119,13 +123,29 @@ export function NodesView() {
                 (n) =>
                   html`<tr key=${n.name}>
                     <td>${n.name}</td>
-                    <td>${clock(n.heartbeatAt)}</td>
-                    <td>${JSON.stringify(n.capacity ?? {})}</td>
-                    <td>${JSON.stringify(n.use ?? {})}</td>
+                    <td>
+                      <span class=${`badge ${n.state === 'online' ? 'state-succeeded' : 'state-failed'}`}
+                        >${n.state}</span
+                      >
+                      ${n.offlineSince === undefined ? '' : html` <span class="muted">since ${clock(n.offlineSince)}</span>`}
+                    </td>
+                    <td>${clock(n.lastHeartbeatAt)}</td>
+                    <td>${n.capacity?.cpus ?? '—'}</td>
+                    <td>${gib(n.use?.memoryUsedBytes)} / ${gib(n.capacity?.memoryBytes)}</td>
+                    <td>${gib(n.capacity?.diskFreeBytes)}</td>
+                    <td>
+                      ${n.use === undefined ? '—' : `${n.use.running} commands, ${n.use.vms} VMs`}
+                    </td>
+                    <td>${(n.resources ?? []).join(', ')}</td>
                   </tr>`,
               )}
             </tbody>
           </table>`
     }
   `;
+}
+
+/** Bytes as GiB with one decimal, or a dash. */
+function gib(bytes) {
+  return typeof bytes === 'number' ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : '—';
 }

@@ -24,6 +24,8 @@ export interface WebServerOptions {
   token: string;
   /** On 127.0.0.1; 0 for any free port. */
   port: number;
+  /** The fleet's nodes as the coordinator knows them now (none on one host). */
+  nodes?: () => readonly object[];
 }
 
 const types: Record<string, string> = {
@@ -54,7 +56,7 @@ const securityHeaders = {
  *   GET  /api/vms                      {vms}
  *   GET  /api/vms/:id/console          {text, size}: the console's tail
  *   GET  /api/audit?package=&limit=    {events}
- *   GET  /api/nodes                    {nodes}: the fleet's nodes (none on one host)
+ *   GET  /api/nodes                    {nodes}: the fleet's nodes, as `spin nodes` (none on one host)
  *   GET  /events                       SSE: broker events, `state`
  *   GET  /events/console?vm=          SSE: `console` (its tail, then what it gains)
  *   GET  /, /*.js, /*.css, /vendor/*   the page
@@ -241,7 +243,7 @@ export class WebServer {
         }),
       });
     } else if (what === 'nodes' && parts.length === 2) {
-      json(res, 200, { nodes: [] });
+      json(res, 200, { nodes: this.#options.nodes?.() ?? [] });
     } else {
       throw new SpinError('not_found', `no route ${path}`);
     }

@@ -14,6 +14,7 @@ export async function startWebView(options: {
   home: string;
   root: string;
   port?: number | undefined;
+  nodes?: () => readonly object[];
 }): Promise<WebServer> {
   const server = new WebServer({
     broker: options.broker,
@@ -22,6 +23,7 @@ export async function startWebView(options: {
     staticDir: join(options.root, 'dist', 'ui'),
     token: daemonToken(brokerPaths(options.home)),
     port: options.port ?? defaultUiPort,
+    ...(options.nodes === undefined ? {} : { nodes: options.nodes }),
   });
   await server.listen();
   return server;

@@ -157,6 +157,30 @@ export function queueStoreConformance(name: string, factory: HarnessFactory): vo
       expect((await store.ack(second, { ok: true })).outcome.state).toBe('succeeded');
     });
 
+    it('hands a lease back to its own holder asking again (reclaim), to no one else', async () => {
+      await submit([cmd('storage', { id: 'a' })]);
+      const first = (await store.lease({ ...q, holder: 'h1', reclaim: true }))!;
+      expect(await store.lease({ ...q, holder: 'h2', reclaim: true })).toBeUndefined();
+      expect(await store.lease({ ...q, holder: 'h1' })).toBeUndefined();
+      clock.advance(500);
+      const again = (await store.lease({ ...q, holder: 'h1', reclaim: true }))!;
+      expect([again.attemptId, again.attempt]).toEqual([first.attemptId, 1]);
+      expect(again.leaseExpiresAt).toBe(clock.now() + timings.leaseMs);
+      expect((await store.ack(first, { ok: true })).outcome.state).toBe('succeeded');
+    });
+
+    it('refuses a renew, ack or release naming another node than the command’s (wrong_node)', async () => {
+      await submit([cmd('storage', { id: 'a' })]);
+      const lease = (await store.lease(q))!;
+      const elsewhere = { ...lease, node: 'nodeb' };
+      expect(await codeOf(store.renew(elsewhere))).toBe('wrong_node');
+      expect(await codeOf(store.ack(elsewhere, { ok: true }))).toBe('wrong_node');
+      expect(await codeOf(store.release(elsewhere))).toBe('wrong_node');
+      expect((await store.ack({ ...lease, node: q.node }, { ok: true })).outcome.state).toBe(
+        'succeeded',
+      );
+    });
+
     it('renews a lease, and a sweep redelivers one that ran out', async () => {
       await submit([cmd('storage', { id: 'a' })]);
       const lease = (await store.lease({ ...q, leaseMs: 1_000 }))!;

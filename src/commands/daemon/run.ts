@@ -1,5 +1,6 @@
 import { admissionPolicy } from '../../cli/admission-flags.js';
 import { daemonFlags } from '../../cli/daemon-flags.js';
+import { natsOptionsOf } from '../../cli/nats-flags.js';
 import { SpinCommand } from '../../cli/spin-command.js';
 import { messageOf } from '../../core/errors.js';
 import { spinHome } from '../../core/spin-home.js';
@@ -8,6 +9,7 @@ import type { DaemonLogEntry } from '../../daemon/daemon-runner.js';
 import { AgentHost } from '../../executor/agent-host.js';
 import { recordForDeadSubmitter } from '../../reconcile/record-orphaned.js';
 import { startWebView } from '../../web/web-view.js';
+import { remoteRunHandlers } from '../../reconcile/remote-runs.js';
 
 /** `spin daemon run`: the daemon in the foreground, for systemd and containers. */
 export default class DaemonRun extends SpinCommand {
@@ -17,6 +19,7 @@ export default class DaemonRun extends SpinCommand {
     '<%= config.bin %> daemon run',
     '<%= config.bin %> daemon run --tcp-port 7420   # also loopback TCP, token in $SPIN_HOME/spind.token',
     '<%= config.bin %> daemon run --ui              # the web view on http://127.0.0.1:7474/ (open it with `spin ui`)',
+    '<%= config.bin %> daemon run --no-agents --nats nats://control:4222 --nats-creds coordinator.creds',
   ];
   static override flags = daemonFlags;
 
@@ -27,6 +30,7 @@ export default class DaemonRun extends SpinCommand {
       if (entry.type === 'listening') process.send?.(entry);
     };
     const home = spinHome();
+    const nats = natsOptionsOf(flags);
     // An agent that fails (the store cannot be written) stops the daemon, which then exits with
     // that failure's code rather than serve queues nobody consumes. A stop asked for before the
     // daemon is up (a signal, a failure) is carried out as soon as it is: a SIGTERM that arrives
@@ -77,10 +81,19 @@ export default class DaemonRun extends SpinCommand {
       log,
       ...(flags.ui
         ? {
-            ui: (broker) =>
-              startWebView({ broker, home, root: this.config.root, port: flags['ui-port'] }),
+            ui: (broker, nodes) =>
+              startWebView({
+                broker,
+                home,
+                root: this.config.root,
+                port: flags['ui-port'],
+                nodes,
+              }),
           }
         : {}),
+      ...(nats === undefined
+        ? {}
+        : { nats, remote: remoteRunHandlers(home, { admission: admissionPolicy(flags) }) }),
       ...(flags['tcp-port'] === undefined
         ? {}
         : { tcp: { host: '127.0.0.1', port: flags['tcp-port'] } }),

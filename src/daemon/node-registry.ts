@@ -1,0 +1,164 @@
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { defaults } from '../core/defaults.js';
+import type { NodeAvailability } from '../broker/node-watch.js';
+
+/** What a node measures of itself: its size, and what of it is in use. */
+export interface NodeCapacity {
+  cpus: number;
+  memoryBytes: number;
+  /** Free and total bytes of the filesystem of its `$SPIN_HOME`. */
+  diskFreeBytes: number;
+  diskTotalBytes: number;
+}
+
+/** What a node is doing at the time of a heartbeat. */
+export interface NodeUse {
+  /** The one-minute load average. */
+  load1: number;
+  memoryUsedBytes: number;
+  /** Commands it is running now. */
+  running: number;
+  /** qemu VMs running under its `$SPIN_HOME`. */
+  vms: number;
+}
+
+/** One heartbeat, as an agent sends it every `intervalMs`. */
+export interface Heartbeat {
+  resources: string[];
+  capacity: NodeCapacity;
+  use: NodeUse;
+  intervalMs: number;
+  host: string;
+  pid: number;
+}
+
+/**
+ * A node as the coordinator knows it.
+ *
+ * ```
+ *   (unknown) ──first heartbeat──▶ online ──3 heartbeats missed──▶ offline ──heartbeat──▶ online
+ * ```
+ */
+export interface NodeRecord extends Heartbeat {
+  name: string;
+  state: 'online' | 'offline';
+  firstSeenAt: number;
+  lastHeartbeatAt: number;
+  /** When it went offline (the instant its third heartbeat was due), if it is offline. */
+  offlineSince?: number;
+}
+
+/** Heartbeats a node may miss before it counts as offline. */
+export const missedHeartbeats = 3;
+
+/**
+ * The nodes of a fleet, in the coordinator's memory, kept in `nodes.json` beside the broker's
+ * store. Heartbeats change only memory (a fleet of 1,000 nodes every few seconds would otherwise
+ * mean hundreds of synced writes a second for data the next heartbeat replaces); the file is
+ * written when a node appears and when one goes offline or comes back, so that after a restart of
+ * the coordinator `spin nodes` and a waiting command still name a node that was known and when it
+ * went offline, and a node that never connected stays distinguishable from one gone silent.
+ */
+export class NodeRegistry {
+  readonly #file: string;
+  readonly #nodes = new Map<string, NodeRecord>();
+  readonly #now: () => number;
+
+  constructor(file: string, now: () => number = Date.now) {
+    this.#file = file;
+    this.#now = now;
+    try {
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { nodes?: NodeRecord[] };
+      for (const node of saved.nodes ?? []) this.#nodes.set(node.name, node);
+    } catch {
+      // No file yet, or an unreadable one: the next heartbeats rebuild it.
+    }
+  }
+
+  /** Records a heartbeat of `name`; returns the node as it now stands. O(1): no list is sorted. */
+  heartbeat(name: string, beat: Heartbeat): NodeRecord {
+    const now = this.#now();
+    const known = this.#nodes.get(name);
+    const wasOnline = known !== undefined && !this.#expire(known, now) && known.state === 'online';
+    const record: NodeRecord = {
+      ...beat,
+      name,
+      state: 'online',
+      firstSeenAt: known?.firstSeenAt ?? now,
+      lastHeartbeatAt: now,
+    };
+    this.#nodes.set(name, record);
+    if (!wasOnline) this.#save();
+    return record;
+  }
+
+  /** Every known node, its state brought up to date with the clock, by name. */
+  refresh(): NodeRecord[] {
+    const now = this.#now();
+    let changed = false;
+    for (const node of this.#nodes.values()) changed = this.#expire(node, now) || changed;
+    if (changed) this.#save();
+    return [...this.#nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** One node, if it ever sent a heartbeat, its state brought up to date. */
+  get(name: string): NodeRecord | undefined {
+    const node = this.#nodes.get(name);
+    if (node !== undefined && this.#expire(node, this.#now())) this.#save();
+    return node;
+  }
+
+  /** Marks a node offline once its third heartbeat is overdue; true when it changed. */
+  #expire(node: NodeRecord, now: number): boolean {
+    const due = node.lastHeartbeatAt + missedHeartbeats * node.intervalMs;
+    if (node.state !== 'online' || now <= due) return false;
+    node.state = 'offline';
+    node.offlineSince = due;
+    return true;
+  }
+
+  /**
+   * Whether `node` has an agent, for the broker's node watch: the daemon's own node (`local`)
+   * always does; another node does while its heartbeats come.
+   */
+  availability(node: string): NodeAvailability {
+    if (node === defaults.command.node) return { available: true };
+    const record = this.get(node);
+    if (record === undefined) return { available: false, why: 'no agent has connected' };
+    if (record.state === 'online') return { available: true };
+    const since = record.offlineSince ?? record.lastHeartbeatAt;
+    return {
+      available: false,
+      why: `offline since ${new Date(since).toTimeString().slice(0, 8)}`,
+      since,
+    };
+  }
+
+  #save(): void {
+    const nodes = [...this.#nodes.values()];
+    writeDurably(this.#file, JSON.stringify({ nodes }, null, 2) + '\n');
+  }
+}
+
+/** Writes a small file atomically: a temp file, fsync, rename. */
+export function writeDurably(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = `${path}.${String(process.pid)}.tmp`;
+  const fd = openSync(temp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+}

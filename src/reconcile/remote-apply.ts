@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { SpinError } from '../core/errors.js';
+import { formatDuration } from '../core/duration.js';
+import { daemonTimeoutMs } from '../daemon/daemon-client.js';
+import type { NatsOptions } from '../daemon/nats-connection.js';
+import type { PlanDocument } from '../plan/plan-document.js';
+import type { PreflightReport } from '../plan/preflight.js';
+import type { ReconcileListener, ReconcileSummary } from './events.js';
+import type { RemoteApplyRequest, RunMessage } from './remote-runs.js';
+
+/** What `spin apply --nats` asks of the coordinator, besides the files. */
+export type RemoteApplyOptions = Omit<RemoteApplyRequest, 'runId' | 'files'>;
+
+/**
+ * Applies package files through the coordinator of a fleet, from anywhere: the files (already
+ * validated here) travel to it, are planned against its state and run through its broker, and
+ * its progress events come back to `emit` as they happen. Ctrl-C (`signal`) asks it to cancel
+ * the run. A coordinator that says nothing for `SPIN_DAEMON_TIMEOUT` (a run says it is alive
+ * every 2 s) ends it with `unreachable` (exit 4). Resolves with the run's summary.
+ */
+export async function applyRemote(options: {
+  nats: NatsOptions;
+  files: readonly string[];
+  request: RemoteApplyOptions;
+  emit: ReconcileListener;
+  signal: AbortSignal;
+}): Promise<ReconcileSummary> {
+  const files = await readFiles(options.files);
+  return runRemote({ ...options, op: 'runs.apply', body: { ...options.request, files } });
+}
+
+/** `spin destroy --nats`: destroys packages of the coordinator's state there (see applyRemote). */
+export function destroyRemote(options: {
+  nats: NatsOptions;
+  packages: string[];
+  emit: ReconcileListener;
+  signal: AbortSignal;
+}): Promise<ReconcileSummary> {
+  return runRemote({ ...options, op: 'runs.destroy', body: { packages: options.packages } });
+}
+
+/** Starts a run on the coordinator and follows it to its end. */
+async function runRemote(options: {
+  nats: NatsOptions;
+  op: string;
+  body: Record<string, unknown>;
+  emit: ReconcileListener;
+  signal: AbortSignal;
+}): Promise<ReconcileSummary> {
+  const { NatsBroker } = await import('../daemon/nats-client.js');
+  const client = await NatsBroker.connect(options.nats);
+  const runId = randomBytes(12).toString('base64url');
+  const timeoutMs = daemonTimeoutMs();
+  let stop = (): void => undefined;
+  try {
+    return await new Promise<ReconcileSummary>((resolve, reject) => {
+      let silence: NodeJS.Timeout | undefined;
+      const heard = (): void => {
+        clearTimeout(silence);
+        silence = setTimeout(() => {
+          reject(
+            new SpinError(
+              'unreachable',
+              `the coordinator said nothing about the run for ${formatDuration(timeoutMs)}`,
+              { retryable: true, suggestions: ['`spin status --nats …` shows what it recorded'] },
+            ),
+          );
+        }, timeoutMs);
+      };
+      const finish = (): void => {
+        clearTimeout(silence);
+        options.signal.removeEventListener('abort', cancel);
+      };
+      const cancel = (): void => {
+        client.call('runs.cancel', { runId }).catch(() => undefined);
+      };
+      client
+        .followRun(runId, (value) => {
+          heard();
+          const message = value as RunMessage;
+          if (message.type === 'event') options.emit(message.event);
+          else if (message.type === 'end') {
+            finish();
+            if (message.error !== undefined) reject(SpinError.fromWire(message.error));
+            else if (message.summary !== undefined) resolve(message.summary);
+            else reject(new SpinError('internal', 'Internal error: a run ended without a summary'));
+          }
+        })
+        .then(async (unsubscribe) => {
+          stop = unsubscribe;
+          heard();
+          options.signal.addEventListener('abort', cancel, { once: true });
+          await client.call(options.op, { ...options.body, runId });
+        })
+        .catch((error: unknown) => {
+          finish();
+          reject(error instanceof Error ? error : new Error(String(error)));
+        });
+    });
+  } finally {
+    stop();
+    await client.close();
+  }
+}
+
+/**
+ * `spin plan --nats`: the plan of the files against the coordinator's state and machine, with
+ * its preflight, computed there. The caller prints it and refuses the problems, as for a local
+ * plan.
+ */
+export async function planRemote(
+  nats: NatsOptions,
+  files: readonly string[],
+  selection: { targets: string[]; excludes: string[]; prune: boolean },
+): Promise<{ doc: PlanDocument; checked: PreflightReport }> {
+  const { NatsBroker } = await import('../daemon/nats-client.js');
+  const client = await NatsBroker.connect(nats);
+  try {
+    return await client.call('runs.plan', { ...selection, files: await readFiles(files) });
+  } finally {
+    await client.close();
+  }
+}
+
+function readFiles(paths: readonly string[]): Promise<{ name: string; text: string }[]> {
+  return Promise.all(
+    paths.map(async (path) => ({ name: basename(path), text: await readFile(path, 'utf8') })),
+  );
+}

@@ -1,0 +1,467 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
+import type { NodeRecord } from '../../src/daemon/node-registry.js';
+import { expectDocument } from '../support/output-schema.js';
+import { binPath, killHard, requireBuild } from '../support/cli-process.js';
+import { startSpin, testDir } from '../support/spin-cli.js';
+import type { CliRun, RunningSpin } from '../support/spin-cli.js';
+import { startNatsServer } from '../support/nats-server.js';
+import type { TestNatsServer } from '../support/nats-server.js';
+
+/**
+ * A fleet on this machine: nats-server on a port it picked, a coordinator (`spin daemon run
+ * --nats`, no agents of its own) and `spin agent --nats` processes with their own homes and node
+ * names, all through the built binary.
+ */
+describe('a fleet over NATS', () => {
+  let nats: TestNatsServer | undefined;
+  const processes: ChildProcess[] = [];
+  const agents: RunningSpin[] = [];
+
+  beforeAll(() => {
+    requireBuild();
+  });
+  afterEach(async () => {
+    for (const agent of agents.splice(0)) {
+      try {
+        process.kill(agent.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+      await agent.done.catch(() => undefined);
+    }
+    await Promise.all(processes.splice(0).map((p) => killHard(p)));
+    await nats?.stop();
+    nats = undefined;
+  });
+
+  async function coordinator(home: string): Promise<void> {
+    const child = spawn(
+      process.execPath,
+      [binPath, 'daemon', 'run', '--no-agents', '--nats', nats!.url],
+      { env: { ...process.env, SPIN_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    processes.push(child);
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('"type":"listening"')) resolve();
+      });
+      child.once('exit', (code) => {
+        reject(new Error(`the coordinator exited with ${String(code)}: ${out}`));
+      });
+    });
+  }
+
+  async function agent(home: string, node: string, ...extra: string[]): Promise<RunningSpin> {
+    const running = startSpin(
+      ['agent', '--nats', nats!.url, '--node', node, '--heartbeat', '200ms', ...extra],
+      { env: { SPIN_HOME: home } },
+    );
+    agents.push(running);
+    await running.waitFor(/consuming/);
+    return running;
+  }
+
+  function apply(home: string, file: string, ...extra: string[]): RunningSpin {
+    return startSpin(['apply', file, '--output', 'plain', ...extra], { env: { SPIN_HOME: home } });
+  }
+
+  /** Stops the coordinators gracefully (their audit logs flushed). */
+  async function stopCoordinators(): Promise<void> {
+    await Promise.all(
+      processes.splice(0).map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) resolve();
+            child.once('exit', () => {
+              resolve();
+            });
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
+
+  /** The coordinator's audit log (stop it first): how many times each command succeeded. */
+  function successes(home: string): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const line of readFileSync(join(home, 'audit.ndjson'), 'utf8').split('\n')) {
+      if (line === '') continue;
+      const event = JSON.parse(line) as BrokerEvent;
+      if (event.type === 'command' && event.to === 'succeeded') {
+        counts.set(event.commandId, (counts.get(event.commandId) ?? 0) + 1);
+      }
+    }
+    return counts;
+  }
+
+  it('runs each command on the node it is pinned to', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a, b] = ['coord', 'a', 'b'].map((n) => join(dir, n)) as [string, string, string];
+    await coordinator(coord);
+    await agent(a, 'nodea', '--resources', 'storage');
+    await agent(b, 'nodeb', '--resources', 'storage');
+    const file = join(dir, 'two.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: two',
+        'commands:',
+        '  va: { resource: storage, action: add_volume, node: nodea, params: { path: va } }',
+        '  vb: { resource: storage, action: add_volume, node: nodeb, needs: [va], params: { path: vb } }',
+        '  va2: { resource: storage, action: add_volume, node: nodea, needs: [vb], params: { path: va2 } }',
+      ].join('\n') + '\n',
+    );
+    const run = await apply(coord, file).done;
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Apply complete: 3 succeeded.');
+    expect(existsSync(join(a, 'images/va'))).toBe(true);
+    expect(existsSync(join(a, 'images/va2'))).toBe(true);
+    expect(existsSync(join(a, 'images/vb'))).toBe(false);
+    expect(existsSync(join(b, 'images/vb'))).toBe(true);
+    expect(existsSync(join(b, 'images/va'))).toBe(false);
+  });
+
+  it('plans, applies and destroys from anywhere with --nats: on the coordinator, progress streamed back', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a, laptop] = ['coord', 'a', 'laptop'].map((n) => join(dir, n)) as [
+      string,
+      string,
+      string,
+    ];
+    await coordinator(coord);
+    await agent(a, 'nodea', '--resources', 'storage');
+    const file = join(dir, 'remote.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: remote',
+        'commands:',
+        '  v: { resource: storage, action: add_volume, node: nodea, params: { path: v } }',
+        '  w: { resource: storage, action: add_volume, node: nodea, needs: [v], params: { path: w } }',
+      ].join('\n') + '\n',
+    );
+    const remote = (...args: string[]): Promise<CliRun> =>
+      startSpin([...args, '--nats', nats!.url], { env: { SPIN_HOME: laptop } }).done;
+    const planned = await remote('plan', file);
+    expect(planned.code).toBe(0);
+    expect(planned.stdout).toMatch(/^ {4}\+ v {2}create +new command$/m);
+    expect(planned.stdout).toContain('Plan: 2 to create.');
+    const first = await remote('apply', file, '--output', 'plain');
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/remote\/v running/);
+    expect(first.stdout).toMatch(/remote\/w succeeded/);
+    expect(first.stdout).toContain('Apply complete: 2 succeeded.');
+    expect(existsSync(join(a, 'images/w'))).toBe(true);
+    // The coordinator's state decides: a second apply from anywhere has nothing to do.
+    const second = await remote('apply', file, '--output', 'plain');
+    expect([second.code, second.stdout.trim()]).toEqual([
+      0,
+      'Nothing to do: 2 commands up to date.',
+    ]);
+    const status = await remote('status');
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^remote {2}\(.*remote\.spin\.yaml, applied /);
+    expect(status.stdout).toMatch(/^ {2}w {2}succeeded {2}storage\.add_volume$/m);
+    expect((await remote('plan', file)).stdout).toContain('No changes: 2 commands up to date.');
+    const destroyed = await remote('destroy', 'remote', '--output', 'plain');
+    expect(destroyed.code).toBe(0);
+    expect(destroyed.stdout).toContain('Destroy complete: 2 undone.');
+    expect(existsSync(join(a, 'images/v'))).toBe(false);
+    expect((await remote('status')).stdout.trim()).toBe('No packages applied yet.');
+    expect(existsSync(laptop)).toBe(false); // the CLI keeps no state of its own
+  });
+
+  it("refuses node A's requests for node B's work: the coordinator, and NATS with per-node permissions", async () => {
+    const dir = await testDir('spin-fleet-');
+    const config = join(dir, 'nats-server.conf');
+    writeFileSync(config, examplePermissions());
+    nats = await startNatsServer({ config });
+    const coord = join(dir, 'coord');
+    await coordinatorAs(coord, 'coordinator', 'coordinator-secret');
+    const pkg = startSpin(['message', 'new', '--name', 'pinned'], { env: { SPIN_HOME: coord } });
+    const id = (await pkg.done).stdout.trim().split(/\s+/).pop()!;
+    const add = startSpin(
+      ['message', 'add', id, 'storage', 'add_volume', 'path=vb', '--node', 'nodeb'],
+      { env: { SPIN_HOME: coord } },
+    );
+    expect((await add.done).code).toBe(0);
+    expect(
+      (await startSpin(['message', 'enqueue', id], { env: { SPIN_HOME: coord } }).done).code,
+    ).toBe(0);
+
+    // Node B leases its command; node A, speaking on its own subjects, may not touch it.
+    const nodeb = await connect({
+      servers: nats.url,
+      user: 'nodeb',
+      pass: 'b-secret',
+      inboxPrefix: '_INBOX_nodeb',
+    });
+    const nodea = await connect({
+      servers: nats.url,
+      user: 'nodea',
+      pass: 'a-secret',
+      inboxPrefix: '_INBOX_nodea',
+    });
+    try {
+      const ask = async (
+        nc: typeof nodea,
+        subject: string,
+        body: unknown,
+      ): Promise<Record<string, unknown>> =>
+        (await nc.request(subject, JSON.stringify(body), { timeout: 5_000 })).json();
+      const nothing = await ask(nodea, 'spin.default.node.nodea.lease', { resource: 'storage' });
+      expect(nothing).toEqual({ lease: null });
+      const leased = await ask(nodeb, 'spin.default.node.nodeb.lease', {
+        resource: 'storage',
+        waitMs: 2_000,
+      });
+      const lease = leased['lease'] as Lease;
+      expect(lease.spec.node).toBe('nodeb');
+      const ref = {
+        packageId: lease.packageId,
+        commandId: lease.commandId,
+        attemptId: lease.attemptId,
+      };
+      for (const op of ['renew', 'ack', 'release']) {
+        const refused = await ask(nodea, `spin.default.node.nodea.${op}`, {
+          ref,
+          resource: 'storage',
+          result: { ok: true },
+        });
+        expect(refused).toMatchObject({ error: { code: 'wrong_node' } });
+      }
+      // On node B's subjects, NATS itself refuses node A's credentials.
+      await expect(
+        nodea.request('spin.default.node.nodeb.lease', JSON.stringify({ resource: 'storage' }), {
+          timeout: 2_000,
+        }),
+      ).rejects.toThrow(/[Pp]ermission/);
+      const accepted = await ask(nodeb, 'spin.default.node.nodeb.ack', {
+        ref,
+        resource: 'storage',
+        result: { ok: true },
+      });
+      expect(accepted).toEqual({ outcome: { state: 'succeeded' } });
+    } finally {
+      await nodea.close();
+      await nodeb.close();
+    }
+  });
+
+  async function coordinatorAs(home: string, user: string, password: string): Promise<void> {
+    const child = spawn(
+      process.execPath,
+      [binPath, 'daemon', 'run', '--no-agents', '--nats', nats!.url, '--nats-user', user],
+      {
+        env: { ...process.env, SPIN_HOME: home, SPIN_NATS_PASSWORD: password },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    processes.push(child);
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('"type":"listening"')) resolve();
+      });
+      child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.once('exit', (code) => {
+        reject(new Error(`the coordinator exited with ${String(code)}: ${out}`));
+      });
+    });
+  }
+
+  it('shows a node online, then offline after its agent is killed (spin nodes)', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
+    await coordinator(coord);
+    const nodes = async (): Promise<NodeRecord[]> => {
+      const run = await startSpin(['nodes', '--output', 'json', '--nats', nats!.url], {
+        env: { SPIN_HOME: join(dir, 'laptop') },
+      }).done;
+      expect(run.code).toBe(0);
+      return expectDocument<{ nodes: NodeRecord[] }>('nodes', run.stdout).nodes;
+    };
+    /** Asks until `test` holds (each answer is a fresh CLI run; bounded by the test's timeout). */
+    const until = async (test: (n: NodeRecord[]) => boolean): Promise<NodeRecord[]> => {
+      for (;;) {
+        const answer = await nodes();
+        if (test(answer)) return answer;
+      }
+    };
+    expect(await nodes()).toEqual([]);
+    const running = await agent(a, 'nodea', '--resources', 'storage,shell');
+    const online = await until((n) => n[0]?.state === 'online');
+    expect(online[0]).toMatchObject({ name: 'nodea', resources: ['storage', 'shell'] });
+    expect(online[0]!.capacity.cpus).toBeGreaterThan(0);
+    expect(online[0]!.capacity.diskFreeBytes).toBeGreaterThan(0);
+    const table = await startSpin(['nodes'], { env: { SPIN_HOME: coord } }).done;
+    expect(table.stdout).toMatch(/^NODE\s+STATE\s+HEARTBEAT/);
+    expect(table.stdout).toMatch(/nodea\s+online\s/);
+    process.kill(running.pid, 'SIGKILL');
+    const offline = await until((n) => n[0]?.state === 'offline');
+    expect(offline[0]!.offlineSince).toBeGreaterThan(offline[0]!.lastHeartbeatAt);
+    const after = await startSpin(['nodes'], { env: { SPIN_HOME: coord } }).done;
+    expect(after.stdout).toMatch(/nodea\s+offline since \d\d:\d\d:\d\d/);
+  });
+
+  it('says why a command waits for its node, and --node-wait fails it with node_unavailable', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, b] = ['coord', 'b'].map((n) => join(dir, n)) as [string, string];
+    await coordinator(coord);
+    const gone = await agent(b, 'nodeb', '--resources', 'storage');
+    const nodes = async (): Promise<NodeRecord[]> =>
+      (
+        JSON.parse(
+          (await startSpin(['nodes', '--json'], { env: { SPIN_HOME: coord } }).done).stdout,
+        ) as { nodes: NodeRecord[] }
+      ).nodes;
+    while ((await nodes())[0]?.state !== 'online');
+    process.kill(gone.pid, 'SIGKILL');
+    while ((await nodes())[0]?.state !== 'offline');
+    const file = join(dir, 'wait.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: wait',
+        'commands:',
+        '  here: { resource: storage, action: add_volume, node: nodec, params: { path: here } }',
+        '  there: { resource: storage, action: add_volume, node: nodeb, params: { path: there } }',
+        '  after: { resource: storage, action: add_volume, node: nodeb, needs: [there], params: { path: after } }',
+      ].join('\n') + '\n',
+    );
+    // Unbounded, it waits, and spin status says why.
+    const waiting = apply(coord, file);
+    await waiting.waitFor(/wait\/there waiting for node nodeb/);
+    const status = await startSpin(['status'], { env: { SPIN_HOME: coord } }).done;
+    expect(status.stdout).toMatch(
+      /^ {4}there {2}waiting for node nodeb \(offline since \d\d:\d\d:\d\d\)$/m,
+    );
+    waiting.signal('SIGINT');
+    expect((await waiting.done).code).toBe(1);
+    const run = await apply(coord, file, '--node-wait', '1500ms').done;
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/wait\/here waiting for node nodec \(no agent has connected\)/);
+    expect(run.stdout).toMatch(
+      /wait\/there waiting for node nodeb \(offline since \d\d:\d\d:\d\d\)/,
+    );
+    expect(run.stdout).toMatch(
+      /wait\/there failed( in \S+)?: node nodeb was unavailable for 1\.5s .*\[node_unavailable\]/,
+    );
+    expect(run.stdout).toMatch(/wait\/after skipped: needs 'there', which failed/);
+    expect(run.stdout).toContain('0 succeeded, 2 failed, 1 skipped');
+  });
+
+  it('says why without a daemon too: the embedded broker serves only its own node', async () => {
+    const dir = await testDir('spin-fleet-');
+    const file = join(dir, 'away.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: away',
+        'commands:',
+        '  here: { resource: storage, action: add_volume, params: { path: here } }',
+        '  there: { resource: storage, action: add_volume, node: nodeb, params: { path: there } }',
+      ].join('\n') + '\n',
+    );
+    const run = await apply(join(dir, 'home'), file, '--node-wait', '1s').done;
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/away\/here succeeded/);
+    expect(run.stdout).toMatch(/away\/there waiting for node nodeb \(no agent has connected\)/);
+    expect(run.stdout).toMatch(/away\/there failed: .*\[node_unavailable\]/);
+  });
+
+  it('delivers again the command of an agent killed mid-command, and it succeeds once', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
+    await coordinator(coord);
+    const first = await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1s');
+    const file = join(dir, 'slow.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: slow',
+        'commands:',
+        '  slow: { resource: shell, action: run, node: nodea, params: { argv: [sh, -c, "sleep 1.5 && echo ran >> slow.runs"] } }',
+        '  after: { resource: shell, action: run, node: nodea, needs: [slow], params: { argv: ["true"] } }',
+      ].join('\n') + '\n',
+    );
+    const run = apply(coord, file, '--allow-shell');
+    await run.waitFor(/slow\/slow running/);
+    process.kill(first.pid, 'SIGKILL');
+    await first.done;
+    await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1s');
+    const done = await run.done;
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain('Apply complete: 2 succeeded.');
+    // The killed agent's program was ended when the command was delivered again: it ran to the
+    // end once.
+    expect(readFileSync(join(a, 'work/slow.runs'), 'utf8')).toBe('ran\n');
+    await stopCoordinators();
+    expect(successes(coord)).toEqual(
+      new Map([
+        ['slow', 1],
+        ['after', 1],
+      ]),
+    );
+  });
+
+  it('finishes an apply through a kill -9 and restart of nats-server, every command succeeded once', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a, b] = ['coord', 'a', 'b'].map((n) => join(dir, n)) as [string, string, string];
+    await coordinator(coord);
+    await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '5s');
+    await agent(b, 'nodeb', '--resources', 'shell', '--allow-shell', '--lease', '5s');
+    const lines = ['package: chains', 'commands:'];
+    for (const node of ['nodea', 'nodeb']) {
+      for (let i = 0; i < 4; i++) {
+        const needs = i === 0 ? '' : `, needs: [${node}${String(i - 1)}]`;
+        lines.push(
+          `  ${node}${String(i)}: { resource: shell, action: run, node: ${node}${needs}, params: { argv: [sleep, "0.4"] } }`,
+        );
+      }
+    }
+    const file = join(dir, 'chains.spin.yaml');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const run = apply(coord, file, '--allow-shell');
+    await run.waitFor(/chains\/nodea1 running/);
+    await nats.kill();
+    await new Promise((resolve) => setTimeout(resolve, 700)); // an outage longer than a command
+    await nats.restart();
+    const done = await run.done;
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain('Apply complete: 8 succeeded.');
+    await stopCoordinators();
+    const counts = successes(coord);
+    expect([...counts.values()]).toEqual(Array.from({ length: 8 }, () => 1));
+  });
+});
+
+/** The permissions of examples/fleet/nats-server.conf, with passwords for the test. */
+function examplePermissions(): string {
+  const example = readFileSync(
+    new URL('../../examples/fleet/nats-server.conf', import.meta.url),
+    'utf8',
+  );
+  return example
+    .replaceAll('$COORDINATOR_PASSWORD', '"coordinator-secret"')
+    .replaceAll('$NODEA_PASSWORD', '"a-secret"')
+    .replaceAll('$NODEB_PASSWORD', '"b-secret"')
+    .replaceAll('$OPERATOR_PASSWORD', '"operator-secret"');
+}
