@@ -124,7 +124,8 @@ export function NodesView() {
                   html`<tr key=${n.name}>
                     <td>${n.name}</td>
                     <td>
-                      <span class=${`badge ${n.state === 'online' ? 'state-succeeded' : 'state-failed'}`}
+                      <span
+                        class=${`badge ${n.state === 'online' ? 'state-succeeded' : 'state-failed'}`}
                         >${n.state}</span
                       >
                       ${n.offlineSince === undefined ? '' : html` <span class="muted">since ${clock(n.offlineSince)}</span>`}
