@@ -8,7 +8,7 @@ import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
 import type { NodeRecord } from '../../src/daemon/node-registry.js';
 import { expectDocument } from '../support/output-schema.js';
 import { binPath, killHard, requireBuild } from '../support/cli-process.js';
-import { startSpin, testDir } from '../support/spin-cli.js';
+import { spin, startSpin, testDir } from '../support/spin-cli.js';
 import type { CliRun, RunningSpin } from '../support/spin-cli.js';
 import { startNatsServer } from '../support/nats-server.js';
 import type { TestNatsServer } from '../support/nats-server.js';
@@ -419,6 +419,52 @@ describe('a fleet over NATS', () => {
         ['after', 1],
       ]),
     );
+  });
+
+  it('after a kill -9 of the coordinator mid-apply, its restart and the same apply finish every command, each succeeded once', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
+    await coordinator(coord);
+    await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1s');
+    const lines = ['package: chain', 'commands:'];
+    for (let i = 0; i < 4; i++) {
+      const needs = i === 0 ? '' : `, needs: [c${String(i - 1)}]`;
+      lines.push(
+        `  c${String(i)}: { resource: shell, action: run, node: nodea${needs}, params: { argv: [sh, -c, "sleep 0.5 && echo c${String(i)} >> runs"] } }`,
+      );
+    }
+    const file = join(dir, 'chain.spin.yaml');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const env = { SPIN_HOME: coord, SPIN_DAEMON_TIMEOUT: '2s' };
+    const first = startSpin(['apply', file, '--output', 'plain', '--allow-shell'], { env });
+    await first.waitFor(/chain\/c1 running/);
+    const [killed] = processes.splice(0);
+    await killHard(killed!);
+    // The apply cannot know what became of c1: it says so, with exit 4, and what to do.
+    const lost = await first.done;
+    expect(lost.code).toBe(4);
+    expect(lost.stderr).toContain('start the daemon again');
+    await coordinator(coord);
+    const second = startSpin(['apply', file, '--output', 'plain', '--allow-shell'], { env });
+    const done = await second.done;
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+    expect((await spin(['plan', file], { env })).stdout).toContain('No changes');
+    // What ran before the kill is not run again; the command whose outcome was lost (c1) may be.
+    const runs = readFileSync(join(a, 'work/runs'), 'utf8').trim().split('\n');
+    const times = (id: string): number => runs.filter((r) => r === id).length;
+    expect([times('c0'), times('c2'), times('c3')], runs.join(' ')).toEqual([1, 1, 1]);
+    expect(times('c1')).toBeGreaterThanOrEqual(1);
+    expect(times('c1')).toBeLessThanOrEqual(2);
+    const state = JSON.parse(readFileSync(join(coord, 'state.json'), 'utf8')) as {
+      packages: Record<string, { commands: Record<string, { status: string }> }>;
+    };
+    expect(Object.values(state.packages['chain']?.commands ?? {}).map((c) => c.status)).toEqual([
+      'succeeded',
+      'succeeded',
+      'succeeded',
+      'succeeded',
+    ]);
   });
 
   it('finishes an apply through a kill -9 and restart of nats-server, every command succeeded once', async () => {
