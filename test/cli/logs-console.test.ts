@@ -1,8 +1,8 @@
-import { copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { spin, startSpin, testDir } from '../support/spin-cli.js';
-import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
+import { tinyVm, tinyVmPackage, type TinyVm } from '../support/tiny-vm.js';
 
 let guest: TinyVm;
 beforeAll(async () => {
@@ -28,28 +28,7 @@ const occurrences = (text: string, word: string): number => text.split(word).len
 describe('spin logs of a VM', () => {
   it('prints its console, follows it as it boots, and across a restart that rotated it', async () => {
     const home = await testDir('spin-logs-vm-');
-    await mkdir(join(home, 'images/boot'), { recursive: true });
-    await copyFile(guest.kernel, join(home, 'images/boot/vmlinuz'));
-    await copyFile(guest.graceful, join(home, 'images/boot/initrd.gz'));
-    const file = join(home, 'tiny.spin.yaml');
-    await writeFile(
-      file,
-      `package: tiny
-defaults: { timeout: 2m }
-commands:
-  config:
-    resource: emulation
-    action: write_config
-    params:
-      id: tiny
-      vm: { name: tiny, cpus: 1, memory: 128, images: [], kernel: boot/vmlinuz, initrd: boot/initrd.gz, append: ${JSON.stringify(guest.append.replace(' quiet', ''))} }
-  start:
-    resource: emulation
-    action: start
-    needs: [config]
-    params: { id: tiny, ready_when: ${JSON.stringify(guest.marker)}, ready_timeout: 90s }
-`,
-    );
+    const file = await tinyVmPackage(home, guest);
     const env = { SPIN_HOME: home };
     const run = (...args: string[]) => spin(args, { env });
     const consoleLog = join(home, 'vms/tiny/console.log');

@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
 import type { NodeRecord } from '../../src/daemon/node-registry.js';
 import { expectDocument } from '../support/output-schema.js';
-import { binPath, killHard, requireBuild } from '../support/cli-process.js';
+import { binPath, endProcess, killHard, requireBuild } from '../support/cli-process.js';
 import { spin, startSpin, testDir } from '../support/spin-cli.js';
 import type { CliRun, RunningSpin } from '../support/spin-cli.js';
 import { startNatsServer } from '../support/nats-server.js';
@@ -75,18 +75,7 @@ describe('a fleet over NATS', () => {
 
   /** Stops the coordinators gracefully (their audit logs flushed). */
   async function stopCoordinators(): Promise<void> {
-    await Promise.all(
-      processes.splice(0).map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null) resolve();
-            child.once('exit', () => {
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
+    await Promise.all(processes.splice(0).map((child) => endProcess(child, 'SIGTERM')));
   }
 
   /** The coordinator's audit log (stop it first): how many times each command succeeded. */

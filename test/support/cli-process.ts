@@ -56,8 +56,8 @@ export function runDaemonProcess(
   });
 }
 
-/** Kills a process with SIGKILL and resolves once it is gone. */
-export function killHard(child: ChildProcess): Promise<void> {
+/** Sends `signal` to a process (SIGKILL by default) and resolves once it is gone. */
+export function endProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) {
       resolve();
@@ -66,6 +66,11 @@ export function killHard(child: ChildProcess): Promise<void> {
     child.once('exit', () => {
       resolve();
     });
-    child.kill('SIGKILL');
+    child.kill(signal);
   });
+}
+
+/** Kills a process with SIGKILL and resolves once it is gone. */
+export function killHard(child: ChildProcess): Promise<void> {
+  return endProcess(child, 'SIGKILL');
 }

@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { endProcess } from '../support/cli-process.js';
 import { repoRoot, spin } from '../support/spin-cli.js';
-import { tinyVm, type TinyVm } from '../support/tiny-vm.js';
+import { tinyVm, tinyVmPackage, type TinyVm } from '../support/tiny-vm.js';
 
 /** Screenshots of the main views, for a person to look at (gitignored). */
 const artifacts = join(repoRoot, 'test-artifacts', 'ui');
@@ -49,16 +50,7 @@ function startDaemon(port: number): Promise<{ child: ChildProcess; url: string }
 }
 
 function stopDaemon(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      resolve();
-      return;
-    }
-    child.once('exit', () => {
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+  return endProcess(child, 'SIGTERM');
 }
 
 /** A one-time login address, as `spin ui` prints it. */
@@ -248,28 +240,7 @@ commands:
   }, 30_000);
 
   it("follows a VM's console as it boots, and its state in the VM list", async () => {
-    await mkdir(join(home, 'images/boot'), { recursive: true });
-    await copyFile(guest.kernel, join(home, 'images/boot/vmlinuz'));
-    await copyFile(guest.graceful, join(home, 'images/boot/initrd.gz'));
-    const file = join(home, 'tiny.spin.yaml');
-    await writeFile(
-      file,
-      `package: tiny
-defaults: { timeout: 2m }
-commands:
-  config:
-    resource: emulation
-    action: write_config
-    params:
-      id: tiny
-      vm: { name: tiny, cpus: 1, memory: 128, images: [], kernel: boot/vmlinuz, initrd: boot/initrd.gz, append: ${JSON.stringify(guest.append.replace(' quiet', ''))} }
-  start:
-    resource: emulation
-    action: start
-    needs: [config]
-    params: { id: tiny, ready_when: ${JSON.stringify(guest.marker)}, ready_timeout: 90s }
-`,
-    );
+    const file = await tinyVmPackage(home, guest);
     expect(
       (await spin(['apply', file, '--target', 'config', '--output', 'plain'], { env: env() })).code,
     ).toBe(0);
