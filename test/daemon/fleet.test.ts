@@ -7,7 +7,13 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
 import type { NodeRecord } from '../../src/daemon/node-registry.js';
 import { expectDocument } from '../support/output-schema.js';
-import { binPath, endProcess, killHard, requireBuild } from '../support/cli-process.js';
+import {
+  binPath,
+  endProcess,
+  killHard,
+  requireBuild,
+  startDaemonProcess,
+} from '../support/cli-process.js';
 import { spin, startSpin, testDir } from '../support/spin-cli.js';
 import type { CliRun, RunningSpin } from '../support/spin-cli.js';
 import { startNatsServer } from '../support/nats-server.js';
@@ -41,22 +47,8 @@ describe('a fleet over NATS', () => {
   });
 
   async function coordinator(home: string): Promise<void> {
-    const child = spawn(
-      process.execPath,
-      [binPath, 'daemon', 'run', '--no-agents', '--nats', nats!.url],
-      { env: { ...process.env, SPIN_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const { child } = await startDaemonProcess(home, ['--no-agents', '--nats', nats!.url]);
     processes.push(child);
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes('"type":"listening"')) resolve();
-      });
-      child.once('exit', (code) => {
-        reject(new Error(`the coordinator exited with ${String(code)}: ${out}`));
-      });
-    });
   }
 
   async function agent(home: string, node: string, ...extra: string[]): Promise<RunningSpin> {

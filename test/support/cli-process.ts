@@ -33,11 +33,22 @@ export async function spin(
  * Starts `spin daemon run` and resolves once it logs that it listens: the broker only, unless
  * `agents` (the built-in agents would consume the storage and emulation queues).
  */
-export function runDaemonProcess(
+export async function runDaemonProcess(
   home: string,
   options: { agents?: boolean } = {},
 ): Promise<ChildProcess> {
-  const args = options.agents === true ? [] : ['--no-agents'];
+  return (await startDaemonProcess(home, options.agents === true ? [] : ['--no-agents'])).child;
+}
+
+/**
+ * Starts `spin daemon run` with `args` and resolves with the process and its `listening` line
+ * (its socket, and where it also listens: TCP, NATS, the web view); rejects, with what it said
+ * on stderr, if it exits first.
+ */
+export function startDaemonProcess(
+  home: string,
+  args: readonly string[],
+): Promise<{ child: ChildProcess; listening: Record<string, unknown> }> {
   const child = spawn(process.execPath, [binPath, 'daemon', 'run', ...args], {
     env: { ...process.env, SPIN_HOME: home },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -48,10 +59,12 @@ export function runDaemonProcess(
     child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString('utf8');
-      if (out.includes('"type":"listening"')) resolve(child);
+      const line = out.split('\n').find((l) => l.includes('"type":"listening"'));
+      if (line !== undefined)
+        resolve({ child, listening: JSON.parse(line) as Record<string, unknown> });
     });
     child.once('exit', (code) => {
-      reject(new Error(`the daemon exited with ${String(code)}: ${err}`));
+      reject(new Error(`the daemon exited with ${String(code)}: ${out}${err}`));
     });
   });
 }

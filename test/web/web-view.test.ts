@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endProcess } from '../support/cli-process.js';
+import { endProcess, startDaemonProcess } from '../support/cli-process.js';
 import { repoRoot, spin } from '../support/spin-cli.js';
 import { tinyVm, tinyVmPackage, type TinyVm } from '../support/tiny-vm.js';
 
@@ -20,33 +20,14 @@ let guest: TinyVm;
 const env = (): Record<string, string> => ({ SPIN_HOME: home });
 
 /** Starts `spin daemon run --ui` and resolves with the web view's address once it listens. */
-function startDaemon(port: number): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      join(repoRoot, 'bin/run.js'),
-      'daemon',
-      'run',
-      '--ui',
-      '--ui-port',
-      String(port),
-      '--allow-shell',
-    ],
-    { env: { ...process.env, SPIN_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString('utf8');
-      const line = out.split('\n').find((l) => l.includes('"type":"listening"'));
-      if (line !== undefined) resolve({ child, url: (JSON.parse(line) as { ui: string }).ui });
-    });
-    child.once('exit', (code) => {
-      reject(new Error(`the daemon exited with ${String(code)}: ${err}`));
-    });
-  });
+async function startDaemon(port: number): Promise<{ child: ChildProcess; url: string }> {
+  const { child, listening } = await startDaemonProcess(home, [
+    '--ui',
+    '--ui-port',
+    String(port),
+    '--allow-shell',
+  ]);
+  return { child, url: String(listening['ui']) };
 }
 
 function stopDaemon(child: ChildProcess): Promise<void> {
