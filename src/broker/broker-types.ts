@@ -92,6 +92,13 @@ export interface LeaseOptions extends QueueKey {
    * the queue, so its earlier answer was lost (a request over NATS whose reply did not arrive).
    */
   reclaim?: boolean;
+  /**
+   * The holder of an earlier process of this consumer, known to be gone (killed, its machine
+   * restarted): a command of the queue it still holds is given back and delivered again now,
+   * rather than when its lease runs out. The new attempt ends what is left of the old one's
+   * programs before it runs.
+   */
+  succeeds?: string;
 }
 
 /** One command's state as status reports it. */

@@ -62,6 +62,8 @@ export interface ConsumerOptions extends QueueKey {
   holder?: string;
   /** See `LeaseOptions.reclaim`: for transports that may lose a lease's answer (NATS). */
   reclaim?: boolean;
+  /** See `LeaseOptions.succeeds`: the holder of the process this consumer replaces. */
+  succeeds?: string;
 }
 
 /**

@@ -45,7 +45,14 @@ export class SqliteTransitions {
   lease(options: LeaseOptions): Lease | undefined {
     const running = this.sql.runningInQueue.get(options.node, options.resource);
     if (running !== undefined) {
-      if ((running.lease_expires_at ?? 0) > this.now) {
+      if (options.succeeds !== undefined && running.holder === options.succeeds) {
+        // Its holder was the process this one replaces, gone for sure: its lease ends now
+        // rather than when it runs out.
+        this.setCommand(running, {
+          state: 'ready',
+          reason: 'its agent was restarted; delivered again',
+        });
+      } else if ((running.lease_expires_at ?? 0) > this.now) {
         if (options.reclaim !== true || options.holder === undefined) return undefined;
         if (running.holder !== options.holder) return undefined;
         // The same holder asks again: the answer that carried this lease was lost on the way.
@@ -57,9 +64,10 @@ export class SqliteTransitions {
           updated_at: this.now,
         });
         return leaseOf(running, this.package(running.package_id).name);
+      } else {
+        this.expireLease(running);
+        if (this.sql.runningInQueue.get(options.node, options.resource)) return undefined;
       }
-      this.expireLease(running);
-      if (this.sql.runningInQueue.get(options.node, options.resource)) return undefined;
     }
     const head = this.sql.headOfQueue.get(options.node, options.resource);
     if (head === undefined || head.available_at > this.now) return undefined;

@@ -24,7 +24,7 @@ export default class Agent extends SpinCommand {
   static override summary =
     'Run agents as their own process, consuming their queues from the daemon, here or over NATS.';
   static override description =
-    'Takes commands of one resource (storage, emulation or shell) from the daemon of $SPIN_HOME, one at a time, until Ctrl-C or SIGTERM; a command it holds when stopped is given back to the queue. Start the daemon with --no-agents to leave its queues to agent processes. With --nats, serves the queues of one node of a fleet (--node, --resources), sends heartbeats with its capacity, and keeps a result it could not deliver under $SPIN_HOME/outbox until the coordinator answers again. Exits 4 when no daemon (or NATS) answers.';
+    'Takes commands of one resource (storage, emulation or shell) from the daemon of $SPIN_HOME, one at a time, until Ctrl-C or SIGTERM; a command it holds when stopped is given back to the queue. Start the daemon with --no-agents to leave its queues to agent processes. With --nats, serves the queues of one node of a fleet (--node, --resources), sends heartbeats with its capacity, and keeps a result it could not deliver under $SPIN_HOME/outbox until the coordinator answers again. Restarted after a crash or kill -9, it takes back at once the command its predecessor held (no wait for the lease to run out), after ending what is left of the programs of that attempt; a second agent for the same node and resource on one home is refused (exit 3). Exits 4 when no daemon (or NATS) answers.';
   static override examples = [
     '<%= config.bin %> agent storage',
     '<%= config.bin %> agent shell --allow-shell',
@@ -96,6 +96,7 @@ export default class Agent extends SpinCommand {
       const fleet = await NatsBroker.connect(nats, {
         node: flags.node,
         outbox: join(home, 'outbox'),
+        holders: join(home, 'agents'),
       });
       broker = fleet;
       const intervalMs = durationFlagMs('heartbeat', flags.heartbeat);

@@ -141,6 +141,7 @@ export async function callNode(
     ...(request.leaseMs === undefined ? {} : { leaseMs: request.leaseMs }),
     holder: request.holder ?? `${resource}-agent@${node}`,
     reclaim: request.holder !== undefined,
+    ...(request.succeeds === undefined ? {} : { succeeds: request.succeeds }),
   });
   // A lease granted to a node gone silent meanwhile (a long-poll of an agent killed while it
   // waited) would be held by nobody until it ran out: give it straight back.

@@ -20,6 +20,7 @@ import type { AckReply, PackageSummary } from '../broker/queue-store.js';
 import type { DaemonHealth } from './daemon-server.js';
 import { checkSubjectToken, connectNats, subjects } from './nats-connection.js';
 import type { NatsOptions } from './nats-connection.js';
+import { takeQueue } from './agent-succession.js';
 import { writeDurably } from './node-registry.js';
 import type { NodeRecord } from './node-registry.js';
 
@@ -43,6 +44,7 @@ export class NatsBroker implements Broker {
   readonly #fleet: string;
   readonly #node: string | undefined;
   readonly #outbox: string | undefined;
+  readonly #holders: string | undefined;
   readonly #consumers = new Set<NatsConsumer>();
   readonly #subscriptions = new Set<Subscription>();
 
@@ -51,6 +53,7 @@ export class NatsBroker implements Broker {
     this.#fleet = fleet;
     this.#node = agent?.node;
     this.#outbox = agent?.outbox;
+    this.#holders = agent?.holders;
   }
 
   /**
@@ -120,17 +123,23 @@ export class NatsBroker implements Broker {
   }
 
   consumer(options: ConsumerOptions): Promise<QueueConsumer> {
-    if (this.#node === undefined || this.#outbox === undefined) {
+    if (this.#node === undefined || this.#outbox === undefined || this.#holders === undefined) {
       throw new SpinError('usage', 'Internal error: a NATS consumer needs the node it speaks for');
     }
     if (options.node !== this.#node) {
       throw new SpinError('usage', `this agent speaks for node ${this.#node}, not ${options.node}`);
     }
+    const queue = `${options.node}.${options.resource}.json`;
+    const taken = takeQueue(
+      join(this.#holders, queue),
+      options.holder ?? `pid ${String(process.pid)}`,
+    );
     const consumer = new NatsConsumer({
       request: (op, body, waitMs) =>
         this.#request(subjects.node(this.#fleet, this.#node ?? '', op), body, waitMs),
-      options,
-      outboxFile: join(this.#outbox, `${options.node}.${options.resource}.json`),
+      options: taken.succeeds === undefined ? options : { ...options, succeeds: taken.succeeds },
+      outboxFile: join(this.#outbox, queue),
+      onClose: taken.leave,
     });
     this.#consumers.add(consumer);
     return Promise.resolve(consumer);
@@ -200,10 +209,12 @@ export class NatsBroker implements Broker {
   }
 }
 
-/** Who an agent's client speaks for, and where its consumers keep results not yet delivered. */
+/** Who an agent's client speaks for, and where its consumers keep what outlives a crash. */
 export interface AgentSide {
   node: string;
   outbox: string;
+  /** Where it records which process serves each queue (see agent-succession.ts). */
+  holders: string;
 }
 
 type NodeRequest = (op: string, body: unknown, waitMs: number) => Promise<Record<string, unknown>>;
@@ -220,6 +231,7 @@ class NatsConsumer implements QueueConsumer {
   readonly #request: NodeRequest;
   readonly #options: ConsumerOptions;
   readonly #outboxFile: string;
+  readonly #onClose: () => void;
   readonly #closed = new AbortController();
   #delivering: Promise<void> = Promise.resolve();
   /** Whether a lease is held (leased, not yet acked or released). */
@@ -227,10 +239,16 @@ class NatsConsumer implements QueueConsumer {
   /** The lease that came with the answer to the last ack, for the next `lease`. */
   #next: Lease | undefined;
 
-  constructor(init: { request: NodeRequest; options: ConsumerOptions; outboxFile: string }) {
+  constructor(init: {
+    request: NodeRequest;
+    options: ConsumerOptions;
+    outboxFile: string;
+    onClose: () => void;
+  }) {
     this.#request = init.request;
     this.#options = init.options;
     this.#outboxFile = init.outboxFile;
+    this.#onClose = init.onClose;
     if (existsSync(this.#outboxFile)) {
       const saved = JSON.parse(readFileSync(this.#outboxFile, 'utf8')) as Outbox;
       this.#delivering = this.#deliver(saved).then(
@@ -294,6 +312,7 @@ class NatsConsumer implements QueueConsumer {
     const next = this.#next;
     this.#next = undefined;
     if (next !== undefined) await this.release(next).catch(() => undefined);
+    this.#onClose();
   }
 
   /** Sends a result until the coordinator answers it (accepted or refused); then forgets it. */
@@ -318,11 +337,12 @@ class NatsConsumer implements QueueConsumer {
   }
 
   #body(body: Record<string, unknown>): Record<string, unknown> {
-    const { resource, leaseMs, holder } = this.#options;
+    const { resource, leaseMs, holder, succeeds } = this.#options;
     return {
       resource,
       ...(leaseMs === undefined ? {} : { leaseMs }),
       ...(holder === undefined ? {} : { holder }),
+      ...(succeeds === undefined ? {} : { succeeds }),
       ...body,
     };
   }

@@ -157,6 +157,7 @@ export const wireSchemas = {
       resource: text(256),
       leaseMs: count(day),
       holder: text(256),
+      succeeds: text(256),
     },
     allOf: [
       {
@@ -246,7 +247,7 @@ export type AgentRequest = (
   | { id: number; op: 'renew'; ref: AttemptRef }
   | { id: number; op: 'ack'; ref: AttemptRef; result: AckResult; next: boolean }
   | { id: number; op: 'release'; ref: AttemptRef }
-) & { resource?: string; leaseMs?: number; holder?: string };
+) & { resource?: string; leaseMs?: number; holder?: string; succeeds?: string };
 
 /** Parses one line of an agent connection (the caller reads its id even when the rest is bad). */
 export function parseAgentRequest(value: unknown): AgentRequest {

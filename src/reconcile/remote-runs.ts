@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdir, rm } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
 import { wireErrorOf } from '../daemon/agent-session.js';
@@ -12,6 +13,7 @@ import type { ReconcileEvent, ReconcileSummary } from './events.js';
 import type { AdmissionPolicy } from '../agents/emulation/admission.js';
 import type { PackageSpec } from '../core/package.js';
 import { planPackages } from './plan-packages.js';
+import { readState } from './state-file.js';
 import { stateStatus } from './status.js';
 
 /** An apply asked for over NATS: the files as the CLI read them, and its options. */
@@ -50,6 +52,8 @@ export function remoteRunHandlers(
 ): RemoteHandlers {
   const statePath = join(home, 'state.json');
   const running = new Map<string, AbortController>();
+  // What a coordinator killed mid-run left behind.
+  void sweepRemoteFiles(home, statePath, running);
   /** Starts a run in the background, its progress published on its subject; answers at once. */
   const start = (
     runId: string,
@@ -80,6 +84,7 @@ export function remoteRunHandlers(
       .finally(() => {
         clearInterval(tick);
         running.delete(runId);
+        void sweepRemoteFiles(home, statePath, running);
       });
     return Promise.resolve({ started: true });
   };
@@ -127,6 +132,7 @@ export function remoteRunHandlers(
         runId: randomBytes(12).toString('base64url'),
       });
       const paths = keepFiles(home, request.runId, request.files);
+      running.set(request.runId, new AbortController()); // its files are in use
       try {
         return await planPackages({
           home,
@@ -139,6 +145,7 @@ export function remoteRunHandlers(
         });
       } finally {
         // A plan is not kept: only an apply's files are named by the state.
+        running.delete(request.runId);
         rmSync(join(home, 'remote', request.runId), { recursive: true, force: true });
       }
     },
@@ -147,6 +154,39 @@ export function remoteRunHandlers(
       return stateStatus({ home, statePath, ...(typeof name === 'string' ? { name } : {}) });
     },
   };
+}
+
+/**
+ * Removes the files of runs that neither run nor are named by the state: a run's files are kept
+ * while a package of the state names one of them (its file, in `spin status` and in the
+ * file:line of a refusal that points at it), so they take the room of one copy per package.
+ * Best effort: a state that cannot be read now leaves everything for the next sweep.
+ */
+export async function sweepRemoteFiles(
+  home: string,
+  statePath: string,
+  running: ReadonlyMap<string, unknown>,
+): Promise<string[]> {
+  const root = join(home, 'remote');
+  let runs: string[];
+  let named: Set<string>;
+  try {
+    runs = await readdir(root);
+    const state = await readState(statePath);
+    named = new Set(
+      Object.values(state?.packages ?? {}).map((pkg) => {
+        const path = relative(root, pkg.file);
+        return path.startsWith('..') ? '' : (path.split(sep)[0] ?? '');
+      }),
+    );
+  } catch {
+    return [];
+  }
+  const removed = runs.filter((runId) => !running.has(runId) && !named.has(runId));
+  await Promise.all(
+    removed.map((runId) => rm(join(root, runId), { recursive: true, force: true })),
+  );
+  return removed;
 }
 
 /** Writes a run's files under `$SPIN_HOME/remote/<runId>/<i>/<name>`; returns their paths. */

@@ -169,6 +169,20 @@ export function queueStoreConformance(name: string, factory: HarnessFactory): vo
       expect((await store.ack(first, { ok: true })).outcome.state).toBe('succeeded');
     });
 
+    it('gives the lease of the holder a restarted consumer succeeds back at once, and fences off its ack', async () => {
+      await submit([cmd('storage', { id: 'a' }), cmd('storage', { id: 'b' })]);
+      const old = (await store.lease({ ...q, holder: 'h1', leaseMs: 3_600_000 }))!;
+      // Another holder's name changes nothing: the lease is not its to end.
+      expect(await store.lease({ ...q, holder: 'h3', succeeds: 'h2' })).toBeUndefined();
+      const again = (await store.lease({ ...q, holder: 'h2', succeeds: 'h1' }))!;
+      expect([again.commandId, again.attempt]).toEqual(['a', 2]);
+      expect(again.attemptId).not.toBe(old.attemptId);
+      expect(await codeOf(store.ack(old, { ok: true }))).toBe('stale_attempt');
+      expect((await store.ack(again, { ok: true })).outcome.state).toBe('succeeded');
+      // Once its command settled, naming the old holder again takes only the next command.
+      expect((await store.lease({ ...q, holder: 'h2', succeeds: 'h1' }))?.commandId).toBe('b');
+    });
+
     it('refuses a renew, ack or release naming another node than the command’s (wrong_node)', async () => {
       await submit([cmd('storage', { id: 'a' })]);
       const lease = (await store.lease(q))!;

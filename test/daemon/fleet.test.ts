@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
 import type { NodeRecord } from '../../src/daemon/node-registry.js';
+import { until } from '../support/broker-helpers.js';
 import { expectDocument } from '../support/output-schema.js';
 import {
   binPath,
@@ -145,12 +146,18 @@ describe('a fleet over NATS', () => {
     expect(first.stdout).toMatch(/remote\/w succeeded/);
     expect(first.stdout).toContain('Apply complete: 2 succeeded.');
     expect(existsSync(join(a, 'images/w'))).toBe(true);
+    // The coordinator keeps the files of the run its state names, and only those.
+    const runs = (): string[] => readdirSync(join(coord, 'remote'));
+    const [kept] = runs();
+    expect(runs()).toHaveLength(1);
     // The coordinator's state decides: a second apply from anywhere has nothing to do.
     const second = await remote('apply', file, '--output', 'plain');
     expect([second.code, second.stdout.trim()]).toEqual([
       0,
       'Nothing to do: 2 commands up to date.',
     ]);
+    await until(() => runs().length === 1, 'the second run swept');
+    expect(runs()).toEqual([kept]);
     const status = await remote('status');
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/^remote {2}\(.*remote\.spin\.yaml, applied /);
@@ -161,6 +168,7 @@ describe('a fleet over NATS', () => {
     expect(destroyed.stdout).toContain('Destroy complete: 2 undone.');
     expect(existsSync(join(a, 'images/v'))).toBe(false);
     expect((await remote('status')).stdout.trim()).toBe('No packages applied yet.');
+    await until(() => runs().length === 0, "the destroyed package's files swept");
     expect(existsSync(laptop)).toBe(false); // the CLI keeps no state of its own
   });
 
@@ -366,12 +374,13 @@ describe('a fleet over NATS', () => {
     expect(run.stdout).toMatch(/away\/there failed: .*\[node_unavailable\]/);
   });
 
-  it('delivers again the command of an agent killed mid-command, and it succeeds once', async () => {
+  it('delivers again at once, to the restarted agent, the command of an agent killed mid-command, and it succeeds once', async () => {
     nats = await startNatsServer();
     const dir = await testDir('spin-fleet-');
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
     await coordinator(coord);
-    const first = await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1s');
+    // A lease far longer than the test: only the restart can give the command back.
+    const first = await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1h');
     const file = join(dir, 'slow.spin.yaml');
     writeFileSync(
       file,
@@ -386,7 +395,7 @@ describe('a fleet over NATS', () => {
     await run.waitFor(/slow\/slow running/);
     process.kill(first.pid, 'SIGKILL');
     await first.done;
-    await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1s');
+    await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1h');
     const done = await run.done;
     expect(done.code).toBe(0);
     expect(done.stdout).toContain('Apply complete: 2 succeeded.');
@@ -400,6 +409,27 @@ describe('a fleet over NATS', () => {
         ['after', 1],
       ]),
     );
+  });
+
+  it('refuses a second agent for the same node and resource on one home, and lets it start once the first is gone', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
+    await coordinator(coord);
+    const first = await agent(a, 'nodea', '--resources', 'storage');
+    const second = await startSpin(
+      ['agent', '--nats', nats.url, '--node', 'nodea', '--resources', 'storage'],
+      { env: { SPIN_HOME: a } },
+    ).done;
+    expect(second.code).toBe(3);
+    expect(second.stderr).toContain(
+      `an agent already serves this queue from this home: pid ${String(first.pid)}`,
+    );
+    // Another node's queue on the same home is its own.
+    await agent(a, 'nodeb', '--resources', 'storage');
+    process.kill(first.pid, 'SIGKILL');
+    await first.done;
+    await agent(a, 'nodea', '--resources', 'storage');
   });
 
   it('after a kill -9 of the coordinator mid-apply, its restart and the same apply finish every command, each succeeded once', async () => {

@@ -55,7 +55,11 @@ describe('the agent protocol, over the unix socket and over NATS alike', () => {
       (node) =>
         NatsBroker.connect(
           { url: nats.url, fleet: 'conf' },
-          { node, outbox: join(home.dir, `outbox-${node}`) },
+          {
+            node,
+            outbox: join(home.dir, `outbox-${node}`),
+            holders: join(home.dir, `agents-${node}`),
+          },
         ),
     ],
   ];
