@@ -3,9 +3,10 @@
 // The same work goes through the daemon's unix socket (each agent a `spin agent storage --node`
 // process) and through NATS (`spin agent --nats --node`), in the same run, alternating rounds;
 // rows are medians. Reported: commands/s, p50/p99 from a queue's command settling to the lease of
-// its next one (every command is ready from the start; from the coordinator's events), and the coordinator's CPU per heartbeat per node, measured over
-// an idle window with every agent sending a heartbeat each HEARTBEAT_MS, minus the same window
-// with no agents.
+// its next one (every command is ready from the start; from the coordinator's events), the CPU
+// each party (coordinator, nats-server, all agents) spent per command, and the coordinator's CPU
+// per heartbeat per node, measured over an idle window with every agent sending a heartbeat each
+// HEARTBEAT_MS, minus the same window with no agents.
 //
 // AGENTS=100 COMMANDS=10000 ROUNDS=1 node bench/fleet.js   (the issue's size; defaults are smaller)
 import { spawn } from 'node:child_process';
@@ -165,10 +166,21 @@ async function round(transport, nats) {
   }));
   for (let i = 0; i < specs.length; i += 5000)
     await client.addCommands(packageId, specs.slice(i, i + 5000));
+  // CPU per command of each party: where the time of a transport goes.
+  const cpuNow = () => ({
+    coordinator: cpuOf(coordinator.pid),
+    'nats-server': transport === 'nats' ? cpuOf(nats.child.pid) : 0,
+    agents: running.reduce((n, child) => n + cpuOf(child.pid), 0),
+  });
+  const cpuBefore = cpuNow();
   const t0 = performance.now();
   await client.enqueue(packageId);
   const outcome = await finished;
   const seconds = (performance.now() - t0) / 1000;
+  const cpuAfter = cpuNow();
+  const cpuPerCommandMs = Object.fromEntries(
+    Object.keys(cpuAfter).map((k) => [k, ((cpuAfter[k] - cpuBefore[k]) * 1000) / commands]),
+  );
   unsubscribe();
   await client.close();
   await Promise.all(running.map(stop));
@@ -181,6 +193,7 @@ async function round(transport, nats) {
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     cpuPerBeatUs: idleCpuPerBeatUs,
+    cpuPerCommandMs,
   };
 }
 
@@ -201,6 +214,12 @@ const row = (name) => {
     'commands/s': median(rs.map((x) => x.perSecond)).toFixed(0),
     'ack→next lease p50 ms': String(median(rs.map((x) => x.p50))),
     'ack→next lease p99 ms': String(median(rs.map((x) => x.p99))),
+    ...Object.fromEntries(
+      Object.keys(rs[0].cpuPerCommandMs).map((k) => [
+        `CPU ms/command: ${k}`,
+        median(rs.map((x) => x.cpuPerCommandMs[k])).toFixed(2),
+      ]),
+    ),
   };
 };
 console.log(`${agents} agents, ${commands} commands, ${rounds} round(s) each, medians`);

@@ -1,4 +1,3 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { SpinError, messageOf } from '../core/errors.js';
@@ -21,7 +20,7 @@ import type { DaemonHealth } from './daemon-server.js';
 import { checkSubjectToken, connectNats, subjects } from './nats-connection.js';
 import type { NatsOptions } from './nats-connection.js';
 import { takeQueue } from './agent-succession.js';
-import { writeDurably } from './node-registry.js';
+import { OutboxFile } from './outbox-file.js';
 import type { NodeRecord } from './node-registry.js';
 
 /**
@@ -138,7 +137,7 @@ export class NatsBroker implements Broker {
       request: (op, body, waitMs) =>
         this.#request(subjects.node(this.#fleet, this.#node ?? '', op), body, waitMs),
       options: taken.succeeds === undefined ? options : { ...options, succeeds: taken.succeeds },
-      outboxFile: join(this.#outbox, queue),
+      outbox: new OutboxFile<Outbox>(join(this.#outbox, queue)),
       onClose: taken.leave,
     });
     this.#consumers.add(consumer);
@@ -230,7 +229,7 @@ type NodeRequest = (op: string, body: unknown, waitMs: number) => Promise<Record
 class NatsConsumer implements QueueConsumer {
   readonly #request: NodeRequest;
   readonly #options: ConsumerOptions;
-  readonly #outboxFile: string;
+  readonly #outbox: OutboxFile<Outbox>;
   readonly #onClose: () => void;
   readonly #closed = new AbortController();
   #delivering: Promise<void> = Promise.resolve();
@@ -242,15 +241,15 @@ class NatsConsumer implements QueueConsumer {
   constructor(init: {
     request: NodeRequest;
     options: ConsumerOptions;
-    outboxFile: string;
+    outbox: OutboxFile<Outbox>;
     onClose: () => void;
   }) {
     this.#request = init.request;
     this.#options = init.options;
-    this.#outboxFile = init.outboxFile;
+    this.#outbox = init.outbox;
     this.#onClose = init.onClose;
-    if (existsSync(this.#outboxFile)) {
-      const saved = JSON.parse(readFileSync(this.#outboxFile, 'utf8')) as Outbox;
+    const saved = this.#outbox.read();
+    if (saved !== undefined) {
       this.#delivering = this.#deliver(saved).then(
         () => undefined,
         () => undefined,
@@ -293,7 +292,7 @@ class NatsConsumer implements QueueConsumer {
   ack(ref: AttemptRef, result: AckResult): Promise<AckReply> {
     this.holding = false;
     const outbox: Outbox = { ref: refOf(ref), result };
-    writeDurably(this.#outboxFile, JSON.stringify(outbox));
+    this.#outbox.keep(outbox);
     const delivery = this.#deliver(outbox);
     this.#delivering = delivery.then(
       () => undefined,
@@ -312,6 +311,9 @@ class NatsConsumer implements QueueConsumer {
     const next = this.#next;
     this.#next = undefined;
     if (next !== undefined) await this.release(next).catch(() => undefined);
+    // A delivery under way ends at its answer or timeout (what is unanswered stays on disk).
+    await this.#delivering;
+    this.#outbox.close();
     this.#onClose();
   }
 
@@ -322,12 +324,12 @@ class NatsConsumer implements QueueConsumer {
         // The next lease comes with the answer: one round trip a command, and still nothing
         // leased before the result was delivered.
         const reply = await this.#request('ack', this.#body({ ...outbox, next: true }), 0);
-        rmSync(this.#outboxFile, { force: true });
+        this.#outbox.clear();
         this.#next = (reply['next'] as Lease | undefined) ?? undefined;
         return { outcome: reply['outcome'] as AckReply['outcome'] };
       } catch (error) {
         if (!(error instanceof SpinError && error.code === 'unreachable')) {
-          rmSync(this.#outboxFile, { force: true });
+          this.#outbox.clear();
           throw error;
         }
         if (this.#closed.signal.aborted) throw error; // kept on disk for the next start

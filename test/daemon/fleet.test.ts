@@ -411,6 +411,49 @@ describe('a fleet over NATS', () => {
     );
   });
 
+  it('keeps a result finished while NATS is down through a kill -9 of its agent, and its restart delivers it: the command ran once', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
+    await coordinator(coord);
+    const args = ['--resources', 'shell', '--allow-shell', '--lease', '1h'];
+    const first = await agent(a, 'nodea', ...args);
+    const file = join(dir, 'owed.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: owed',
+        'commands:',
+        '  slow: { resource: shell, action: run, node: nodea, params: { argv: [sh, -c, "sleep 1 && echo ran >> slow.runs"] } }',
+        '  after: { resource: shell, action: run, node: nodea, needs: [slow], params: { argv: ["true"] } }',
+      ].join('\n') + '\n',
+    );
+    const run = apply(coord, file, '--allow-shell');
+    await run.waitFor(/owed\/slow running/);
+    await nats.kill();
+    const owed = join(a, 'outbox', 'nodea.shell.json');
+    await until(
+      () => existsSync(owed) && readFileSync(owed, 'utf8') !== '',
+      'the result kept in the outbox',
+    );
+    process.kill(first.pid, 'SIGKILL');
+    await first.done;
+    await nats.restart();
+    await agent(a, 'nodea', ...args);
+    const done = await run.done;
+    expect(done.code, done.stdout).toBe(0);
+    expect(done.stdout).toContain('Apply complete: 2 succeeded.');
+    expect(readFileSync(join(a, 'work/slow.runs'), 'utf8')).toBe('ran\n');
+    expect(readFileSync(owed, 'utf8')).toBe('');
+    await stopCoordinators();
+    expect(successes(coord)).toEqual(
+      new Map([
+        ['slow', 1],
+        ['after', 1],
+      ]),
+    );
+  });
+
   it('refuses a second agent for the same node and resource on one home, and lets it start once the first is gone', async () => {
     nats = await startNatsServer();
     const dir = await testDir('spin-fleet-');
