@@ -272,7 +272,7 @@ describe('a fleet over NATS', () => {
     });
   }
 
-  it('shows a node online, then offline after its agent is killed (spin nodes)', async () => {
+  it('shows a node online, offline after its agent is killed, and back when it starts again (spin nodes)', async () => {
     nats = await startNatsServer();
     const dir = await testDir('spin-fleet-');
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
@@ -305,6 +305,12 @@ describe('a fleet over NATS', () => {
     expect(offline[0]!.offlineSince).toBeGreaterThan(offline[0]!.lastHeartbeatAt);
     const after = await startSpin(['nodes'], { env: { SPIN_HOME: coord } }).done;
     expect(after.stdout).toMatch(/nodea\s+offline since \d\d:\d\d:\d\d/);
+    // Its agent started again: the node is back, the same node.
+    await agent(a, 'nodea', '--resources', 'storage,shell');
+    const back = await until((n) => n[0]?.state === 'online');
+    expect(back[0]!.firstSeenAt).toBe(online[0]!.firstSeenAt);
+    expect(back[0]!.lastHeartbeatAt).toBeGreaterThan(offline[0]!.offlineSince!);
+    expect(back[0]!.offlineSince).toBeUndefined();
   });
 
   it('says why a command waits for its node, and --node-wait fails it with node_unavailable', async () => {
