@@ -169,6 +169,11 @@ describe('a fleet over NATS', () => {
     expect(existsSync(join(a, 'images/v'))).toBe(false);
     expect((await remote('status')).stdout.trim()).toBe('No packages applied yet.');
     await until(() => runs().length === 0, "the destroyed package's files swept");
+    const elsewhere = await remote('status', '--fleet', 'nobody');
+    expect([elsewhere.code, elsewhere.stderr]).toEqual([
+      4,
+      'error: spin.nobody.api.runs.status: no coordinator answers on NATS (is `spin daemon` running with --nats and the same --fleet?)\n',
+    ]);
     expect(existsSync(laptop)).toBe(false); // the CLI keeps no state of its own
   });
 
