@@ -7,7 +7,7 @@ import { agentRoots } from '../agents/agent-roots.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
 import type { Agent as ResourceAgent } from '../agents/agent.js';
 import { defaults } from '../core/defaults.js';
-import { SpinError } from '../core/errors.js';
+import { SpinError, messageOf } from '../core/errors.js';
 import { spinHome } from '../core/spin-home.js';
 import { admissionFlags, admissionPolicy } from '../cli/admission-flags.js';
 import { durationFlagMs, natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
@@ -100,15 +100,32 @@ export default class Agent extends SpinCommand {
       });
       broker = fleet;
       const intervalMs = durationFlagMs('heartbeat', flags.heartbeat);
+      // Says when the coordinator stops answering and when it answers again, once each.
+      let answering = true;
+      const heard = (error?: unknown): void => {
+        if (answering === (error === undefined)) return;
+        answering = error === undefined;
+        if (answering) this.log(`the coordinator answers again`);
+        else this.logToStderr(`waiting for the coordinator: ${messageOf(error)}`);
+      };
       stopHeartbeats = sendHeartbeats(intervalMs, () =>
-        fleet.heartbeat(
-          measureNode({
-            home,
-            resources: names.map((n = '') => n.trim()),
-            intervalMs,
-            running: fleet.running,
-          }),
-        ),
+        fleet
+          .heartbeat(
+            measureNode({
+              home,
+              resources: names.map((n = '') => n.trim()),
+              intervalMs,
+              running: fleet.running,
+            }),
+          )
+          .then(
+            () => {
+              heard();
+            },
+            (error: unknown) => {
+              heard(error);
+            },
+          ),
       );
     }
     const what =

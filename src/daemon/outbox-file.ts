@@ -20,6 +20,7 @@ import { dirname } from 'node:path';
  */
 export class OutboxFile<T> {
   readonly #fd: number;
+  #closed = false;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -42,15 +43,23 @@ export class OutboxFile<T> {
 
   /** Keeps `value` (the file is empty: one result is owed at a time). */
   keep(value: T): void {
-    writeSync(this.#fd, JSON.stringify(value) + '\n', 0);
+    writeSync(this.#open(), JSON.stringify(value) + '\n', 0);
   }
 
   /** Forgets what was kept: the coordinator has answered it. */
   clear(): void {
-    ftruncateSync(this.#fd, 0);
+    ftruncateSync(this.#open(), 0);
+  }
+
+  /** The descriptor, never once closed: its number may belong to another file by then. */
+  #open(): number {
+    if (this.#closed) throw new Error('Internal error: the outbox file is closed');
+    return this.#fd;
   }
 
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     closeSync(this.#fd);
   }
 }

@@ -465,6 +465,17 @@ describe('a fleet over NATS', () => {
     );
   });
 
+  it('an agent says when no coordinator answers, and when one does', async () => {
+    nats = await startNatsServer();
+    const dir = await testDir('spin-fleet-');
+    const early = await agent(join(dir, 'a'), 'nodea', '--resources', 'storage');
+    await early.waitFor(
+      /^waiting for the coordinator: .*no coordinator answers on NATS \(is `spin daemon` running with --nats and the same --fleet\?\)$/,
+    );
+    await coordinator(join(dir, 'coord'));
+    await early.waitFor(/^the coordinator answers again$/);
+  });
+
   it('refuses a second agent for the same node and resource on one home, and lets it start once the first is gone', async () => {
     nats = await startNatsServer();
     const dir = await testDir('spin-fleet-');
