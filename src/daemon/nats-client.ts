@@ -366,7 +366,7 @@ function natsFailure(subject: string, error: unknown): SpinError {
   const why =
     name === 'TimeoutError'
       ? `no answer within ${formatDuration(answerMs)}`
-      : name === 'NoRespondersError'
+      : name === 'NoResponders' || cause === 'NoResponders' // the client's NoRespondersError
         ? 'no coordinator answers on NATS (is `spin daemon` running with --nats and the same --fleet?)'
         : messageOf(error);
   return new SpinError('unreachable', `${subject}: ${why}`, { cause: error, retryable: true });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdir, rm } from 'node:fs/promises';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
 import { wireErrorOf } from '../daemon/agent-session.js';
@@ -12,6 +13,7 @@ import type { ReconcileEvent, ReconcileSummary } from './events.js';
 import type { AdmissionPolicy } from '../agents/emulation/admission.js';
 import type { PackageSpec } from '../core/package.js';
 import { planPackages } from './plan-packages.js';
+import { readState } from './state-file.js';
 import { stateStatus } from './status.js';
 
 /** An apply asked for over NATS: the files as the CLI read them, and its options. */
@@ -25,6 +27,8 @@ export interface RemoteApplyRequest {
   allowShell?: boolean;
   allowReplace?: boolean;
   nodeWaitMs?: number;
+  /** How long to wait for the coordinator's state lock while another run holds it (default 0). */
+  lockTimeoutMs?: number;
 }
 
 /** What a run publishes on its subject, in order; `end` is the last. */
@@ -42,7 +46,9 @@ const runIdPattern = /^[a-zA-Z0-9_-]{8,64}$/;
  * The runs a coordinator carries out for CLIs elsewhere (`spin apply|status --nats`): the
  * packages are planned against the coordinator's state and run through its broker, and the
  * progress events go back on `spin.<fleet>.runs.<runId>`. The files are kept under
- * `$SPIN_HOME/remote/<runId>/`, which the state names as each package's file.
+ * `$SPIN_HOME/remote/<runId>/`, which the state names as each package's file; when a run ends,
+ * the files of runs over that the state no longer names are removed (a watch applies its
+ * packages again at every resync, and a run with nothing to do is named by nothing).
  */
 export function remoteRunHandlers(
   home: string,
@@ -50,6 +56,9 @@ export function remoteRunHandlers(
 ): RemoteHandlers {
   const statePath = join(home, 'state.json');
   const running = new Map<string, AbortController>();
+  /** Plans in progress, whose files are in use too. */
+  const planning = new Set<string>();
+  const inUse = (runId: string): boolean => running.has(runId) || planning.has(runId);
   /** Starts a run in the background, its progress published on its subject; answers at once. */
   const start = (
     runId: string,
@@ -80,6 +89,8 @@ export function remoteRunHandlers(
       .finally(() => {
         clearInterval(tick);
         running.delete(runId);
+        // Files that are only litter: a failure to remove them can wait for the next run.
+        sweepRunFiles(home, statePath, inUse).catch(() => undefined);
       });
     return Promise.resolve({ started: true });
   };
@@ -99,20 +110,29 @@ export function remoteRunHandlers(
           allowShell: request.allowShell ?? false,
           allowReplace: request.allowReplace ?? false,
           ...(request.nodeWaitMs === undefined ? {} : { nodeWaitMs: request.nodeWaitMs }),
+          ...lockTimeoutOf(request.lockTimeoutMs),
           signal,
           emit,
         }),
       );
     },
     'runs.destroy': (body, publish) => {
-      const request = body as { runId?: unknown; packages?: unknown } | undefined;
+      const request = body as
+        { runId?: unknown; packages?: unknown; lockTimeoutMs?: unknown } | undefined;
       const runId = runIdOf(request?.runId);
       const names = request?.packages;
       if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
         throw new SpinError('invalid_input', 'body.packages must be an array of package names');
       }
       return start(runId, publish, (signal, emit) =>
-        destroy({ home, statePath, packages: names, signal, emit }),
+        destroy({
+          home,
+          statePath,
+          packages: names,
+          ...lockTimeoutOf(request?.lockTimeoutMs),
+          signal,
+          emit,
+        }),
       );
     },
     'runs.cancel': (body) => {
@@ -126,6 +146,7 @@ export function remoteRunHandlers(
         ...(body as object),
         runId: randomBytes(12).toString('base64url'),
       });
+      planning.add(request.runId);
       const paths = keepFiles(home, request.runId, request.files);
       try {
         return await planPackages({
@@ -140,6 +161,7 @@ export function remoteRunHandlers(
       } finally {
         // A plan is not kept: only an apply's files are named by the state.
         rmSync(join(home, 'remote', request.runId), { recursive: true, force: true });
+        planning.delete(request.runId);
       }
     },
     'runs.status': (body) => {
@@ -160,6 +182,30 @@ function keepFiles(home: string, runId: string, files: RemoteApplyRequest['files
   });
 }
 
+/**
+ * Removes the files of every run under `$SPIN_HOME/remote/` that is not in use and whose files
+ * no package of the state names. The state is read after the run ended, so it names what that
+ * run recorded.
+ */
+async function sweepRunFiles(
+  home: string,
+  statePath: string,
+  inUse: (runId: string) => boolean,
+): Promise<void> {
+  const dir = join(home, 'remote');
+  const state = await readState(statePath);
+  const named = new Set<string>();
+  for (const pkg of Object.values(state?.packages ?? {})) {
+    const rel = relative(dir, pkg.file);
+    if (!rel.startsWith('..') && !isAbsolute(rel)) named.add(rel.split(sep)[0] ?? '');
+  }
+  for (const runId of await readdir(dir)) {
+    if (!named.has(runId) && !inUse(runId)) {
+      await rm(join(dir, runId), { recursive: true, force: true });
+    }
+  }
+}
+
 /** The packages of the files, which the CLI validated already; any problem is refused. */
 async function loadValid(paths: string[]): Promise<PackageSpec[]> {
   const loaded = await loadPackages(paths);
@@ -169,6 +215,13 @@ async function loadValid(paths: string[]): Promise<PackageSpec[]> {
     });
   }
   return loaded.packages;
+}
+
+/** A run's wait for the state lock, when the request gives a sensible one. */
+function lockTimeoutOf(value: unknown): { lockTimeoutMs?: number } {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+    ? { lockTimeoutMs: value }
+    : {};
 }
 
 function runIdOf(value: unknown): string {
