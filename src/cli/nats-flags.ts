@@ -75,6 +75,34 @@ export function natsOptionsOf(flags: NatsFlagValues): NatsOptions | undefined {
 }
 
 /**
+ * The flags that say how to use this machine's state and agents (`--state`, the admission
+ * flags): with `--nats` the coordinator plans against its own state, and it and each node's
+ * agent have their own admission, so giving one of them is a usage error rather than silently
+ * ignored. (`--lock-timeout` goes to the coordinator, for its state's lock.) `given` is every
+ * flag named on the command line (oclif's `raw`).
+ */
+export function refuseLocalFlags(given: readonly { type: string; flag?: string }[]): void {
+  const local = new Set(['state', 'cpu-overcommit', 'memory-overcommit', 'reserve-memory']);
+  const named = [
+    ...new Set(
+      given.flatMap((t) =>
+        t.type === 'flag' && local.has(t.flag ?? '') ? [`--${t.flag ?? ''}`] : [],
+      ),
+    ),
+  ];
+  if (named.length === 0) return;
+  throw new SpinError(
+    'usage',
+    `${named.join(', ')} ${named.length === 1 ? 'is' : 'are'} for a state and agents on this machine, not with --nats: the coordinator plans against its own state`,
+    {
+      suggestions: [
+        'Give the admission flags (--cpu-overcommit, --memory-overcommit, --reserve-memory) to the coordinator (spin daemon start) and to each node (spin agent).',
+      ],
+    },
+  );
+}
+
+/**
  * The flags again as arguments, for `spin daemon start` to pass to the daemon it launches;
  * secrets go through the environment (`env`), not the argument list.
  */

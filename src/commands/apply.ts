@@ -15,7 +15,7 @@ import {
   stateFlags,
 } from '../cli/reconcile-flags.js';
 import { createRenderer } from '../cli/reconcile-renderer.js';
-import { durationFlagMs, natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
+import { durationFlagMs, natsFlags, natsOptionsOf, refuseLocalFlags } from '../cli/nats-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { apply, applySaved } from '../reconcile/apply.js';
 import { isSavedPlan, readPlan } from '../plan/plan-document.js';
@@ -60,7 +60,7 @@ export default class Apply extends SpinCommand {
   };
 
   async run(): Promise<void> {
-    const { argv, flags } = await this.parse(Apply);
+    const { argv, flags, raw } = await this.parse(Apply);
     const paths = argv.map(String);
     const saved = paths.length === 1 && (await isSavedPlan(paths[0] ?? ''));
     if (saved) refusePlanningFlags(flags);
@@ -68,6 +68,7 @@ export default class Apply extends SpinCommand {
     if (saved && nats !== undefined) {
       throw new SpinError('usage', 'a saved plan is applied where it was made, not with --nats');
     }
+    if (nats !== undefined) refuseLocalFlags(raw);
     const loaded = saved ? undefined : await loadOrThrow(paths, flags['max-bytes']);
     const packages = loaded?.packages ?? [];
     const plan = saved ? await readPlan(paths[0] ?? '') : undefined;
@@ -107,6 +108,7 @@ export default class Apply extends SpinCommand {
                 allowShell: flags['allow-shell'],
                 allowReplace: flags['allow-replace'],
                 ...(common.nodeWaitMs === undefined ? {} : { nodeWaitMs: common.nodeWaitMs }),
+                lockTimeoutMs: common.lockTimeoutMs,
               },
               emit: renderer.listener,
               signal: interrupt.signal,

@@ -12,7 +12,7 @@ import {
   stateFlags,
 } from '../cli/reconcile-flags.js';
 import { createRenderer } from '../cli/reconcile-renderer.js';
-import { natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
+import { natsFlags, natsOptionsOf, refuseLocalFlags } from '../cli/nats-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { destroy } from '../reconcile/destroy.js';
 
@@ -35,7 +35,9 @@ export default class Destroy extends SpinCommand {
   static override flags = { ...stateFlags, ...outputFlags, ...packageFlags, ...natsFlags };
 
   async run(): Promise<void> {
-    const { argv, flags } = await this.parse(Destroy);
+    const { argv, flags, raw } = await this.parse(Destroy);
+    const nats = natsOptionsOf(flags);
+    if (nats !== undefined) refuseLocalFlags(raw);
     const targets = argv.map(String);
     const paths = targets.filter((t) => existsSync(t));
     const names = targets.filter((t) => !existsSync(t));
@@ -55,7 +57,6 @@ export default class Destroy extends SpinCommand {
     );
     const interrupt = interruptSignal();
     try {
-      const nats = natsOptionsOf(flags);
       const summary =
         nats === undefined
           ? await destroy({
@@ -70,6 +71,7 @@ export default class Destroy extends SpinCommand {
             ).destroyRemote({
               nats,
               packages: names,
+              lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
               signal: interrupt.signal,
               emit: renderer.listener,
             });

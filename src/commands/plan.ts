@@ -14,7 +14,7 @@ import {
 } from '../cli/reconcile-flags.js';
 import { printPlan } from '../cli/render-plan.js';
 import { SpinCommand } from '../cli/spin-command.js';
-import { natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
+import { natsFlags, natsOptionsOf, refuseLocalFlags } from '../cli/nats-flags.js';
 import { refuseProblems } from '../plan/preflight.js';
 import { savePlan } from '../plan/plan-document.js';
 import { planPackages } from '../reconcile/plan-packages.js';
@@ -49,7 +49,7 @@ export default class Plan extends SpinCommand {
   };
 
   async run(): Promise<void> {
-    const { argv, flags } = await this.parse(Plan);
+    const { argv, flags, raw } = await this.parse(Plan);
     const output = documentOutput(flags) as 'text' | 'json' | 'markdown';
     try {
       const loaded = await loadOrThrow(argv.map(String), flags['max-bytes']);
@@ -59,6 +59,7 @@ export default class Plan extends SpinCommand {
         prune: flags.prune,
       };
       const nats = natsOptionsOf(flags);
+      if (nats !== undefined) refuseLocalFlags(raw);
       if (nats !== undefined && flags.out !== undefined) {
         throw new SpinError(
           'usage',

@@ -3,7 +3,7 @@ import { resolveHome, stateFlags } from '../cli/reconcile-flags.js';
 import { documentOutput, documentOutputFlags } from '../cli/reconcile-flags.js';
 import { SpinCommand } from '../cli/spin-command.js';
 import { liveBrokerView, nodeWaits } from '../cli/live-broker-view.js';
-import { natsFlags, natsOptionsOf } from '../cli/nats-flags.js';
+import { natsFlags, natsOptionsOf, refuseLocalFlags } from '../cli/nats-flags.js';
 import { supervisionText } from '../cli/render-supervision.js';
 import { stateStatus } from '../reconcile/status.js';
 
@@ -25,9 +25,10 @@ export default class Status extends SpinCommand {
   };
 
   async run(): Promise<void> {
-    const { args, flags } = await this.parse(Status);
+    const { args, flags, raw } = await this.parse(Status);
     const where = resolveHome(flags);
     const nats = natsOptionsOf(flags);
+    if (nats !== undefined) refuseLocalFlags(raw);
     const name = args.package === undefined ? {} : { name: args.package };
     const status =
       nats === undefined

@@ -5,6 +5,7 @@ import { SpinError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { admissionFlags, admissionPolicy } from '../cli/admission-flags.js';
 import { packageFlags } from '../cli/flags.js';
+import { durationFlagMs, natsFlags, natsOptionsOf, refuseLocalFlags } from '../cli/nats-flags.js';
 import {
   interruptSignal,
   lockTimeoutMs,
@@ -20,11 +21,12 @@ import { watchPackages } from '../watch/watch-packages.js';
 export default class Watch extends SpinCommand {
   static override summary = 'Keep a directory of packages applied.';
   static override description =
-    'Applies every *.spin.yaml below the directory, then re-applies a package whenever its file is saved (once the file has settled), and every package at each --interval to repair drift. An invalid file is reported until fixed, and its package keeps its last good content. A removed file leaves its package as it is, or with --prune destroys it. Ctrl-C or SIGTERM stops cleanly and exits 0 (being stopped is how a watch ends). With --once, reconciles everything once and exits with the codes of spin apply: 0 ok, 1 a command failed, 2 invalid input (nothing runs), 3 the state is locked or corrupt.';
+    "Applies every *.spin.yaml below the directory, then re-applies a package whenever its file is saved (once the file has settled), and every package at each --interval to repair drift. An invalid file is reported until fixed, and its package keeps its last good content. A removed file leaves its package as it is, or with --prune destroys it. Ctrl-C or SIGTERM stops cleanly and exits 0 (being stopped is how a watch ends). With --once, reconciles everything once and exits with the codes of spin apply: 0 ok, 1 a command failed, 2 invalid input (nothing runs), 3 the state is locked or corrupt, 4 the coordinator or NATS could not be reached. With --nats, the directory is watched here and each apply and destroy runs on the fleet's coordinator, against its state, as `spin apply --nats` does; nothing is kept on this machine, and a coordinator that cannot be reached is reported and tried again at the package's next save or resync.";
   static override examples = [
     '<%= config.bin %> watch packages/',
     '<%= config.bin %> watch packages/ --prune --interval 1m',
     '<%= config.bin %> watch packages/ --once --output json',
+    '<%= config.bin %> watch packages/ --nats nats://control:4222 --nats-user operator   # applied by the coordinator',
   ];
   static override args = {
     dir: Args.string({ description: 'directory of *.spin.yaml files', required: true }),
@@ -49,14 +51,21 @@ export default class Watch extends SpinCommand {
     'allow-shell': Flags.boolean({
       description: 'let shell commands run (embedded broker only; the daemon decides for itself)',
     }),
+    'node-wait': Flags.string({
+      description:
+        'how long a command may wait for its node to have an agent (e.g. 2m); past it, it fails with node_unavailable and what needs it is skipped',
+    }),
     ...admissionFlags,
     ...stateFlags,
     ...outputFlags,
     ...packageFlags,
+    ...natsFlags,
   };
 
   async run(): Promise<void> {
-    const { args, flags } = await this.parse(Watch);
+    const { args, flags, raw } = await this.parse(Watch);
+    const nats = natsOptionsOf(flags);
+    if (nats !== undefined) refuseLocalFlags(raw);
     const renderer = createWatchRenderer(outputMode(flags.output), {
       out: (l) => {
         this.log(l);
@@ -69,7 +78,10 @@ export default class Watch extends SpinCommand {
     const interrupt = interruptSignal();
     try {
       const outcome = await watchPackages({
-        ...resolveHome(flags),
+        ...(nats === undefined
+          ? { ...resolveHome(flags), admission: admissionPolicy(flags) }
+          : { nats }),
+        lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
         dir: args.dir,
         intervalMs: duration('--interval', flags.interval, 1),
         settleMs: duration('--settle', flags.settle, 0),
@@ -77,8 +89,9 @@ export default class Watch extends SpinCommand {
         once: flags.once,
         allowShell: flags['allow-shell'],
         allowReplace: flags['allow-replace'],
-        admission: admissionPolicy(flags),
-        lockTimeoutMs: lockTimeoutMs(flags['lock-timeout']),
+        ...(flags['node-wait'] === undefined
+          ? {}
+          : { nodeWaitMs: durationFlagMs('node-wait', flags['node-wait']) }),
         maxBytes: flags['max-bytes'],
         signal: interrupt.signal,
         emit: renderer.listener,

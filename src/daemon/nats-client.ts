@@ -388,7 +388,7 @@ function natsFailure(subject: string, error: unknown): SpinError {
   const why =
     name === 'TimeoutError' || cause === 'TimeoutError'
       ? `no answer within ${formatDuration(answerMs)}`
-      : name === 'NoResponders' || cause === 'NoResponders'
+      : name === 'NoResponders' || cause === 'NoResponders' // the client's NoRespondersError
         ? 'no coordinator answers on NATS (is `spin daemon` running with --nats and the same --fleet?)'
         : messageOf(error);
   return new SpinError('unreachable', `${subject}: ${why}`, { cause: error, retryable: true });

@@ -27,18 +27,41 @@ export async function applyRemote(options: {
   emit: ReconcileListener;
   signal: AbortSignal;
 }): Promise<ReconcileSummary> {
-  const files = await readFiles(options.files);
-  return runRemote({ ...options, op: 'runs.apply', body: { ...options.request, files } });
+  return applyRemoteFiles({ ...options, files: await readFiles(options.files) });
 }
 
-/** `spin destroy --nats`: destroys packages of the coordinator's state there (see applyRemote). */
-export function destroyRemote(options: {
+/** A package file as it travels to the coordinator: its name without a directory, its text. */
+export type RemoteFile = RemoteApplyRequest['files'][number];
+
+/**
+ * applyRemote of files already read: `spin watch --nats` sends the text it validated, which
+ * may no longer be what is on disk (a file saved invalid keeps its last good content).
+ */
+export function applyRemoteFiles(options: {
   nats: NatsOptions;
-  packages: string[];
+  files: readonly RemoteFile[];
+  request: RemoteApplyOptions;
   emit: ReconcileListener;
   signal: AbortSignal;
 }): Promise<ReconcileSummary> {
-  return runRemote({ ...options, op: 'runs.destroy', body: { packages: options.packages } });
+  const body = { ...options.request, files: options.files };
+  return runRemote({ ...options, op: 'runs.apply', body });
+}
+
+/**
+ * `spin destroy --nats`: destroys packages of the coordinator's state there (see applyRemote),
+ * waiting up to `lockTimeoutMs` for its state lock.
+ */
+export function destroyRemote(options: {
+  nats: NatsOptions;
+  packages: string[];
+  lockTimeoutMs?: number;
+  emit: ReconcileListener;
+  signal: AbortSignal;
+}): Promise<ReconcileSummary> {
+  const { packages, lockTimeoutMs } = options;
+  const body = { packages, ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }) };
+  return runRemote({ ...options, op: 'runs.destroy', body });
 }
 
 /** Starts a run on the coordinator and follows it to its end. */
@@ -57,9 +80,11 @@ async function runRemote(options: {
   try {
     return await new Promise<ReconcileSummary>((resolve, reject) => {
       let silence: NodeJS.Timeout | undefined;
+      let ended = false;
       const heard = (): void => {
         clearTimeout(silence);
         silence = setTimeout(() => {
+          finish();
           reject(
             new SpinError(
               'unreachable',
@@ -70,6 +95,7 @@ async function runRemote(options: {
         }, timeoutMs);
       };
       const finish = (): void => {
+        ended = true;
         clearTimeout(silence);
         options.signal.removeEventListener('abort', cancel);
       };
@@ -91,8 +117,11 @@ async function runRemote(options: {
         .then(async (unsubscribe) => {
           stop = unsubscribe;
           heard();
-          options.signal.addEventListener('abort', cancel, { once: true });
           await client.call(options.op, { ...options.body, runId });
+          // Once the run exists: a cancel sent before it would be lost.
+          if (ended) return;
+          if (options.signal.aborted) cancel();
+          else options.signal.addEventListener('abort', cancel, { once: true });
         })
         .catch((error: unknown) => {
           finish();
@@ -124,7 +153,7 @@ export async function planRemote(
   }
 }
 
-function readFiles(paths: readonly string[]): Promise<{ name: string; text: string }[]> {
+function readFiles(paths: readonly string[]): Promise<RemoteFile[]> {
   return Promise.all(
     paths.map(async (path) => ({ name: basename(path), text: await readFile(path, 'utf8') })),
   );

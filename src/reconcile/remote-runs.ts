@@ -27,6 +27,8 @@ export interface RemoteApplyRequest {
   allowShell?: boolean;
   allowReplace?: boolean;
   nodeWaitMs?: number;
+  /** How long to wait for the coordinator's state lock while another run holds it (default 0). */
+  lockTimeoutMs?: number;
 }
 
 /** What a run publishes on its subject, in order; `end` is the last. */
@@ -44,7 +46,9 @@ const runIdPattern = /^[a-zA-Z0-9_-]{8,64}$/;
  * The runs a coordinator carries out for CLIs elsewhere (`spin apply|status --nats`): the
  * packages are planned against the coordinator's state and run through its broker, and the
  * progress events go back on `spin.<fleet>.runs.<runId>`. The files are kept under
- * `$SPIN_HOME/remote/<runId>/`, which the state names as each package's file.
+ * `$SPIN_HOME/remote/<runId>/`, which the state names as each package's file; the files of runs
+ * the state no longer names are swept (`sweepRemoteFiles`): a watch applies its packages again
+ * at every resync, and a run with nothing to do is named by nothing.
  */
 export function remoteRunHandlers(
   home: string,
@@ -104,20 +108,29 @@ export function remoteRunHandlers(
           allowShell: request.allowShell ?? false,
           allowReplace: request.allowReplace ?? false,
           ...(request.nodeWaitMs === undefined ? {} : { nodeWaitMs: request.nodeWaitMs }),
+          ...lockTimeoutOf(request.lockTimeoutMs),
           signal,
           emit,
         }),
       );
     },
     'runs.destroy': (body, publish) => {
-      const request = body as { runId?: unknown; packages?: unknown } | undefined;
+      const request = body as
+        { runId?: unknown; packages?: unknown; lockTimeoutMs?: unknown } | undefined;
       const runId = runIdOf(request?.runId);
       const names = request?.packages;
       if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
         throw new SpinError('invalid_input', 'body.packages must be an array of package names');
       }
       return start(runId, publish, (signal, emit) =>
-        destroy({ home, statePath, packages: names, signal, emit }),
+        destroy({
+          home,
+          statePath,
+          packages: names,
+          ...lockTimeoutOf(request?.lockTimeoutMs),
+          signal,
+          emit,
+        }),
       );
     },
     'runs.cancel': (body) => {
@@ -209,6 +222,13 @@ async function loadValid(paths: string[]): Promise<PackageSpec[]> {
     });
   }
   return loaded.packages;
+}
+
+/** A run's wait for the state lock, when the request gives a sensible one. */
+function lockTimeoutOf(value: unknown): { lockTimeoutMs?: number } {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+    ? { lockTimeoutMs: value }
+    : {};
 }
 
 function runIdOf(value: unknown): string {

@@ -12,14 +12,14 @@ import { readPackageFile } from '../load/read-package-file.js';
 /**
  * What reading a package file again found.
  * - same: the text is what was read last time (a touch, or a save of the same content);
- * - loaded: a valid package, which this file now owns; `released` names a package the file
- *   defined before and no longer does;
+ * - loaded: a valid package, which this file now owns, with the text it was read from;
+ *   `released` names a package the file defined before and no longer does;
  * - invalid: every problem of the file; its last good package (`kept`) stays as it was;
  * - removed: the file is gone; `released` names the package it defined.
  */
 export type FileVerdict =
   | { kind: 'same' }
-  | { kind: 'loaded'; pkg: PackageSpec; released?: string }
+  | { kind: 'loaded'; pkg: PackageSpec; text: string; released?: string }
   | { kind: 'invalid'; diagnostics: Diagnostic[]; kept?: string }
   | { kind: 'removed'; released?: string };
 
@@ -106,7 +106,9 @@ export class PackageFiles {
     if (released !== undefined) this.#owners.delete(released);
     next.owns = pkg.name;
     this.#owners.set(pkg.name, file);
-    return released === undefined ? { kind: 'loaded', pkg } : { kind: 'loaded', pkg, released };
+    return released === undefined
+      ? { kind: 'loaded', pkg, text }
+      : { kind: 'loaded', pkg, text, released };
   }
 
   #invalid(entry: FileEntry, diagnostics: Diagnostic[]): FileVerdict {

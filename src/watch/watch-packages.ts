@@ -1,87 +1,89 @@
 import { stat } from 'node:fs/promises';
 import type { AdmissionPolicy } from '../agents/emulation/admission.js';
 import { SpinError } from '../core/errors.js';
+import type { NatsOptions } from '../daemon/nats-connection.js';
 import { expandInputs } from '../load/input-files.js';
-import { ReconcileSession } from '../reconcile/session.js';
 import { DirectoryWatcher } from './directory-watcher.js';
 import { PathSettler } from './path-settler.js';
 import type { WatchListener } from './watch-events.js';
 import { WatchReconciler, type WatchOutcome } from './watch-reconciler.js';
 import { watchScope } from './watch-scope.js';
+import { SessionTarget, type WatchApplyOptions, type WatchTarget } from './watch-target.js';
 
-/** What `spin watch` is asked to do. */
-export interface WatchOptions {
-  /** The directory whose `*.spin.yaml` files are kept applied. */
-  dir: string;
+/** A watch that reconciles against this machine's state, with its own agents (or its daemon). */
+export interface LocalWatch {
   home: string;
   statePath: string;
-  lockTimeoutMs?: number;
-  allowShell?: boolean;
   /** What of the node VM starts may take (see SessionOptions). */
   admission?: AdmissionPolicy;
+  nats?: undefined;
+}
+
+/**
+ * A watch whose packages a fleet's coordinator reconciles against its own state
+ * (`spin watch --nats`): nothing of this machine's home is read or written.
+ */
+export interface RemoteWatch {
+  nats: NatsOptions;
+}
+
+/** What `spin watch` is asked to do. */
+export type WatchOptions = (LocalWatch | RemoteWatch) & {
+  /** The directory whose `*.spin.yaml` files are kept applied. */
+  dir: string;
+  /** How long to wait for the state's lock (the coordinator's, with `nats`) when it is held. */
+  lockTimeoutMs?: number;
+  allowShell?: boolean;
   /** Destroy the package of a removed file, and undo commands removed from a file. */
   prune?: boolean;
   /** See ReconcileOptions.allowReplace. */
   allowReplace?: boolean;
+  /** See ReconcileOptions.nodeWaitMs. */
+  nodeWaitMs?: number;
   /** How often every package is planned against the machine and drift repaired (default 5m). */
   intervalMs?: number;
   /** How long a file must stay unchanged before it is read (default 200 ms). */
   settleMs?: number;
   /** Reconcile everything once and return, instead of watching. */
   once?: boolean;
-  /** Packages reconciled at the same time, at most (default 8). */
+  /** Packages reconciled at the same time, at most (default 8; through a coordinator, one). */
   concurrency?: number;
   maxBytes?: number;
   /** Stops the watch: running applies are cancelled, then everything is closed. */
   signal?: AbortSignal;
   emit?: WatchListener;
-}
+};
 
 export const defaultIntervalMs = 5 * 60_000;
 export const defaultSettleMs = 200;
 
 /**
- * Keeps the packages below `dir` applied until `signal` fires: holds one ReconcileSession (the
- * state lock, the agents, the broker) for its whole life, applies every package once, then
+ * Keeps the packages below `dir` applied until `signal` fires: on this machine holds one
+ * ReconcileSession (the state lock, the agents, the broker) for its whole life, or with `nats`
+ * has a fleet's coordinator carry out every apply and destroy; applies every package once, then
  * re-applies a package when its file settles after a change, and every package at each
  * `intervalMs` to repair drift. With `once`, reconciles everything a single time (nothing runs
  * when any file is invalid, as with `spin apply`) and returns. Throws before watching when the
- * directory does not exist or the state is locked; after that, problems are events. Resolves
- * with the outcome once everything has stopped and the lock is released.
+ * directory does not exist or the state is locked; after that, problems are events (a
+ * coordinator that cannot be reached too: the package is tried again at its next change or
+ * resync). Resolves with the outcome once everything has stopped and the lock is released.
  */
 export async function watchPackages(options: WatchOptions): Promise<WatchOutcome> {
   const settleMs = options.settleMs ?? defaultSettleMs;
   const intervalMs = options.intervalMs ?? defaultIntervalMs;
   const prune = options.prune ?? false;
   const emitTo = options.emit ?? (() => undefined);
-  const scope = watchScope(options.dir, options.home, options.statePath);
+  const scope =
+    options.nats === undefined
+      ? watchScope(options.dir, options.home, options.statePath)
+      : watchScope(options.dir);
   const info = await stat(scope.dir).catch(() => undefined);
   if (info?.isDirectory() !== true) {
     throw new SpinError('invalid_input', `${options.dir} is not a directory`, {
       suggestions: ['spin watch takes a directory of *.spin.yaml files'],
     });
   }
-  const session = await ReconcileSession.open({
-    home: options.home,
-    statePath: options.statePath,
-    command: options.once === true ? 'spin watch --once' : 'spin watch',
-    ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
-    ...(options.allowShell === undefined ? {} : { allowShell: options.allowShell }),
-    ...(options.admission === undefined ? {} : { admission: options.admission }),
-    // A watch that lasts supervises the VMs its own agents start (with no daemon to do it).
-    ...(options.once === true ? {} : { supervise: 'watch' as const }),
-  });
-  try {
-    // What a spin that died left in the broker is cancelled and its results recorded before the
-    // first plan, as an apply does.
-    await session.recover((event) => {
-      if (event.type !== 'recovered') return;
-      emitTo({ at: Date.now(), type: 'reconcile', package: event.cancelled[0]?.name ?? '', event });
-    });
-  } catch (error) {
-    await session.close();
-    throw error;
-  }
+  const target = await openTarget(options, emitTo);
   const stopping = new AbortController();
   const onAbort = (): void => {
     stopping.abort(options.signal?.reason);
@@ -89,11 +91,10 @@ export async function watchPackages(options: WatchOptions): Promise<WatchOutcome
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted === true) onAbort();
   const reconciler = new WatchReconciler({
-    session,
+    target,
     scope,
     prune,
-    allowReplace: options.allowReplace ?? false,
-    concurrency: options.concurrency ?? 8,
+    concurrency: target.parallel ? (options.concurrency ?? 8) : 1,
     signal: stopping.signal,
     emit: emitTo,
     ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
@@ -128,13 +129,44 @@ export async function watchPackages(options: WatchOptions): Promise<WatchOutcome
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
-    await session.close();
+    await target.close();
   }
   reconciler.emit({
     type: 'stopped',
     reason: stopping.signal.aborted ? String(stopping.signal.reason) : 'done',
   });
   return outcome;
+}
+
+/** This machine's session (the state locked, what a spin that died left settled), or the fleet. */
+async function openTarget(options: WatchOptions, emit: WatchListener): Promise<WatchTarget> {
+  const apply: WatchApplyOptions = {
+    prune: options.prune ?? false,
+    allowReplace: options.allowReplace ?? false,
+    ...(options.nodeWaitMs === undefined ? {} : { nodeWaitMs: options.nodeWaitMs }),
+  };
+  if (options.nats !== undefined) {
+    const { RemoteTarget } = await import('./remote-target.js');
+    return new RemoteTarget(options.nats, {
+      ...apply,
+      allowShell: options.allowShell ?? false,
+      ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
+    });
+  }
+  return SessionTarget.open({
+    ...apply,
+    home: options.home,
+    statePath: options.statePath,
+    once: options.once === true,
+    ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
+    ...(options.allowShell === undefined ? {} : { allowShell: options.allowShell }),
+    ...(options.admission === undefined ? {} : { admission: options.admission }),
+    recovered: (event) => {
+      if (event.type !== 'recovered') return;
+      const name = event.cancelled[0]?.name ?? '';
+      emit({ at: Date.now(), type: 'reconcile', package: name, event });
+    },
+  });
 }
 
 async function watchUntilStopped(context: {

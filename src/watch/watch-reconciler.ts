@@ -1,15 +1,12 @@
 import { resolve } from 'node:path';
-import type { PackageSpec } from '../core/package.js';
 import { SpinError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { applyIn } from '../reconcile/apply.js';
-import { destroyIn } from '../reconcile/destroy.js';
-import type { ReconcileSummary } from '../reconcile/events.js';
-import type { ReconcileSession } from '../reconcile/session.js';
+import type { ReconcileListener, ReconcileSummary } from '../reconcile/events.js';
 import { PackageFiles } from './package-files.js';
 import { PackageRunner, type PackageWork } from './package-runner.js';
 import type { ApplyReason, WatchEventBody, WatchListener } from './watch-events.js';
 import type { WatchScope } from './watch-scope.js';
+import type { WatchedPackage, WatchTarget } from './watch-target.js';
 
 /** How a watch (or `--once`) went, for its exit code. */
 export interface WatchOutcome {
@@ -26,10 +23,11 @@ export interface WatchOutcome {
 
 /** What a reconciler needs. */
 export interface WatchReconcilerOptions {
-  session: ReconcileSession;
+  /** Where applies and destroys run, against which state. */
+  target: WatchTarget;
   scope: WatchScope;
+  /** Destroy the package of a removed file, rather than leave it. */
   prune: boolean;
-  allowReplace: boolean;
   concurrency: number;
   maxBytes?: number;
   signal: AbortSignal;
@@ -37,23 +35,26 @@ export interface WatchReconcilerOptions {
 }
 
 /**
- * Keeps the packages of a watched directory applied, in one session. Files are read when they
+ * Keeps the packages of a watched directory applied, through one target. Files are read when they
  * settle (the caller decides when); each valid read updates its package's newest content and
  * asks for an apply, which the PackageRunner serialises per package and runs side by side across
  * packages. An invalid file leaves its package at its last good content. A package whose file is
  * gone (or that its file no longer defines) is destroyed with `prune`, or else reported as no
- * longer managed and left.
+ * longer managed and left; a destroy that fails before it can run is tried again at the next
+ * resync.
  */
 export class WatchReconciler {
   readonly #options: WatchReconcilerOptions;
   readonly #files: PackageFiles;
   readonly #runner: PackageRunner;
   /** The newest good content of every package a file defines. */
-  readonly #managed = new Map<string, PackageSpec>();
+  readonly #managed = new Map<string, WatchedPackage>();
   /** The file a package was last defined in, for packages let go. */
   readonly #lastFile = new Map<string, string>();
   readonly #reads = new Map<string, Promise<void>>();
   readonly #releases = new Set<Promise<void>>();
+  /** Packages let go whose destroy threw: asked for again at each resync. */
+  readonly #unreleased = new Set<string>();
   #failed = 0;
   #interrupted = false;
   readonly #errors: WatchOutcome['errors'] = [];
@@ -103,20 +104,18 @@ export class WatchReconciler {
    * when any file is invalid. Returns the function that asks for the applies.
    */
   async readAll(files: readonly string[], reason: ApplyReason): Promise<() => void> {
-    const loaded: PackageSpec[] = [];
+    const loaded: string[] = [];
     for (const file of files) {
       const verdict = await this.#files.read(file);
       if (verdict.kind === 'loaded') {
-        this.emit({ type: 'loaded', file, package: verdict.pkg.name });
-        this.#managed.set(verdict.pkg.name, verdict.pkg);
-        this.#lastFile.set(verdict.pkg.name, file);
-        loaded.push(verdict.pkg);
+        this.#manage(file, verdict);
+        loaded.push(verdict.pkg.name);
       } else if (verdict.kind === 'invalid') {
         this.#reportInvalid(file, verdict.diagnostics, verdict.kept);
       }
     }
     return () => {
-      for (const pkg of loaded) this.#runner.request(pkg.name, { kind: 'apply', reason });
+      for (const name of loaded) this.#runner.request(name, { kind: 'apply', reason });
     };
   }
 
@@ -126,8 +125,9 @@ export class WatchReconciler {
    */
   releaseOrphans(): void {
     const present = new Set(this.#files.files);
-    for (const [name, pkg] of Object.entries(this.#options.session.state.data.packages)) {
-      const file = resolve(pkg.file);
+    for (const recorded of this.#options.target.recorded()) {
+      const { name } = recorded;
+      const file = resolve(recorded.file);
       if (this.#managed.has(name) || present.has(file) || !this.#options.scope.includes(file)) {
         continue;
       }
@@ -135,10 +135,14 @@ export class WatchReconciler {
     }
   }
 
-  /** Applies every managed package again (drift repair) and repeats what is still invalid. */
+  /**
+   * Applies every managed package again (drift repair), tries again the destroys that failed,
+   * and repeats what is still invalid.
+   */
   resync(): void {
     for (const name of this.#managed.keys())
       this.#runner.request(name, { kind: 'apply', reason: 'resync' });
+    for (const name of this.#unreleased) this.#runner.request(name, { kind: 'remove' });
     for (const { file, diagnostics, kept } of this.#files.invalid()) {
       this.#reportInvalid(file, diagnostics, kept);
     }
@@ -182,12 +186,9 @@ export class WatchReconciler {
       case 'same':
         return;
       case 'loaded': {
-        const { pkg } = verdict;
-        this.emit({ type: 'loaded', file, package: pkg.name });
-        this.#managed.set(pkg.name, pkg);
-        this.#lastFile.set(pkg.name, file);
+        this.#manage(file, verdict);
         if (verdict.released !== undefined) this.#release(verdict.released, file);
-        this.#runner.request(pkg.name, { kind: 'apply', reason });
+        this.#runner.request(verdict.pkg.name, { kind: 'apply', reason });
         return;
       }
       case 'invalid':
@@ -197,6 +198,14 @@ export class WatchReconciler {
         if (verdict.released !== undefined) this.#release(verdict.released, file);
         return;
     }
+  }
+
+  /** A file read valid: its package's newest content is what it says. */
+  #manage(file: string, { pkg, text }: WatchedPackage): void {
+    this.emit({ type: 'loaded', file, package: pkg.name });
+    this.#managed.set(pkg.name, { pkg, text });
+    this.#lastFile.set(pkg.name, file);
+    this.#unreleased.delete(pkg.name);
   }
 
   #reportInvalid(file: string, diagnostics: WatchEventInvalid['diagnostics'], kept?: string): void {
@@ -225,25 +234,19 @@ export class WatchReconciler {
   }
 
   async #run(name: string, work: PackageWork): Promise<void> {
-    const { session, signal } = this.#options;
+    const { target, signal } = this.#options;
     if (signal.aborted) return;
-    const emit = this.#tag(name);
+    const run = { signal, emit: this.#tag(name) };
     const file = this.#lastFile.get(name) ?? '';
     if (work.kind === 'apply') {
-      const pkg = this.#managed.get(name);
-      if (pkg === undefined) return;
+      const watched = this.#managed.get(name);
+      if (watched === undefined) return;
+      const { pkg } = watched;
       this.emit({ type: 'apply-start', package: name, file: pkg.file, reason: work.reason });
       const started = performance.now();
-      const summary = await this.#guard(name, pkg.file, () =>
-        applyIn(session, {
-          packages: [pkg],
-          prune: this.#options.prune,
-          allowReplace: this.#options.allowReplace,
-          signal,
-          emit,
-        }),
-      );
+      const summary = await this.#guard(name, pkg.file, () => target.apply(watched, run));
       if (summary === undefined) return;
+      this.#count(summary);
       this.emit({
         type: 'apply-done',
         package: name,
@@ -255,32 +258,36 @@ export class WatchReconciler {
       return;
     }
     if (this.#managed.has(name)) return; // its file came back meanwhile
-    if (!this.#options.prune) {
-      this.emit({ type: 'unmanaged', package: name, file });
+    this.#unreleased.delete(name);
+    const held = this.#options.prune && (await this.#guard(name, file, () => target.holds(name)));
+    if (held === undefined) {
+      this.#unreleased.add(name);
       return;
     }
-    if (!Object.hasOwn(session.state.data.packages, name)) {
+    if (!held) {
       this.emit({ type: 'unmanaged', package: name, file });
       return;
     }
     this.emit({ type: 'destroy-start', package: name, file });
-    const summary = await this.#guard(name, file, () =>
-      destroyIn(session, { packages: [name], signal, emit }),
-    );
-    if (summary !== undefined) this.emit({ type: 'destroyed', package: name, file, summary });
+    const summary = await this.#guard(name, file, () => target.destroy(name, run));
+    if (summary === undefined) {
+      this.#unreleased.add(name);
+      return;
+    }
+    this.#count(summary);
+    this.emit({ type: 'destroyed', package: name, file, summary });
   }
 
-  /** Runs an apply or destroy, counting its failures; a throw becomes an `error` event. */
-  async #guard(
-    name: string,
-    file: string,
-    work: () => Promise<ReconcileSummary>,
-  ): Promise<ReconcileSummary | undefined> {
+  /** Counts the failures of an apply's or destroy's summary. */
+  #count(summary: ReconcileSummary): void {
+    this.#failed += summary.failed;
+    if (summary.interrupted) this.#interrupted = true;
+  }
+
+  /** Runs a step of an apply or destroy; a throw becomes an `error` event and `undefined`. */
+  async #guard<T>(name: string, file: string, work: () => Promise<T>): Promise<T | undefined> {
     try {
-      const summary = await work();
-      this.#failed += summary.failed;
-      if (summary.interrupted) this.#interrupted = true;
-      return summary;
+      return await work();
     } catch (error) {
       const spin =
         error instanceof SpinError
@@ -300,9 +307,7 @@ export class WatchReconciler {
     }
   }
 
-  #tag(
-    name: string,
-  ): (event: Parameters<NonNullable<Parameters<typeof applyIn>[1]['emit']>>[0]) => void {
+  #tag(name: string): ReconcileListener {
     return (event) => {
       this.emit({ type: 'reconcile', package: name, event });
     };

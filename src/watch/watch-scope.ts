@@ -25,16 +25,13 @@ export interface WatchScope {
  * spin's own writes never trigger a reconcile because they are out of scope: a home strictly
  * below the directory is left out whole; a home that holds the directory leaves out its agent
  * roots (images, VMs, work) where they fall inside it; the state file and its companions are
- * never package files.
+ * never package files. Without a home (a watch whose packages a fleet's coordinator
+ * reconciles), spin writes nothing here and only the place and name of a path count.
  */
-export function watchScope(dir: string, home: string, statePath: string): WatchScope {
+export function watchScope(dir: string, home?: string, statePath?: string): WatchScope {
   const root = resolve(dir);
-  const ownHome = resolve(home);
-  const roots = agentRoots(ownHome);
-  const owned = (isBelow(root, ownHome) ? [ownHome] : [roots.images, roots.vms, roots.work]).filter(
-    (p) => isBelow(root, p),
-  );
-  const state = resolve(statePath);
+  const owned = home === undefined ? [] : ownedBelow(root, resolve(home));
+  const state = statePath === undefined ? undefined : resolve(statePath);
   const ignored = (path: string, stats?: Pick<Stats, 'isFile'>): boolean => {
     const full = resolve(path);
     if (full === root) return false;
@@ -42,7 +39,7 @@ export function watchScope(dir: string, home: string, statePath: string): WatchS
     if (rel.startsWith('..') || isAbsolute(rel)) return true;
     if (rel.split(sep).some((part) => part.startsWith('.') || part === 'node_modules')) return true;
     if (owned.some((p) => full === p || isBelow(p, full))) return true;
-    if (full === state || full.startsWith(`${state}.`)) return true;
+    if (state !== undefined && (full === state || full.startsWith(`${state}.`))) return true;
     return stats?.isFile() === true && !full.endsWith(packageSuffix);
   };
   return {
@@ -50,6 +47,14 @@ export function watchScope(dir: string, home: string, statePath: string): WatchS
     ignored,
     includes: (file) => file.endsWith(packageSuffix) && !ignored(file),
   };
+}
+
+/** What of spin's home lies below the watched directory: the home whole, or its agent roots. */
+function ownedBelow(root: string, home: string): string[] {
+  const roots = agentRoots(home);
+  return (isBelow(root, home) ? [home] : [roots.images, roots.vms, roots.work]).filter((p) =>
+    isBelow(root, p),
+  );
 }
 
 /** True when `path` lies strictly below `dir`. */

@@ -1,74 +1,26 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
 import type { NodeRecord } from '../../src/daemon/node-registry.js';
 import { until } from '../support/broker-helpers.js';
 import { expectDocument } from '../support/output-schema.js';
-import {
-  binPath,
-  endProcess,
-  killHard,
-  requireBuild,
-  startDaemonProcess,
-} from '../support/cli-process.js';
+import { killHard, requireBuild } from '../support/cli-process.js';
 import { spin, startSpin, testDir } from '../support/spin-cli.js';
 import type { CliRun, RunningSpin } from '../support/spin-cli.js';
-import { startNatsServer } from '../support/nats-server.js';
-import type { TestNatsServer } from '../support/nats-server.js';
+import { fleetsEndingAfterEachTest } from '../support/test-fleet.js';
 
-/**
- * A fleet on this machine: nats-server on a port it picked, a coordinator (`spin daemon run
- * --nats`, no agents of its own) and `spin agent --nats` processes with their own homes and node
- * names, all through the built binary.
- */
+/** A fleet on this machine (see TestFleet), through the built binary. */
 describe('a fleet over NATS', () => {
-  let nats: TestNatsServer | undefined;
-  const processes: ChildProcess[] = [];
-  const agents: RunningSpin[] = [];
+  const startFleet = fleetsEndingAfterEachTest();
 
   beforeAll(() => {
     requireBuild();
   });
-  afterEach(async () => {
-    for (const agent of agents.splice(0)) {
-      try {
-        process.kill(agent.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-      await agent.done.catch(() => undefined);
-    }
-    await Promise.all(processes.splice(0).map((p) => killHard(p)));
-    await nats?.stop();
-    nats = undefined;
-  });
-
-  async function coordinator(home: string): Promise<void> {
-    const { child } = await startDaemonProcess(home, ['--no-agents', '--nats', nats!.url]);
-    processes.push(child);
-  }
-
-  async function agent(home: string, node: string, ...extra: string[]): Promise<RunningSpin> {
-    const running = startSpin(
-      ['agent', '--nats', nats!.url, '--node', node, '--heartbeat', '200ms', ...extra],
-      { env: { SPIN_HOME: home } },
-    );
-    agents.push(running);
-    await running.waitFor(/consuming/);
-    return running;
-  }
 
   function apply(home: string, file: string, ...extra: string[]): RunningSpin {
     return startSpin(['apply', file, '--output', 'plain', ...extra], { env: { SPIN_HOME: home } });
-  }
-
-  /** Stops the coordinators gracefully (their audit logs flushed). */
-  async function stopCoordinators(): Promise<void> {
-    await Promise.all(processes.splice(0).map((child) => endProcess(child, 'SIGTERM')));
   }
 
   /** The coordinator's audit log (stop it first): how many times each command succeeded. */
@@ -85,12 +37,12 @@ describe('a fleet over NATS', () => {
   }
 
   it('runs each command on the node it is pinned to', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a, b] = ['coord', 'a', 'b'].map((n) => join(dir, n)) as [string, string, string];
-    await coordinator(coord);
-    await agent(a, 'nodea', '--resources', 'storage');
-    await agent(b, 'nodeb', '--resources', 'storage');
+    await fleet.coordinator(coord);
+    await fleet.agent(a, 'nodea', '--resources', 'storage');
+    await fleet.agent(b, 'nodeb', '--resources', 'storage');
     const file = join(dir, 'two.spin.yaml');
     writeFileSync(
       file,
@@ -114,15 +66,15 @@ describe('a fleet over NATS', () => {
   });
 
   it('plans, applies and destroys from anywhere with --nats: on the coordinator, progress streamed back', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a, laptop] = ['coord', 'a', 'laptop'].map((n) => join(dir, n)) as [
       string,
       string,
       string,
     ];
-    await coordinator(coord);
-    await agent(a, 'nodea', '--resources', 'storage');
+    await fleet.coordinator(coord);
+    await fleet.agent(a, 'nodea', '--resources', 'storage');
     const file = join(dir, 'remote.spin.yaml');
     writeFileSync(
       file,
@@ -134,7 +86,7 @@ describe('a fleet over NATS', () => {
       ].join('\n') + '\n',
     );
     const remote = (...args: string[]): Promise<CliRun> =>
-      startSpin([...args, '--nats', nats!.url], { env: { SPIN_HOME: laptop } }).done;
+      startSpin([...args, '--nats', fleet.nats.url], { env: { SPIN_HOME: laptop } }).done;
     const planned = await remote('plan', file);
     expect(planned.code).toBe(0);
     expect(planned.stdout).toMatch(/^ {4}\+ v {2}create +new command$/m);
@@ -181,9 +133,12 @@ describe('a fleet over NATS', () => {
     const dir = await testDir('spin-fleet-');
     const config = join(dir, 'nats-server.conf');
     writeFileSync(config, examplePermissions());
-    nats = await startNatsServer({ config });
+    const fleet = await startFleet({ config });
     const coord = join(dir, 'coord');
-    await coordinatorAs(coord, 'coordinator', 'coordinator-secret');
+    await fleet.coordinator(coord, {
+      args: ['--nats-user', 'coordinator'],
+      env: { SPIN_NATS_PASSWORD: 'coordinator-secret' },
+    });
     const pkg = startSpin(['message', 'new', '--name', 'pinned'], { env: { SPIN_HOME: coord } });
     const id = (await pkg.done).stdout.trim().split(/\s+/).pop()!;
     const add = startSpin(
@@ -197,13 +152,13 @@ describe('a fleet over NATS', () => {
 
     // Node B leases its command; node A, speaking on its own subjects, may not touch it.
     const nodeb = await connect({
-      servers: nats.url,
+      servers: fleet.nats.url,
       user: 'nodeb',
       pass: 'b-secret',
       inboxPrefix: '_INBOX_nodeb',
     });
     const nodea = await connect({
-      servers: nats.url,
+      servers: fleet.nats.url,
       user: 'nodea',
       pass: 'a-secret',
       inboxPrefix: '_INBOX_nodea',
@@ -254,36 +209,13 @@ describe('a fleet over NATS', () => {
     }
   });
 
-  async function coordinatorAs(home: string, user: string, password: string): Promise<void> {
-    const child = spawn(
-      process.execPath,
-      [binPath, 'daemon', 'run', '--no-agents', '--nats', nats!.url, '--nats-user', user],
-      {
-        env: { ...process.env, SPIN_HOME: home, SPIN_NATS_PASSWORD: password },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    processes.push(child);
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes('"type":"listening"')) resolve();
-      });
-      child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      child.once('exit', (code) => {
-        reject(new Error(`the coordinator exited with ${String(code)}: ${out}`));
-      });
-    });
-  }
-
   it('shows a node online, offline after its agent is killed, and back when it starts again (spin nodes)', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
-    await coordinator(coord);
+    await fleet.coordinator(coord);
     const nodes = async (): Promise<NodeRecord[]> => {
-      const run = await startSpin(['nodes', '--output', 'json', '--nats', nats!.url], {
+      const run = await startSpin(['nodes', '--output', 'json', '--nats', fleet.nats.url], {
         env: { SPIN_HOME: join(dir, 'laptop') },
       }).done;
       expect(run.code).toBe(0);
@@ -297,7 +229,7 @@ describe('a fleet over NATS', () => {
       }
     };
     expect(await nodes()).toEqual([]);
-    const running = await agent(a, 'nodea', '--resources', 'storage,shell');
+    const running = await fleet.agent(a, 'nodea', '--resources', 'storage,shell');
     const online = await until((n) => n[0]?.state === 'online');
     expect(online[0]).toMatchObject({ name: 'nodea', resources: ['storage', 'shell'] });
     expect(online[0]!.capacity.cpus).toBeGreaterThan(0);
@@ -311,7 +243,7 @@ describe('a fleet over NATS', () => {
     const after = await startSpin(['nodes'], { env: { SPIN_HOME: coord } }).done;
     expect(after.stdout).toMatch(/nodea\s+offline since \d\d:\d\d:\d\d/);
     // Its agent started again: the node is back, the same node.
-    await agent(a, 'nodea', '--resources', 'storage,shell');
+    await fleet.agent(a, 'nodea', '--resources', 'storage,shell');
     const back = await until((n) => n[0]?.state === 'online');
     expect(back[0]!.firstSeenAt).toBe(online[0]!.firstSeenAt);
     expect(back[0]!.lastHeartbeatAt).toBeGreaterThan(offline[0]!.offlineSince!);
@@ -319,11 +251,11 @@ describe('a fleet over NATS', () => {
   });
 
   it('says why a command waits for its node, and --node-wait fails it with node_unavailable', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, b] = ['coord', 'b'].map((n) => join(dir, n)) as [string, string];
-    await coordinator(coord);
-    const gone = await agent(b, 'nodeb', '--resources', 'storage');
+    await fleet.coordinator(coord);
+    const gone = await fleet.agent(b, 'nodeb', '--resources', 'storage');
     const nodes = async (): Promise<NodeRecord[]> =>
       (
         JSON.parse(
@@ -386,12 +318,13 @@ describe('a fleet over NATS', () => {
   });
 
   it('delivers again at once, to the restarted agent, the command of an agent killed mid-command, and it succeeds once', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
-    await coordinator(coord);
+    await fleet.coordinator(coord);
     // A lease far longer than the test: only the restart can give the command back.
-    const first = await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1h');
+    const args = ['--resources', 'shell', '--allow-shell', '--lease', '1h'];
+    const first = await fleet.agent(a, 'nodea', ...args);
     const file = join(dir, 'slow.spin.yaml');
     writeFileSync(
       file,
@@ -406,14 +339,14 @@ describe('a fleet over NATS', () => {
     await run.waitFor(/slow\/slow running/);
     process.kill(first.pid, 'SIGKILL');
     await first.done;
-    await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1h');
+    await fleet.agent(a, 'nodea', ...args);
     const done = await run.done;
     expect(done.code).toBe(0);
     expect(done.stdout).toContain('Apply complete: 2 succeeded.');
     // The killed agent's program was ended when the command was delivered again: it ran to the
     // end once.
     expect(readFileSync(join(a, 'work/slow.runs'), 'utf8')).toBe('ran\n');
-    await stopCoordinators();
+    await fleet.stopCoordinators();
     expect(successes(coord)).toEqual(
       new Map([
         ['slow', 1],
@@ -423,12 +356,12 @@ describe('a fleet over NATS', () => {
   });
 
   it('keeps a result finished while NATS is down through a kill -9 of its agent, and its restart delivers it: the command ran once', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
-    await coordinator(coord);
+    await fleet.coordinator(coord);
     const args = ['--resources', 'shell', '--allow-shell', '--lease', '1h'];
-    const first = await agent(a, 'nodea', ...args);
+    const first = await fleet.agent(a, 'nodea', ...args);
     const file = join(dir, 'owed.spin.yaml');
     writeFileSync(
       file,
@@ -441,7 +374,7 @@ describe('a fleet over NATS', () => {
     );
     const run = apply(coord, file, '--allow-shell');
     await run.waitFor(/owed\/slow running/);
-    await nats.kill();
+    await fleet.nats.kill();
     const owed = join(a, 'outbox', 'nodea.shell.json');
     await until(
       () => existsSync(owed) && readFileSync(owed, 'utf8') !== '',
@@ -449,14 +382,14 @@ describe('a fleet over NATS', () => {
     );
     process.kill(first.pid, 'SIGKILL');
     await first.done;
-    await nats.restart();
-    await agent(a, 'nodea', ...args);
+    await fleet.nats.restart();
+    await fleet.agent(a, 'nodea', ...args);
     const done = await run.done;
     expect(done.code, done.stdout).toBe(0);
     expect(done.stdout).toContain('Apply complete: 2 succeeded.');
     expect(readFileSync(join(a, 'work/slow.runs'), 'utf8')).toBe('ran\n');
     expect(readFileSync(owed, 'utf8')).toBe('');
-    await stopCoordinators();
+    await fleet.stopCoordinators();
     expect(successes(coord)).toEqual(
       new Map([
         ['slow', 1],
@@ -466,24 +399,24 @@ describe('a fleet over NATS', () => {
   });
 
   it('an agent says when no coordinator answers, and when one does', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
-    const early = await agent(join(dir, 'a'), 'nodea', '--resources', 'storage');
+    const early = await fleet.agent(join(dir, 'a'), 'nodea', '--resources', 'storage');
     await early.waitFor(
       /^waiting for the coordinator: .*no coordinator answers on NATS \(is `spin daemon` running with --nats and the same --fleet\?\)$/,
     );
-    await coordinator(join(dir, 'coord'));
+    await fleet.coordinator(join(dir, 'coord'));
     await early.waitFor(/^the coordinator answers again$/);
   });
 
   it('refuses a second agent for the same node and resource on one home, and lets it start once the first is gone', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
-    await coordinator(coord);
-    const first = await agent(a, 'nodea', '--resources', 'storage');
+    await fleet.coordinator(coord);
+    const first = await fleet.agent(a, 'nodea', '--resources', 'storage');
     const second = await startSpin(
-      ['agent', '--nats', nats.url, '--node', 'nodea', '--resources', 'storage'],
+      ['agent', '--nats', fleet.nats.url, '--node', 'nodea', '--resources', 'storage'],
       { env: { SPIN_HOME: a } },
     ).done;
     expect(second.code).toBe(3);
@@ -491,18 +424,18 @@ describe('a fleet over NATS', () => {
       `an agent already serves this queue from this home: pid ${String(first.pid)}`,
     );
     // Another node's queue on the same home is its own.
-    await agent(a, 'nodeb', '--resources', 'storage');
+    await fleet.agent(a, 'nodeb', '--resources', 'storage');
     process.kill(first.pid, 'SIGKILL');
     await first.done;
-    await agent(a, 'nodea', '--resources', 'storage');
+    await fleet.agent(a, 'nodea', '--resources', 'storage');
   });
 
   it('after a kill -9 of the coordinator mid-apply, its restart and the same apply finish every command, each succeeded once', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
-    await coordinator(coord);
-    await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1s');
+    const killed = await fleet.coordinator(coord);
+    await fleet.agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1s');
     const lines = ['package: chain', 'commands:'];
     for (let i = 0; i < 4; i++) {
       const needs = i === 0 ? '' : `, needs: [c${String(i - 1)}]`;
@@ -515,13 +448,12 @@ describe('a fleet over NATS', () => {
     const env = { SPIN_HOME: coord, SPIN_DAEMON_TIMEOUT: '2s' };
     const first = startSpin(['apply', file, '--output', 'plain', '--allow-shell'], { env });
     await first.waitFor(/chain\/c1 running/);
-    const [killed] = processes.splice(0);
-    await killHard(killed!);
+    await killHard(killed);
     // The apply cannot know what became of c1: it says so, with exit 4, and what to do.
     const lost = await first.done;
     expect(lost.code).toBe(4);
     expect(lost.stderr).toContain('start the daemon again');
-    await coordinator(coord);
+    await fleet.coordinator(coord);
     const second = startSpin(['apply', file, '--output', 'plain', '--allow-shell'], { env });
     const done = await second.done;
     expect(done.code, done.stdout + done.stderr).toBe(0);
@@ -544,12 +476,12 @@ describe('a fleet over NATS', () => {
   });
 
   it('finishes an apply through a kill -9 and restart of nats-server, every command succeeded once', async () => {
-    nats = await startNatsServer();
+    const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a, b] = ['coord', 'a', 'b'].map((n) => join(dir, n)) as [string, string, string];
-    await coordinator(coord);
-    await agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '5s');
-    await agent(b, 'nodeb', '--resources', 'shell', '--allow-shell', '--lease', '5s');
+    await fleet.coordinator(coord);
+    await fleet.agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '5s');
+    await fleet.agent(b, 'nodeb', '--resources', 'shell', '--allow-shell', '--lease', '5s');
     const lines = ['package: chains', 'commands:'];
     for (const node of ['nodea', 'nodeb']) {
       for (let i = 0; i < 4; i++) {
@@ -563,13 +495,13 @@ describe('a fleet over NATS', () => {
     writeFileSync(file, lines.join('\n') + '\n');
     const run = apply(coord, file, '--allow-shell');
     await run.waitFor(/chains\/nodea1 running/);
-    await nats.kill();
+    await fleet.nats.kill();
     await new Promise((resolve) => setTimeout(resolve, 700)); // an outage longer than a command
-    await nats.restart();
+    await fleet.nats.restart();
     const done = await run.done;
     expect(done.code).toBe(0);
     expect(done.stdout).toContain('Apply complete: 8 succeeded.');
-    await stopCoordinators();
+    await fleet.stopCoordinators();
     const counts = successes(coord);
     expect([...counts.values()]).toEqual(Array.from({ length: 8 }, () => 1));
   });

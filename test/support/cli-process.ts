@@ -41,16 +41,17 @@ export async function runDaemonProcess(
 }
 
 /**
- * Starts `spin daemon run` with `args` and resolves with the process and its `listening` line
- * (its socket, and where it also listens: TCP, NATS, the web view); rejects, with what it said
- * on stderr, if it exits first.
+ * Starts `spin daemon run` with `args` (and `env` besides `SPIN_HOME`) and resolves with the
+ * process and its `listening` line (its socket, and where it also listens: TCP, NATS, the web
+ * view); rejects, with what it said on stderr, if it exits first.
  */
 export function startDaemonProcess(
   home: string,
   args: readonly string[],
+  env: Record<string, string> = {},
 ): Promise<{ child: ChildProcess; listening: Record<string, unknown> }> {
   const child = spawn(process.execPath, [binPath, 'daemon', 'run', ...args], {
-    env: { ...process.env, SPIN_HOME: home },
+    env: { ...process.env, ...env, SPIN_HOME: home },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Promise((resolve, reject) => {

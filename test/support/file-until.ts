@@ -1,5 +1,5 @@
 import { watch } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -37,6 +37,49 @@ export function fileUntil<T>(
       finish(new Error(`${path} did not reach what was waited for in ${String(ms)} ms:\n${last}`));
     }, ms);
     const watcher = watch(dirname(path), look);
+    look();
+  });
+}
+
+/**
+ * Resolves with the names in `dir` once `accept` holds for them, listing it again each time it
+ * changes — never on a timer. Rejects after `ms` with the last names seen.
+ */
+export function entriesUntil(
+  dir: string,
+  accept: (names: string[]) => boolean,
+  ms = 20_000,
+): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    let last: string[] = [];
+    let settled = false;
+    const finish = (error: Error | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      watcher.close();
+      if (error === undefined) resolve(last);
+      else reject(error);
+    };
+    const look = (): void => {
+      readdir(dir).then(
+        (names) => {
+          last = names;
+          if (accept(names)) finish(undefined);
+        },
+        (error: unknown) => {
+          finish(error as Error);
+        },
+      );
+    };
+    const timer = setTimeout(() => {
+      finish(
+        new Error(
+          `${dir} did not hold what was waited for in ${String(ms)} ms: ${last.join(', ')}`,
+        ),
+      );
+    }, ms);
+    const watcher = watch(dir, look);
     look();
   });
 }

@@ -155,16 +155,22 @@ export async function renameSave(file: string, text: string): Promise<void> {
   await rename(temp, file);
 }
 
-/** A storage-only package: a volume and raw 1 GiB sparse images. */
-export function storagePackage(name: string, images: string[], volume = name): string {
+/** A storage-only package: a volume and raw 1 GiB sparse images (on `node`, when given). */
+export function storagePackage(
+  name: string,
+  images: string[],
+  volume = name,
+  node?: string,
+): string {
+  const on = node === undefined ? '' : `node: ${node}, `;
   const lines = [
     `package: ${name}`,
     'commands:',
-    `  vol: { resource: storage, action: add_volume, params: { path: ${volume} } }`,
+    `  vol: { resource: storage, action: add_volume, ${on}params: { path: ${volume} } }`,
   ];
   images.forEach((image, i) => {
     lines.push(
-      `  img${String(i)}: { resource: storage, action: create_image, needs: [vol], params: { volume: ${volume}, image: ${image}, image_size: 1 } }`,
+      `  img${String(i)}: { resource: storage, action: create_image, ${on}needs: [vol], params: { volume: ${volume}, image: ${image}, image_size: 1 } }`,
     );
   });
   return `${lines.join('\n')}\n`;
