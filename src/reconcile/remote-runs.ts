@@ -5,13 +5,15 @@ import { SpinError } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
 import { wireErrorOf } from '../daemon/agent-session.js';
 import type { RemoteHandlers } from '../daemon/nats-responder.js';
+import type { NodeRegistry } from '../daemon/node-registry.js';
 import { loadPackages } from '../load/load-packages.js';
 import { apply } from './apply.js';
 import { destroy } from './destroy.js';
 import type { ReconcileEvent, ReconcileSummary } from './events.js';
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { AdmissionPolicy } from '../core/vm-budget.js';
 import type { PackageSpec } from '../core/package.js';
 import { planPackages } from './plan-packages.js';
+import { registryBudgets } from './reported-budgets.js';
 import { stateStatus } from './status.js';
 
 /** An apply asked for over NATS: the files as the CLI read them, and its options. */
@@ -46,8 +48,9 @@ const runIdPattern = /^[a-zA-Z0-9_-]{8,64}$/;
  */
 export function remoteRunHandlers(
   home: string,
-  options: { admission: AdmissionPolicy },
+  options: { admission: AdmissionPolicy; nodes: NodeRegistry },
 ): RemoteHandlers {
+  const reported = registryBudgets(options.nodes);
   const statePath = join(home, 'state.json');
   const running = new Map<string, AbortController>();
   /** Starts a run in the background, its progress published on its subject; answers at once. */
@@ -93,6 +96,7 @@ export function remoteRunHandlers(
           statePath,
           packages: await loadValid(paths),
           admission: options.admission,
+          reported,
           targets: request.targets ?? [],
           excludes: request.excludes ?? [],
           prune: request.prune ?? false,
@@ -136,6 +140,7 @@ export function remoteRunHandlers(
           excludes: request.excludes ?? [],
           prune: request.prune ?? false,
           admission: options.admission,
+          reported,
         });
       } finally {
         // A plan is not kept: only an apply's files are named by the state.

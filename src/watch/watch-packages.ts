@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { AdmissionPolicy } from '../core/vm-budget.js';
 import { SpinError } from '../core/errors.js';
 import { expandInputs } from '../load/input-files.js';
 import { ReconcileSession } from '../reconcile/session.js';
