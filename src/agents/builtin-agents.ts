@@ -1,6 +1,6 @@
 import type { Agent } from './agent.js';
 import type { AccelChoice } from './emulation/accel.js';
-import type { AdmissionPolicy } from './emulation/admission.js';
+import type { AdmissionPolicy } from '../core/vm-budget.js';
 import { emulationAgent, type EmulationAgentOptions } from './emulation/emulation-agent.js';
 import { shellAgent } from './shell/shell-agent.js';
 import { storageAgent } from './storage/storage-agent.js';

@@ -1,5 +1,5 @@
 import * as Flags from '@oclif/core/flags';
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { AdmissionPolicy } from '../core/vm-budget.js';
 import { defaults } from '../core/defaults.js';
 import { SpinError } from '../core/errors.js';
 

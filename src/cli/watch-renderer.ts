@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
 import { formatDiagnostic } from '../core/diagnostic.js';
-import { formatDuration } from '../core/duration.js';
+import { formatDuration, timeOfDay } from '../core/duration.js';
 import type { WatchEvent, WatchListener } from '../watch/watch-events.js';
 import type { OutputMode, Sink } from './reconcile-lines.js';
 import { eventLine, recoveredLines, summaryLine } from './reconcile-lines.js';
@@ -78,11 +78,6 @@ export function describeWatchEvent(event: WatchEvent, dir = ''): string | undefi
   }
 }
 
-/** HH:MM:SS of a time, local. */
-function clock(at: number): string {
-  return new Date(at).toTimeString().slice(0, 8);
-}
-
 function plainWatchRenderer(sink: WatchSink): WatchRenderer {
   let dir = '';
   return {
@@ -125,7 +120,7 @@ function ttyWatchRenderer(sink: WatchSink): WatchRenderer {
     const width = Math.max(7, ...[...rows.keys()].map((k) => k.length));
     lines.push(`${'PACKAGE'.padEnd(width)}  ${'STATUS'.padEnd(12)}  SINCE     DETAIL`);
     for (const [pkg, r] of [...rows].sort(([a], [b]) => a.localeCompare(b))) {
-      const since = clock(r.at);
+      const since = timeOfDay(r.at);
       lines.push(`${pkg.padEnd(width)}  ${r.status.padEnd(12)}  ${since}  ${r.detail}`);
     }
     for (const [file, problem] of invalid) lines.push(`! ${relative(dir, file)}: ${problem}`);
@@ -141,7 +136,7 @@ function ttyWatchRenderer(sink: WatchSink): WatchRenderer {
     timer ??= setTimeout(draw, 100);
   };
   const note = (text: string): void => {
-    notes.push(`${clock(Date.now())} ${text}`);
+    notes.push(`${timeOfDay(Date.now())} ${text}`);
     if (notes.length > 5) notes.shift();
   };
   const listener: WatchListener = (event) => {

@@ -5,6 +5,7 @@ import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import { agentRoots } from '../agents/agent-roots.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
+import { heartbeatAdmission } from '../agents/emulation/admission.js';
 import type { Agent as ResourceAgent } from '../agents/agent.js';
 import { defaults } from '../core/defaults.js';
 import { SpinError, messageOf } from '../core/errors.js';
@@ -69,10 +70,11 @@ export default class Agent extends SpinCommand {
     const names = nats === undefined ? [args.resource] : flags.resources.split(',');
     if (names[0] === undefined)
       throw new SpinError('usage', 'name the resource: spin agent storage');
+    const admission = admissionPolicy(flags);
     // An emulation agent supervises the VMs it starts, for as long as it runs.
     const all = builtinAgents({
       allowShell: flags['allow-shell'],
-      admission: admissionPolicy(flags),
+      admission,
       supervise: { role: 'agent', onEvent: auditSupervision(home) },
     });
     const agents: ResourceAgent[] = names.map((name = '') => {
@@ -92,7 +94,7 @@ export default class Agent extends SpinCommand {
       broker = await connectDaemon(home);
     } else {
       const { NatsBroker } = await import('../daemon/nats-client.js');
-      const { measureNode, sendHeartbeats } = await import('../daemon/node-heartbeat.js');
+      const { measureHeartbeat, sendHeartbeats } = await import('../daemon/node-heartbeat.js');
       const fleet = await NatsBroker.connect(nats, {
         node: flags.node,
         outbox: join(home, 'outbox'),
@@ -111,11 +113,12 @@ export default class Agent extends SpinCommand {
       stopHeartbeats = sendHeartbeats(intervalMs, () =>
         fleet
           .heartbeat(
-            measureNode({
+            measureHeartbeat({
               home,
               resources: names.map((n = '') => n.trim()),
               intervalMs,
               running: fleet.running,
+              ...heartbeatAdmission(home, admission),
             }),
           )
           .then(

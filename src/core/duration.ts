@@ -27,3 +27,8 @@ export function formatDuration(ms: number): string {
   const seconds = Math.round((ms % 60_000) / 1000);
   return `${String(minutes)}m${String(seconds).padStart(2, '0')}s`;
 }
+
+/** An instant as the time of day, local time: `12:03:10`. */
+export function timeOfDay(at: number): string {
+  return new Date(at).toTimeString().slice(0, 8);
+}

@@ -447,6 +447,47 @@ export const outputSchemas = {
                 vms: int,
               },
             },
+            admission: {
+              type: 'object',
+              description:
+                "what the node's VM admission counts, as its last heartbeat reported it (absent from agents that could not count their VMs, or older ones)",
+              required: ['capacity', 'vms', 'policy'],
+              properties: {
+                capacity: {
+                  type: 'object',
+                  required: ['cpus', 'memoryMib', 'availableMib'],
+                  properties: {
+                    cpus: { type: 'number', minimum: 0 },
+                    memoryMib: int,
+                    availableMib: int,
+                  },
+                },
+                vms: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    required: ['id', 'cpus', 'memoryMib', 'residentMib'],
+                    properties: { id: str, cpus: int, memoryMib: int, residentMib: int },
+                  },
+                },
+                policy: {
+                  type: 'object',
+                  required: ['cpuOvercommit', 'memoryOvercommit', 'reserveMemoryMib'],
+                  properties: {
+                    cpuOvercommit: { type: 'number', minimum: 1 },
+                    memoryOvercommit: { type: 'number', minimum: 1 },
+                    reserveMemoryMib: int,
+                  },
+                },
+              },
+            },
+            freeForVms: {
+              type: 'object',
+              description:
+                "what VM starts may still take of the node under its agent's own policy, from its last heartbeat (absent when it is offline or reported no capacity)",
+              required: ['cpus', 'memoryMib'],
+              properties: { cpus: { type: 'number', minimum: 0 }, memoryMib: int },
+            },
             host: str,
             pid: { type: 'integer' },
           },

@@ -58,7 +58,7 @@ export const apiOps = {
       known: (await context.broker.claimState(claim.path, claim.lineage, claim.adopt)) ?? null,
     };
   },
-  nodes: (context) => Promise.resolve({ nodes: context.nodes.refresh() }),
+  nodes: (context) => Promise.resolve({ nodes: context.nodes.list() }),
 } satisfies Record<string, ApiHandler>;
 
 /** The name of an API operation. */

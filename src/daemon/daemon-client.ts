@@ -20,7 +20,7 @@ import type {
 } from '../broker/broker-types.js';
 import { agentUpgradeToken } from './daemon-server.js';
 import type { DaemonHealth } from './daemon-server.js';
-import type { NodeRecord } from './node-registry.js';
+import type { NodeStatus } from './node-registry.js';
 import type { AckReply, PackageSummary } from '../broker/queue-store.js';
 import { writeCorked } from './write-corked.js';
 
@@ -79,8 +79,8 @@ export class DaemonClient implements Broker {
     return this.#call<DaemonHealth>('GET', '/v1/health');
   }
   /** The fleet's nodes, as their heartbeats reported them. */
-  async nodes(): Promise<NodeRecord[]> {
-    return (await this.#call<{ nodes: NodeRecord[] }>('GET', '/v1/nodes')).nodes;
+  async nodes(): Promise<NodeStatus[]> {
+    return (await this.#call<{ nodes: NodeStatus[] }>('GET', '/v1/nodes')).nodes;
   }
   /** Asks the daemon to stop gracefully; resolves once it accepted. */
   async shutdown(): Promise<void> {

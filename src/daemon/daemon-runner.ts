@@ -36,8 +36,11 @@ export interface DaemonRunOptions {
   tcp?: { host: string; port: number };
   /** Also answer over NATS: the API, the agents of every node, heartbeats, events. */
   nats?: NatsOptions;
-  /** Operations added to the NATS API by the process (remote applies, see remote-runs.ts). */
-  remote?: RemoteHandlers;
+  /**
+   * Operations added to the NATS API by the process (remote applies, see remote-runs.ts), given
+   * the fleet's nodes (a remote plan checks VMs against what their nodes report).
+   */
+  remote?: (nodes: NodeRegistry) => RemoteHandlers;
   version?: string;
   log?: (entry: DaemonLogEntry) => void;
   timings?: Partial<BrokerTimings>;
@@ -141,7 +144,11 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
     await server.listen();
     if (options.nats !== undefined) {
       const { NatsResponder } = await import('./nats-responder.js');
-      responder = await NatsResponder.start(server.protocolContext, options.nats, options.remote);
+      responder = await NatsResponder.start(
+        server.protocolContext,
+        options.nats,
+        options.remote?.(nodes),
+      );
     }
   } catch (error) {
     await server.close();
@@ -150,7 +157,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   }
   if (options.ui !== undefined) {
     try {
-      const ui = await options.ui(broker, () => nodes.refresh());
+      const ui = await options.ui(broker, () => nodes.list());
       hosted.ui = ui;
       server.uiUrl = ui.url;
     } catch (error) {

@@ -65,7 +65,7 @@ const heartbeatMs = 1_000;
  * on loopback TCP with a bearer token. Routes, all JSON, errors as `{error: {code, message}}`:
  *
  *   GET  /v1/health                      DaemonHealth
- *   GET  /v1/nodes                       {nodes: NodeRecord[]}
+ *   GET  /v1/nodes                       {nodes: NodeStatus[]}
  *   GET  /v1/packages                    {packages: PackageSummary[]}
  *   POST /v1/packages                    {name?, ttlMs?} → 201 {packageId}
  *   GET  /v1/packages/:id                PackageStatus

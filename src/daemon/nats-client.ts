@@ -21,7 +21,7 @@ import { checkSubjectToken, connectNats, subjects } from './nats-connection.js';
 import type { NatsOptions } from './nats-connection.js';
 import { takeQueue } from './agent-succession.js';
 import { OutboxFile } from './outbox-file.js';
-import type { NodeRecord } from './node-registry.js';
+import type { NodeStatus } from './node-registry.js';
 
 /**
  * How long a request waits for the coordinator beyond any wait it asked for. A request sent
@@ -71,8 +71,8 @@ export class NatsBroker implements Broker {
   health(): Promise<DaemonHealth> {
     return this.#api<DaemonHealth>('health');
   }
-  async nodes(): Promise<NodeRecord[]> {
-    return (await this.#api<{ nodes: NodeRecord[] }>('nodes')).nodes;
+  async nodes(): Promise<NodeStatus[]> {
+    return (await this.#api<{ nodes: NodeStatus[] }>('nodes')).nodes;
   }
   async createPackage(options: NewPackageOptions = {}): Promise<string> {
     return (await this.#api<{ packageId: string }>('packages.create', options)).packageId;

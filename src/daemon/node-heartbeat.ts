@@ -1,58 +1,45 @@
-import { readFileSync, readdirSync, statfsSync } from 'node:fs';
-import { availableParallelism, freemem, hostname, loadavg, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { isRunning } from '../core/process-identity.js';
+import { statfsSync } from 'node:fs';
+import { hostname, loadavg } from 'node:os';
+import type { AdmissionReport, NodeCapacity } from '../core/vm-budget.js';
 import type { Heartbeat } from './node-registry.js';
 
+const mib = 1024 * 1024;
+
 /**
- * Measures this node for a heartbeat: CPUs, memory, the free disk of its `$SPIN_HOME`, the load,
- * how many commands it runs (`running`) and how many qemu VMs of its home are alive.
+ * A heartbeat of this node: the free disk of its `$SPIN_HOME`, the load, how many commands it
+ * runs (`running`), and what its VM admission counts (`admission`: measured by the caller as a
+ * start is checked; absent when its VMs cannot be counted). Its CPUs, memory and running VMs
+ * come from that same measurement (`capacity`), so `spin nodes` and a plan agree with the agent.
  */
-export function measureNode(options: {
+export function measureHeartbeat(options: {
   home: string;
   resources: string[];
   intervalMs: number;
   running: number;
+  capacity: NodeCapacity;
+  admission: AdmissionReport | undefined;
 }): Heartbeat {
+  const { capacity, admission } = options;
   const disk = statfsSync(options.home);
   return {
     resources: options.resources,
     capacity: {
-      cpus: availableParallelism(),
-      memoryBytes: totalmem(),
+      cpus: Math.ceil(capacity.cpus),
+      memoryBytes: capacity.memoryMib * mib,
       diskFreeBytes: disk.bavail * disk.bsize,
       diskTotalBytes: disk.blocks * disk.bsize,
     },
     use: {
       load1: Math.round((loadavg()[0] ?? 0) * 100) / 100,
-      memoryUsedBytes: totalmem() - freemem(),
+      memoryUsedBytes: Math.max(0, capacity.memoryMib - capacity.availableMib) * mib,
       running: options.running,
-      vms: runningVms(options.home),
+      vms: admission?.vms.length ?? 0,
     },
+    ...(admission === undefined ? {} : { admission }),
     intervalMs: options.intervalMs,
     host: hostname(),
     pid: process.pid,
   };
-}
-
-/** qemu processes alive per the pid files under `$SPIN_HOME/vms/<id>/qemu.pid`. */
-function runningVms(home: string): number {
-  const root = join(home, 'vms');
-  let count = 0;
-  let ids: string[];
-  try {
-    ids = readdirSync(root);
-  } catch {
-    return 0;
-  }
-  for (const id of ids) {
-    try {
-      if (isRunning(Number(readFileSync(join(root, id, 'qemu.pid'), 'utf8').trim()))) count++;
-    } catch {
-      // No pid file: not started.
-    }
-  }
-  return count;
 }
 
 /**

@@ -9,10 +9,15 @@ import {
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { defaults } from '../core/defaults.js';
+import { timeOfDay } from '../core/duration.js';
+import { reportedBudget, type AdmissionReport, type ReportedBudget } from '../core/vm-budget.js';
 import type { NodeAvailability } from '../broker/node-watch.js';
 
-/** What a node measures of itself: its size, and what of it is in use. */
-export interface NodeCapacity {
+/**
+ * What a node measures of itself: its size (CPUs rounded up, memory as its VM admission counts
+ * it: bounded by cgroup limits).
+ */
+export interface NodeSize {
   cpus: number;
   memoryBytes: number;
   /** Free and total bytes of the filesystem of its `$SPIN_HOME`. */
@@ -24,6 +29,7 @@ export interface NodeCapacity {
 export interface NodeUse {
   /** The one-minute load average. */
   load1: number;
+  /** Memory the kernel cannot hand out now: total less available (`MemAvailable`, cgroups). */
   memoryUsedBytes: number;
   /** Commands it is running now. */
   running: number;
@@ -34,8 +40,14 @@ export interface NodeUse {
 /** One heartbeat, as an agent sends it every `intervalMs`. */
 export interface Heartbeat {
   resources: string[];
-  capacity: NodeCapacity;
+  capacity: NodeSize;
   use: NodeUse;
+  /**
+   * What the node's VM admission counts, measured as its agent measures a start: a plan checks
+   * the node's VMs against it. Absent when the agent could not count its VMs, and from agents
+   * (and `nodes.json` files) of spin before it.
+   */
+  admission?: AdmissionReport;
   intervalMs: number;
   host: string;
   pid: number;
@@ -55,6 +67,31 @@ export interface NodeRecord extends Heartbeat {
   lastHeartbeatAt: number;
   /** When it went offline (the instant its third heartbeat was due), if it is offline. */
   offlineSince?: number;
+}
+
+/**
+ * A node as `spin nodes` and the web view show it: its record, and what its last heartbeat left
+ * free for VMs under its agent's own admission policy (absent when it is offline, or reported no
+ * capacity).
+ */
+export interface NodeStatus extends NodeRecord {
+  freeForVms?: { cpus: number; memoryMib: number };
+}
+
+/** What `record`'s last heartbeat says of its room for VMs: offline and unknown nodes have none. */
+export function budgetOfRecord(record: NodeRecord | undefined): ReportedBudget {
+  if (record === undefined) return { state: 'unknown', why: 'no-agent' };
+  if (record.state === 'offline')
+    return { state: 'offline', since: record.offlineSince ?? record.lastHeartbeatAt };
+  if (record.admission === undefined) return { state: 'unknown', why: 'no-report' };
+  return { state: 'reported', budget: reportedBudget(record.admission) };
+}
+
+function statusOf(record: NodeRecord): NodeStatus {
+  const known = budgetOfRecord(record);
+  if (known.state !== 'reported') return record;
+  const { freeCpus, freeMemoryMib } = known.budget;
+  return { ...record, freeForVms: { cpus: Math.max(0, freeCpus), memoryMib: freeMemoryMib } };
 }
 
 /** Heartbeats a node may miss before it counts as offline. */
@@ -117,6 +154,16 @@ export class NodeRegistry {
     return node;
   }
 
+  /** What `name` last reported of its room for VMs, or why that is not known. */
+  budget(name: string): ReportedBudget {
+    return budgetOfRecord(this.get(name));
+  }
+
+  /** Every known node as `refresh` gives it, with what it has free for VMs (see `NodeStatus`). */
+  list(): NodeStatus[] {
+    return this.refresh().map(statusOf);
+  }
+
   /** Marks a node offline once its third heartbeat is overdue; true when it changed. */
   #expire(node: NodeRecord, now: number): boolean {
     const due = node.lastHeartbeatAt + missedHeartbeats * node.intervalMs;
@@ -138,7 +185,7 @@ export class NodeRegistry {
     const since = record.offlineSince ?? record.lastHeartbeatAt;
     return {
       available: false,
-      why: `offline since ${new Date(since).toTimeString().slice(0, 8)}`,
+      why: `offline since ${timeOfDay(since)}`,
       since,
     };
   }

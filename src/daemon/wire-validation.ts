@@ -8,6 +8,7 @@ import type {
 import { defaults } from '../core/defaults.js';
 import { SpinError } from '../core/errors.js';
 import { SchemaValidators, type JsonSchema } from '../core/json-schema.js';
+import { vmIdPattern } from '../core/vm-budget.js';
 import type { Heartbeat } from './node-registry.js';
 
 /**
@@ -30,6 +31,12 @@ const count = (max: number): JsonSchema => ({
   minimum: 0,
   maximum: max,
   description: `an integer from 0 to ${max.toLocaleString('en')}`,
+});
+const amount = (min: number, max: number): JsonSchema => ({
+  type: 'number',
+  minimum: min,
+  maximum: max,
+  description: `a number from ${min.toLocaleString('en')} to ${max.toLocaleString('en')}`,
 });
 const object = (schema: JsonSchema): JsonSchema => ({
   type: 'object',
@@ -86,6 +93,45 @@ const heartbeatSchema = object({
         memoryUsedBytes: count(Number.MAX_SAFE_INTEGER),
         running: count(1_000_000),
         vms: count(1_000_000),
+      },
+    }),
+    admission: object({
+      required: ['capacity', 'vms', 'policy'],
+      properties: {
+        capacity: object({
+          required: ['cpus', 'memoryMib', 'availableMib'],
+          properties: {
+            cpus: amount(0, 1_000_000),
+            memoryMib: count(Number.MAX_SAFE_INTEGER),
+            availableMib: count(Number.MAX_SAFE_INTEGER),
+          },
+        }),
+        vms: {
+          type: 'array',
+          maxItems: 100_000,
+          items: object({
+            required: ['id', 'cpus', 'memoryMib', 'residentMib'],
+            properties: {
+              id: {
+                type: 'string',
+                pattern: vmIdPattern,
+                description: 'a VM id: an integer or a short name',
+              },
+              cpus: count(1_000_000),
+              memoryMib: count(Number.MAX_SAFE_INTEGER),
+              residentMib: count(Number.MAX_SAFE_INTEGER),
+            },
+          }),
+          description: 'an array of at most 100,000 VMs',
+        },
+        policy: object({
+          required: ['cpuOvercommit', 'memoryOvercommit', 'reserveMemoryMib'],
+          properties: {
+            cpuOvercommit: amount(1, 100),
+            memoryOvercommit: amount(1, 100),
+            reserveMemoryMib: count(Number.MAX_SAFE_INTEGER),
+          },
+        }),
       },
     }),
     intervalMs: { ...count(day), minimum: 10 },

@@ -3,7 +3,7 @@ import type { Agent, AgentAction, AgentRoots, Observation, Observer } from '../a
 import { agentRoots } from '../agents/agent-roots.js';
 import { endEarlierAttempts } from '../agents/attempt-record.js';
 import { builtinAgents } from '../agents/builtin-agents.js';
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { AdmissionPolicy } from '../core/vm-budget.js';
 import type { SupervisorRole } from '../agents/emulation/supervision-record.js';
 import type { SupervisionEvent } from '../agents/emulation/vm-supervisor.js';
 import { appendAuditEntry } from '../broker/audit-log.js';

@@ -1,11 +1,17 @@
+import { budgetNow } from '../agents/emulation/admission.js';
+import { freeDiskMib } from '../agents/emulation/capacity.js';
+import { defaults } from '../core/defaults.js';
+import { timeOfDay } from '../core/duration.js';
+import { SpinError } from '../core/errors.js';
 import {
-  budgetNow,
   formatMib,
+  nodeBudget,
   shortfalls,
   type AdmissionPolicy,
+  type ReportedBudget,
+  type ReportedBudgets,
   type VmAsk,
-} from '../agents/emulation/admission.js';
-import { freeDiskMib } from '../agents/emulation/capacity.js';
+} from '../core/vm-budget.js';
 import type { PlannedCommand, PlannedStart } from './planned-vms.js';
 
 function ask(starts: readonly PlannedStart[]): VmAsk {
@@ -18,59 +24,128 @@ function ask(starts: readonly PlannedStart[]): VmAsk {
   );
 }
 
+/** `VM web` or `VMs web, db`. */
 function vmNames(starts: readonly PlannedStart[]): string {
   const names = starts.map((s) => s.config?.name ?? s.id);
-  return `${names.length === 1 ? 'VM' : 'VMs'} ${names.join(', ')} ${names.length === 1 ? 'asks' : 'ask'}`;
+  return `${names.length === 1 ? 'VM' : 'VMs'} ${names.join(', ')}`;
+}
+
+function asks(starts: readonly PlannedStart[]): string {
+  return `${vmNames(starts)} ${starts.length === 1 ? 'asks' : 'ask'}`;
+}
+
+/** Why a node's room for VMs is not known, as the end of a warning. */
+function unknownRoom(room: Exclude<ReportedBudget, { state: 'reported' }>): string {
+  if (room.state === 'offline') return `it is offline since ${timeOfDay(room.since)}`;
+  const why = {
+    'no-agent': 'no agent has connected',
+    'no-report': 'its agent does not report it',
+    'no-coordinator': 'no spin daemon runs here to ask; plan with --nats',
+  }[room.why];
+  return `its capacity is not known (${why})`;
 }
 
 /**
- * Warnings, one line each, for packages whose VMs cannot fit the node now: the VMs a run starts
- * (each package's, then all of them together when each package fits alone) against what is free,
- * counting the VMs that run and that the run does not start again. And packages whose new images
- * may grow past the free disk under `$SPIN_HOME` (images are sparse: they take space as the guest
- * writes). Nothing is refused here: a start that does not fit is refused when it runs.
+ * The warnings for the sized VM starts `starts` of one node against `room`, what that node has
+ * for VMs with every VM it runs counted: each package's VMs, then all of them together when each
+ * package fits alone. A VM the run starts that runs already is left out of what it is checked
+ * against (a restart counts only its new size). A room that is not known is said, per package,
+ * rather than passed over. Pure: the budget is measured or reported elsewhere.
  */
-export async function fitWarnings(
-  home: string,
+export function nodeFitWarnings(
+  node: string,
   starts: readonly PlannedStart[],
-  commands: readonly PlannedCommand[],
-  policy: AdmissionPolicy,
-): Promise<string[]> {
-  const warnings: string[] = [];
-  const sized = starts.filter((s) => s.config !== undefined);
-  const packages = [...new Set(sized.map((s) => s.package))];
-  if (packages.length > 0) {
-    const budget = await budgetNow(home, policy, new Set(sized.map((s) => s.id)));
-    let eachFits = true;
-    for (const name of packages) {
-      const own = sized.filter((s) => s.package === name);
-      const missing = shortfalls(ask(own), budget);
-      if (missing.length === 0) continue;
-      eachFits = false;
-      warnings.push(`package ${name} cannot fit: ${vmNames(own)} ${missing.join(', and ')}`);
-    }
-    const together = shortfalls(ask(sized), budget);
-    if (eachFits && packages.length > 1 && together.length > 0) {
-      warnings.push(
-        `packages ${packages.join(', ')} cannot fit together: ${vmNames(sized)} ${together.join(', and ')}`,
-      );
-    }
+  room: ReportedBudget,
+): string[] {
+  const packages = [...new Set(starts.map((s) => s.package))];
+  const of = (name: string): PlannedStart[] => starts.filter((s) => s.package === name);
+  if (room.state !== 'reported') {
+    return packages.map(
+      (name) =>
+        `package ${name}: cannot check whether ${vmNames(of(name))} ${of(name).length === 1 ? 'fits' : 'fit'} on node ${node}: ${unknownRoom(room)}`,
+    );
   }
-  const images = commands.filter(
+  const starting = new Set(starts.map((s) => s.id));
+  const { node: capacity, vms, policy } = room.budget;
+  const budget = nodeBudget(
+    capacity,
+    vms.filter((vm) => !starting.has(vm.id)),
+    policy,
+  );
+  const warnings: string[] = [];
+  for (const name of packages) {
+    const missing = shortfalls(ask(of(name)), budget);
+    if (missing.length > 0)
+      warnings.push(
+        `package ${name} cannot fit on node ${node}: ${asks(of(name))} ${missing.join(', and ')}`,
+      );
+  }
+  const together = shortfalls(ask(starts), budget);
+  if (warnings.length === 0 && packages.length > 1 && together.length > 0) {
+    warnings.push(
+      `packages ${packages.join(', ')} cannot fit together on node ${node}: ${asks(starts)} ${together.join(', and ')}`,
+    );
+  }
+  return warnings;
+}
+
+/** What `fitWarnings` checks, and against what. */
+export interface FitCheck {
+  home: string;
+  /** The VM starts of the run, on every node. */
+  starts: readonly PlannedStart[];
+  /** The commands of the run on this node (its new images are compared with its free disk). */
+  commands: readonly PlannedCommand[];
+  /** What of this node VMs may take (the plan's or apply's admission flags). */
+  policy: AdmissionPolicy;
+  /** What the coordinator knows of the other nodes, asked only when a VM starts on one. */
+  reported: ReportedBudgets;
+}
+
+/**
+ * Warnings, one line each, for packages whose VMs cannot fit their node (see `nodeFitWarnings`):
+ * this node (`local`) as it is measured now, another as its last heartbeat reported it to the
+ * coordinator, under its own agent's policy (the agent checks each start again when it runs it,
+ * and that check is the one that refuses). And packages whose new images may grow past the free
+ * disk under `$SPIN_HOME` (images are sparse: they take space as the guest writes). Nothing is
+ * refused here.
+ */
+export async function fitWarnings(check: FitCheck): Promise<string[]> {
+  const warnings: string[] = [];
+  const byNode = new Map<string, PlannedStart[]>();
+  for (const start of check.starts) {
+    if (start.config === undefined) continue;
+    const node = start.command.node;
+    byNode.set(node, [...(byNode.get(node) ?? []), start]);
+  }
+  const local = defaults.command.node;
+  const others = [...byNode.keys()].filter((node) => node !== local);
+  const rooms =
+    others.length === 0 ? new Map<string, ReportedBudget>() : await check.reported(others);
+  for (const [node, starts] of byNode) {
+    const room: ReportedBudget | undefined =
+      node === local
+        ? { state: 'reported', budget: budgetNow(check.home, check.policy) }
+        : rooms.get(node);
+    if (room === undefined)
+      throw new SpinError('internal', `Internal error: no answer about node ${node}.`);
+    warnings.push(...nodeFitWarnings(node, starts, room));
+  }
+  const images = check.commands.filter(
     (c) =>
       c.command.resource === 'storage' &&
       c.command.action === 'create_image' &&
       c.item.action !== 'update',
   );
   if (images.length > 0) {
-    const free = await freeDiskMib(home);
+    const free = await freeDiskMib(check.home);
     for (const name of new Set(images.map((c) => c.package))) {
       const gib = images
         .filter((c) => c.package === name)
         .reduce((n, c) => n + Number(c.command.params['image_size'] ?? 0), 0);
       if (gib * 1024 > free) {
         warnings.push(
-          `package ${name}: its new images may grow to ${formatMib(gib * 1024)}; ${formatMib(free)} is free under ${home}`,
+          `package ${name}: its new images may grow to ${formatMib(gib * 1024)}; ${formatMib(free)} is free under ${check.home}`,
         );
       }
     }

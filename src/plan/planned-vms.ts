@@ -29,6 +29,17 @@ export interface PlannedStart extends PlannedCommand {
 /** Which commands of each package a run carries out: `selectCommands`' answer. */
 export type RunSelection = ReadonlyMap<string, ReadonlySet<string>>;
 
+/** The commands of `plans` that `runs` carries out, on every node. */
+function selectedCommands(plans: readonly PackagePlan[], runs: RunSelection): PlannedCommand[] {
+  return plans.flatMap((plan) =>
+    plan.items.flatMap((item) => {
+      const command = item.command;
+      if (command === undefined || runs.get(plan.name)?.has(item.id) !== true) return [];
+      return [{ package: plan.name, file: plan.file, command, item }];
+    }),
+  );
+}
+
 /**
  * The commands of `plans` that `runs` carries out, on this node (`local`: commands for another
  * node run where its agents are, and what they need is theirs to have).
@@ -37,14 +48,7 @@ export function plannedCommands(
   plans: readonly PackagePlan[],
   runs: RunSelection,
 ): PlannedCommand[] {
-  return plans.flatMap((plan) =>
-    plan.items.flatMap((item) => {
-      const command = item.command;
-      if (command === undefined || runs.get(plan.name)?.has(item.id) !== true) return [];
-      if (command.node !== defaults.command.node) return [];
-      return [{ package: plan.name, file: plan.file, command, item }];
-    }),
-  );
+  return selectedCommands(plans, runs).filter((c) => c.command.node === defaults.command.node);
 }
 
 function isAction(command: CommandSpec, resource: string, action: string): boolean {
@@ -52,21 +56,24 @@ function isAction(command: CommandSpec, resource: string, action: string): boole
 }
 
 /**
- * The VMs `runs` starts, each with the config it will start from: what its package's
- * `write_config` of that VM says (whether or not it runs now), else the config stored under
- * `$SPIN_HOME/vms/<id>/` (written by another package, or earlier).
+ * The VMs `runs` starts, on every node, each with the config it will start from: what its
+ * package's `write_config` of that VM on that node says (whether or not it runs now), else, on
+ * this node, the config stored under `$SPIN_HOME/vms/<id>/` (written by another package, or
+ * earlier). Another node's stored configs are on its disk: a start there without its
+ * `write_config` in the package has no config here.
  */
 export async function plannedStarts(
   home: string,
   plans: readonly PackagePlan[],
   runs: RunSelection,
 ): Promise<PlannedStart[]> {
-  const starts = plannedCommands(plans, runs).filter((c) =>
+  const starts = selectedCommands(plans, runs).filter((c) =>
     isAction(c.command, 'emulation', 'start'),
   );
   return Promise.all(
     starts.map(async (start): Promise<PlannedStart> => {
       const id = String(start.command.params['id']);
+      const node = start.command.node;
       const plan = plans.find((p) => p.name === start.package);
       const configCommand = plan?.items
         .map((item) => item.command)
@@ -74,14 +81,13 @@ export async function plannedStarts(
           (c): c is CommandSpec =>
             c !== undefined &&
             isAction(c, 'emulation', 'write_config') &&
+            c.node === node &&
             String(c.params['id']) === id,
         );
       let config: VmConfig | undefined;
       try {
-        config =
-          configCommand === undefined
-            ? await storedConfig(home, id)
-            : parseVmConfig(configCommand.params['vm']);
+        if (configCommand !== undefined) config = parseVmConfig(configCommand.params['vm']);
+        else if (node === defaults.command.node) config = await storedConfig(home, id);
       } catch {
         config = undefined; // what cannot be read is the start's to report
       }

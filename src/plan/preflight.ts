@@ -3,7 +3,8 @@ import { access, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { agentRoots } from '../agents/agent-roots.js';
 import { confinePath } from '../agents/confined-path.js';
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import { defaults } from '../core/defaults.js';
+import type { AdmissionPolicy, ReportedBudgets } from '../core/vm-budget.js';
 import { messageOf, SpinError } from '../core/errors.js';
 import type { CommandSpec } from '../core/package.js';
 import { commandPosition } from '../load/load-package-file.js';
@@ -40,7 +41,10 @@ export interface PreflightOptions {
   home: string;
   plans: readonly PackagePlan[];
   runs: RunSelection;
+  /** What of this node VM starts may take. */
   admission: AdmissionPolicy;
+  /** What the coordinator knows of other nodes' room for VMs (see `fitWarnings`). */
+  reported: ReportedBudgets;
   /** The PATH programs are looked up in; this process's by default. */
   path?: string | undefined;
 }
@@ -163,17 +167,24 @@ async function missingFiles(
 /**
  * Checks, before anything runs, what the commands `runs` carries out need of this machine: the
  * programs they run (`qemu-system-x86_64` for a start, `qemu-img` for qcow2 and resizes) on PATH,
- * the kernel, initrd and disks of the VMs they start under the images root, and whether those VMs
- * fit what the node has free (warnings only; see `fitWarnings`). Only commands for this node are
- * checked. Reads files; changes nothing.
+ * and the kernel, initrd and disks of the VMs they start under the images root, for the commands
+ * of this node; and whether the VMs fit what their node has free, this one or another (warnings
+ * only; see `fitWarnings`). Reads files; changes nothing.
  */
 export async function preflight(options: PreflightOptions): Promise<PreflightReport> {
   const commands = plannedCommands(options.plans, options.runs);
   const starts = await plannedStarts(options.home, options.plans, options.runs);
+  const here = starts.filter((s) => s.command.node === defaults.command.node);
   const [programs, files, warnings] = await Promise.all([
     missingPrograms(commands, options.path ?? process.env['PATH'] ?? ''),
-    missingFiles(options.home, starts, commands),
-    fitWarnings(options.home, starts, commands, options.admission),
+    missingFiles(options.home, here, commands),
+    fitWarnings({
+      home: options.home,
+      starts,
+      commands,
+      policy: options.admission,
+      reported: options.reported,
+    }),
   ]);
   return { problems: [...programs, ...files], warnings };
 }
@@ -219,16 +230,18 @@ export async function refuseProblems(report: PreflightReport): Promise<void> {
 }
 
 /**
- * The preflight of an apply in `session` (its home and admission policy): reports each warning
- * through `warn`, then refuses the run when anything it needs is missing (see `refuseProblems`).
+ * The preflight of an apply in `session` (its home, admission policy and the other nodes' room
+ * for VMs): reports each warning through `warn`, then refuses the run when anything it needs is
+ * missing (see `refuseProblems`).
  */
 export async function preflightOrRefuse(
-  session: Pick<PreflightOptions, 'home' | 'admission'>,
+  session: Pick<PreflightOptions, 'home' | 'admission' | 'reported'>,
   plans: readonly PackagePlan[],
   runs: RunSelection,
   warn: (message: string) => void,
 ): Promise<void> {
-  const report = await preflight({ home: session.home, admission: session.admission, plans, runs });
+  const { home, admission, reported } = session;
+  const report = await preflight({ home, admission, reported, plans, runs });
   for (const warning of report.warnings) warn(warning);
   await refuseProblems(report);
 }

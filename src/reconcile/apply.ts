@@ -1,5 +1,5 @@
 import type { Agent } from '../agents/agent.js';
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { AdmissionPolicy, ReportedBudgets } from '../core/vm-budget.js';
 import type { CommandSpec, PackageSpec } from '../core/package.js';
 import type { ReconcileListener, ReconcileSummary } from './events.js';
 import { emptySummary } from './events.js';
@@ -45,6 +45,8 @@ export interface ReconcileOptions {
   nodeWaitMs?: number;
   /** What of the node VM starts may take (see SessionOptions). */
   admission?: AdmissionPolicy;
+  /** What the coordinator knows of other nodes' room for VMs (see SessionOptions). */
+  reported?: ReportedBudgets;
   /** Agents in place of the built-in ones (see SessionOptions). */
   agents?: readonly Agent[];
   signal?: AbortSignal;

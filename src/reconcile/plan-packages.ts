@@ -1,4 +1,4 @@
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { AdmissionPolicy, ReportedBudgets } from '../core/vm-budget.js';
 import type { PackageSpec } from '../core/package.js';
 import { preflight } from '../plan/preflight.js';
 import type { PreflightReport } from '../plan/preflight.js';
@@ -6,6 +6,7 @@ import { planDocument } from '../plan/plan-document.js';
 import type { PlanDocument } from '../plan/plan-document.js';
 import { selectCommands } from '../plan/selection.js';
 import { plan } from './apply.js';
+import { daemonBudgets } from './reported-budgets.js';
 
 /**
  * What `spin plan` computes, here or on a fleet's coordinator: the plan of the packages against
@@ -21,6 +22,8 @@ export async function planPackages(options: {
   excludes: string[];
   prune: boolean;
   admission: AdmissionPolicy;
+  /** What the coordinator knows of other nodes (see SessionOptions); its daemon's by default. */
+  reported?: ReportedBudgets;
 }): Promise<{ doc: PlanDocument; checked: PreflightReport }> {
   const { home, statePath, packages } = options;
   const result = await plan({ home, statePath, packages });
@@ -31,6 +34,7 @@ export async function planPackages(options: {
     plans: result.plans,
     runs,
     admission: options.admission,
+    reported: options.reported ?? daemonBudgets(home),
   });
   const doc = planDocument(result.plans, packages, {
     statePath,

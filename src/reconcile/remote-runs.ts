@@ -6,14 +6,16 @@ import { SpinError } from '../core/errors.js';
 import type { WireError } from '../core/errors.js';
 import { wireErrorOf } from '../daemon/agent-session.js';
 import type { RemoteHandlers } from '../daemon/nats-responder.js';
+import type { NodeRegistry } from '../daemon/node-registry.js';
 import { loadPackages } from '../load/load-packages.js';
 import { apply } from './apply.js';
 import { destroy } from './destroy.js';
 import type { ReconcileEvent, ReconcileSummary } from './events.js';
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { AdmissionPolicy } from '../core/vm-budget.js';
 import type { PackageSpec } from '../core/package.js';
 import { planPackages } from './plan-packages.js';
 import { readState } from './state-file.js';
+import { registryBudgets } from './reported-budgets.js';
 import { stateStatus } from './status.js';
 
 /** An apply asked for over NATS: the files as the CLI read them, and its options. */
@@ -52,8 +54,9 @@ const runIdPattern = /^[a-zA-Z0-9_-]{8,64}$/;
  */
 export function remoteRunHandlers(
   home: string,
-  options: { admission: AdmissionPolicy },
+  options: { admission: AdmissionPolicy; nodes: NodeRegistry },
 ): RemoteHandlers {
+  const reported = registryBudgets(options.nodes);
   const statePath = join(home, 'state.json');
   const running = new Map<string, AbortController>();
   // What a coordinator killed mid-run left behind.
@@ -102,6 +105,7 @@ export function remoteRunHandlers(
           statePath,
           packages: await loadValid(paths),
           admission: options.admission,
+          reported,
           targets: request.targets ?? [],
           excludes: request.excludes ?? [],
           prune: request.prune ?? false,
@@ -155,6 +159,7 @@ export function remoteRunHandlers(
           excludes: request.excludes ?? [],
           prune: request.prune ?? false,
           admission: options.admission,
+          reported,
         });
       } finally {
         // A plan is not kept: only an apply's files are named by the state.

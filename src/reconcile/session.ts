@@ -1,12 +1,13 @@
 import { resolve } from 'node:path';
 import { SpinError } from '../core/errors.js';
 import type { Agent } from '../agents/agent.js';
-import { defaultAdmission, type AdmissionPolicy } from '../agents/emulation/admission.js';
+import { defaultAdmission, type AdmissionPolicy, type ReportedBudgets } from '../core/vm-budget.js';
 import type { SupervisorRole } from '../agents/emulation/supervision-record.js';
 import type { Broker } from '../broker/broker.js';
 import { openBroker } from '../daemon/open-broker.js';
 import { AgentHost } from '../executor/agent-host.js';
 import { openLockedState, type LockedState } from './locked-state.js';
+import { daemonBudgets } from './reported-budgets.js';
 import type { LockHolder } from './state-lock.js';
 import type { ReconcileListener } from './events.js';
 import { finishedChanges } from './record-outcome.js';
@@ -24,6 +25,12 @@ export interface SessionOptions {
   allowShell?: boolean;
   /** What of the node this process's VM starts may take (`--cpu-overcommit`, …). */
   admission?: AdmissionPolicy;
+  /**
+   * What the coordinator knows of other nodes' room for VMs, for the plan's warnings: its daemon
+   * is asked over the socket unless this is given (the coordinator's own process passes its
+   * registry).
+   */
+  reported?: ReportedBudgets;
   /**
    * The agents that observe, undo and (with the embedded broker) carry out commands, in place of
    * the built-in ones: for driving the core in process with agents the caller controls.
@@ -54,6 +61,8 @@ export class ReconcileSession {
   readonly allowShell: boolean;
   /** What of the node this process's VM starts may take; the plan's warnings count with it. */
   readonly admission: AdmissionPolicy;
+  /** What the coordinator knows of other nodes' room for VMs; the plan's warnings count with it. */
+  readonly reported: ReportedBudgets;
   readonly #locked: LockedState;
   #broker: Promise<Broker> | undefined;
   #stopAgents: (() => Promise<void>) | undefined;
@@ -70,7 +79,10 @@ export class ReconcileSession {
   });
 
   private constructor(
-    options: Pick<SessionOptions, 'home' | 'command' | 'statePath' | 'allowShell' | 'admission'>,
+    options: Pick<
+      SessionOptions,
+      'home' | 'command' | 'statePath' | 'allowShell' | 'admission' | 'reported'
+    >,
     locked: LockedState,
     host: AgentHost,
   ) {
@@ -80,6 +92,7 @@ export class ReconcileSession {
     this.statePath = resolve(options.statePath);
     this.allowShell = options.allowShell ?? false;
     this.admission = options.admission ?? defaultAdmission;
+    this.reported = options.reported ?? daemonBudgets(options.home);
     this.#locked = locked;
     this.host = host;
     this.#openedSerial = locked.state.data.serial;

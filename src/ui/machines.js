@@ -94,7 +94,10 @@ export function VmsView({ id }) {
   `;
 }
 
-/** The fleet's nodes, with heartbeat, capacity and use (none when the daemon runs one host). */
+/**
+ * The fleet's nodes, with heartbeat, capacity and use, and what each has free for VMs under its
+ * own agent's policy (none when the daemon runs one host).
+ */
 export function NodesView() {
   const [data, error] = useSnapshot('/api/nodes', () => false);
   if (data === undefined) return html`<p class="muted">${error ?? 'Loading…'}</p>`;
@@ -115,6 +118,7 @@ export function NodesView() {
                 <th>memory used / total</th>
                 <th>disk free</th>
                 <th>running</th>
+                <th>free for VMs</th>
                 <th>resources</th>
               </tr>
             </thead>
@@ -137,6 +141,7 @@ export function NodesView() {
                     <td>
                       ${n.use === undefined ? '—' : `${n.use.running} commands, ${n.use.vms} VMs`}
                     </td>
+                    <td data-free-for-vms=${n.name}>${freeForVms(n.freeForVms)}</td>
                     <td>${(n.resources ?? []).join(', ')}</td>
                   </tr>`,
               )}
@@ -149,4 +154,11 @@ export function NodesView() {
 /** Bytes as GiB with one decimal, or a dash. */
 function gib(bytes) {
   return typeof bytes === 'number' ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : '—';
+}
+
+/** What a node has free for VMs, `8 CPUs, 21.3 GiB`, or a dash when it reports none. */
+function freeForVms(free) {
+  if (free === undefined) return '—';
+  const cpus = Number.isInteger(free.cpus) ? free.cpus : free.cpus.toFixed(1);
+  return `${cpus} CPU${free.cpus === 1 ? '' : 's'}, ${gib(free.memoryMib * 1024 ** 2)}`;
 }

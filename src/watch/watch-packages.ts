@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { AdmissionPolicy } from '../core/vm-budget.js';
 import { SpinError } from '../core/errors.js';
 import type { NatsOptions } from '../daemon/nats-connection.js';
 import { expandInputs } from '../load/input-files.js';

@@ -1,4 +1,4 @@
-import type { AdmissionPolicy } from '../agents/emulation/admission.js';
+import type { AdmissionPolicy } from '../core/vm-budget.js';
 import type { PackageSpec } from '../core/package.js';
 import { applyIn } from '../reconcile/apply.js';
 import { destroyIn } from '../reconcile/destroy.js';

@@ -8,7 +8,9 @@ import {
   nodeBudget,
   shortfalls,
   type AdmissionPolicy,
-} from '../../src/agents/emulation/admission.js';
+  type NodeCapacity,
+  type VmReservation,
+} from '../../src/core/vm-budget.js';
 import {
   cgroupLimits,
   cpusOfArg,
@@ -16,8 +18,6 @@ import {
   memoryOfArg,
   parseMeminfo,
   type CapacitySources,
-  type NodeCapacity,
-  type VmReservation,
 } from '../../src/agents/emulation/capacity.js';
 import { testDir } from '../support/spin-cli.js';
 

@@ -62,8 +62,8 @@ it('finds no qemu in a pid file naming a process that is not that qemu', async (
   const pidFile = join(dir, 'qemu.pid');
   const { process } = sleeper();
   await writeFile(pidFile, `${String(process.pid)}\n`);
-  expect(await findQemu(pidFile)).toBeUndefined();
+  expect(findQemu(pidFile)).toBeUndefined();
   await writeFile(pidFile, 'garbage\n');
-  expect(await findQemu(pidFile)).toBeUndefined();
-  expect(await findQemu(join(dir, 'none.pid'))).toBeUndefined();
+  expect(findQemu(pidFile)).toBeUndefined();
+  expect(findQemu(join(dir, 'none.pid'))).toBeUndefined();
 });

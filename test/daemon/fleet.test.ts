@@ -1,15 +1,18 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import { chromium } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerEvent, Lease } from '../../src/broker/broker-types.js';
-import type { NodeRecord } from '../../src/daemon/node-registry.js';
+import { formatMib } from '../../src/core/vm-budget.js';
+import type { NodeRecord, NodeStatus } from '../../src/daemon/node-registry.js';
 import { until } from '../support/broker-helpers.js';
 import { expectDocument } from '../support/output-schema.js';
 import { killHard, requireBuild } from '../support/cli-process.js';
 import { spin, startSpin, testDir } from '../support/spin-cli.js';
 import type { CliRun, RunningSpin } from '../support/spin-cli.js';
 import { fleetsEndingAfterEachTest } from '../support/test-fleet.js';
+import { loggedIn } from '../support/web-login.js';
 
 /** A fleet on this machine (see TestFleet), through the built binary. */
 describe('a fleet over NATS', () => {
@@ -250,6 +253,90 @@ describe('a fleet over NATS', () => {
     expect(back[0]!.offlineSince).toBeUndefined();
   });
 
+  it('warns of a VM that cannot fit what its node reported, naming the node, from the coordinator', async () => {
+    const fleet = await startFleet();
+    const dir = await testDir('spin-fleet-');
+    const [coord, b, laptop] = ['coord', 'b', 'laptop'].map((n) => join(dir, n)) as [
+      string,
+      string,
+      string,
+    ];
+    const { ui } = (await fleet.coordinator(coord, { args: ['--ui', '--ui-port', '0'] })).listening;
+    // nodeb keeps more memory for its host than any machine has: no VM fits there.
+    await fleet.agent(b, 'nodeb', '--reserve-memory', '1000000G', '--cpu-overcommit', '2');
+    const deadline = Date.now() + 30_000;
+    let nodeb: NodeStatus | undefined;
+    while (nodeb?.admission === undefined) {
+      if (Date.now() > deadline)
+        throw new Error(`nodeb reported no capacity: ${JSON.stringify(nodeb)}`);
+      const run = await startSpin(['nodes', '--output', 'json', '--nats', fleet.nats.url], {
+        env: { SPIN_HOME: laptop },
+      }).done;
+      nodeb = expectDocument<{ nodes: NodeStatus[] }>('nodes', run.stdout).nodes[0];
+    }
+    const { capacity, policy, vms } = nodeb.admission;
+    expect(policy).toEqual({
+      cpuOvercommit: 2,
+      memoryOvercommit: 1,
+      reserveMemoryMib: 1_024_000_000,
+    });
+    expect(vms).toEqual([]);
+    expect(nodeb.freeForVms).toEqual({ cpus: capacity.cpus * 2, memoryMib: 0 });
+    const table = await startSpin(['nodes'], { env: { SPIN_HOME: coord } }).done;
+    expect(table.stdout).toMatch(/^NODE .* VMS +FREE FOR VMS +RESOURCES$/m);
+    // The web view's Nodes page says the same.
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--no-sandbox'],
+    });
+    try {
+      const { page } = await loggedIn(browser, coord);
+      await page.goto(`${String(ui)}#/nodes`);
+      expect(await page.locator('[data-free-for-vms=nodeb]').textContent()).toBe(
+        `${String(capacity.cpus * 2)} CPUs, 0.0 GiB`,
+      );
+    } finally {
+      await browser.close();
+    }
+    expect(table.stdout).toMatch(
+      new RegExp(
+        `^nodeb +online .* 0 +${String(capacity.cpus * 2)} CPUs, 0 MiB +storage,emulation,shell$`,
+        'm',
+      ),
+    );
+
+    const file = join(dir, 'fit.spin.yaml');
+    const vm = (id: string, node: string): string[] => [
+      `  config-${id}:`,
+      '    resource: emulation',
+      '    action: write_config',
+      `    node: ${node}`,
+      `    params: { id: ${id}, vm: { name: ${id}, cpus: 1, memory: 256, images: [{ volume: disks, path: ${id}.raw }] } }`,
+      `  start-${id}: { resource: emulation, action: start, node: ${node}, needs: [config-${id}], params: { id: ${id} } }`,
+    ];
+    writeFileSync(
+      file,
+      ['package: fit', 'commands:', ...vm('web', 'nodeb'), ...vm('cache', 'nodec')].join('\n') +
+        '\n',
+    );
+    const warnings = [
+      `warning: package fit cannot fit on node nodeb: VM web asks 256 MiB of memory; 0 MiB is free (${formatMib(capacity.memoryMib)} total, 1000000 GiB kept for the host)`,
+      'warning: package fit: cannot check whether VM cache fits on node nodec: its capacity is not known (no agent has connected)',
+    ];
+    // Planned on the coordinator over NATS, and on the coordinator's host, asking its daemon.
+    for (const [how, args, home] of [
+      ['--nats', ['--nats', fleet.nats.url], laptop],
+      ['daemon', [], coord],
+    ] as const) {
+      const planned = await startSpin(['plan', file, ...args], { env: { SPIN_HOME: home } }).done;
+      expect(planned.code, how).toBe(0);
+      expect(
+        planned.stdout.split('\n').filter((l) => l.startsWith('warning:')),
+        how,
+      ).toEqual(warnings);
+    }
+  });
+
   it('says why a command waits for its node, and --node-wait fails it with node_unavailable', async () => {
     const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
@@ -434,7 +521,7 @@ describe('a fleet over NATS', () => {
     const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
-    const killed = await fleet.coordinator(coord);
+    const { child: killed } = await fleet.coordinator(coord);
     await fleet.agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1s');
     const lines = ['package: chain', 'commands:'];
     for (let i = 0; i < 4; i++) {

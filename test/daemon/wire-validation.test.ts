@@ -1,10 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { SpinError } from '../../src/core/errors.js';
+import { heartbeatAdmission } from '../../src/agents/emulation/admission.js';
+import { measureNode } from '../../src/agents/emulation/capacity.js';
+import { defaultAdmission } from '../../src/core/vm-budget.js';
+import { measureHeartbeat } from '../../src/daemon/node-heartbeat.js';
 import {
   parseAgentRequest,
   parseCommandInputs,
+  parseHeartbeat,
   parseNewPackage,
 } from '../../src/daemon/wire-validation.js';
+import { testDir } from '../support/spin-cli.js';
 
 const refusal = (parse: () => unknown): SpinError => {
   try {
@@ -67,5 +73,26 @@ describe('wire validation', () => {
     expect(
       refusal(() => parseAgentRequest({ id: 4, op: 'ack', ref, result: { ok: 'yes' } })).message,
     ).toBe('request.result.ok must be true or false');
+  });
+
+  it("takes a heartbeat as this node measures it, admission's measurement with it", async () => {
+    const home = await testDir('spin-heartbeat-');
+    const beat = measureHeartbeat({
+      home,
+      resources: ['storage', 'emulation'],
+      intervalMs: 5000,
+      running: 0,
+      ...heartbeatAdmission(home, defaultAdmission),
+    });
+    expect(beat.admission).toMatchObject({ vms: [], policy: defaultAdmission });
+    // The memory spin nodes shows is the memory admission counts (cgroup limits included).
+    const { memoryMib } = measureNode();
+    expect(beat.admission?.capacity.memoryMib).toBe(memoryMib);
+    expect(beat.capacity.memoryBytes).toBe(memoryMib * 1024 * 1024);
+    expect(parseHeartbeat(JSON.parse(JSON.stringify(beat)))).toEqual(beat);
+    const vms = [{ id: 'x\u001b[2J', cpus: 1, memoryMib: 1, residentMib: 0 }];
+    expect(
+      refusal(() => parseHeartbeat({ ...beat, admission: { ...beat.admission, vms } })).message,
+    ).toBe('heartbeat.admission.vms[0].id must be a VM id: an integer or a short name');
   });
 });

@@ -93,12 +93,14 @@ describe('admission of VM starts', () => {
     const planned = await spin(['plan', file], { env });
     expect(planned.code).toBe(0);
     expect(planned.stdout).toMatch(
-      /^warning: package big cannot fit: VM big asks 1048576 MiB of memory; \d+ MiB is free \([\d.]+ GiB total/m,
+      /^warning: package big cannot fit on node local: VM big asks 1048576 MiB of memory; \d+ MiB is free \([\d.]+ GiB total/m,
     );
 
     const applied = await spin(['apply', file, '--output', 'json'], { env });
     expect(applied.code).toBe(1);
-    expect(applied.stdout).toContain('"type":"warning","message":"package big cannot fit');
+    expect(applied.stdout).toContain(
+      '"type":"warning","message":"package big cannot fit on node local',
+    );
     const start = commandEvents(applied.stdout).filter((e) => e.id === 'start');
     expect(start.filter((e) => e.phase === 'running').map((e) => e.attempt)).toEqual([1]);
     const failed = start.find((e) => e.phase === 'failed');
@@ -125,7 +127,7 @@ describe('admission of VM starts', () => {
     const planned = await spin(['plan', second, '--reserve-memory', reserve], { env });
     expect(planned.code).toBe(0);
     expect(planned.stdout).toContain(
-      'warning: package second cannot fit: VM second asks 128 MiB of memory; 72 MiB is free',
+      'warning: package second cannot fit on node local: VM second asks 128 MiB of memory; 72 MiB is free',
     );
     expect(planned.stdout).toContain('128 MiB reserved by VM first)');
 
@@ -133,7 +135,7 @@ describe('admission of VM starts', () => {
       env,
     });
     expect(two.code).toBe(1);
-    expect(two.stderr).toContain('warning: package second cannot fit');
+    expect(two.stderr).toContain('warning: package second cannot fit on node local');
     expect(two.stdout).toMatch(
       /second\/start failed in \S+: VM second asks 128 MiB of memory; 72 MiB is free \(.*kept for the host, 128 MiB reserved by VM first\) \[insufficient_resources\]/,
     );

@@ -15,12 +15,12 @@ export interface TestFleet {
   nats: TestNatsServer;
   /**
    * Starts a coordinator on `home`, with `args` and `env` besides; resolves with its process
-   * once it listens.
+   * and its `listening` line (where it listens: socket, NATS, web view) once it listens.
    */
   coordinator(
     home: string,
     options?: { args?: string[]; env?: Record<string, string> },
-  ): Promise<ChildProcess>;
+  ): Promise<{ child: ChildProcess; listening: Record<string, unknown> }>;
   /** Starts `spin agent` for `node` on `home`; resolves once it consumes its queues. */
   agent(home: string, node: string, ...extra: string[]): Promise<RunningSpin>;
   /** Stops the coordinators gracefully (their audit logs flushed). */
@@ -53,13 +53,13 @@ export function fleetsEndingAfterEachTest(): (options?: { config?: string }) => 
     return {
       nats,
       coordinator: async (home, { args = [], env = {} } = {}) => {
-        const { child } = await startDaemonProcess(
+        const started = await startDaemonProcess(
           home,
           ['--no-agents', '--nats', nats.url, ...args],
           env,
         );
-        coordinators.push(child);
-        return child;
+        coordinators.push(started.child);
+        return started;
       },
       agent: async (home, node, ...extra) => {
         const running = startSpin(

@@ -41,7 +41,7 @@ async function fleetFor(
 ): Promise<{ fleet: TestFleet; coord: string; a: string; coordinator: ChildProcess }> {
   const fleet = await startFleet();
   const [coord, a] = [join(d.root, 'coord'), join(d.root, 'a')];
-  const coordinator = await fleet.coordinator(coord);
+  const { child: coordinator } = await fleet.coordinator(coord);
   await fleet.agent(a, 'nodea', ...(agentArgs.length > 0 ? agentArgs : ['--resources', 'storage']));
   return { fleet, coord, a, coordinator };
 }

@@ -3,11 +3,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endProcess, startDaemonProcess } from '../support/cli-process.js';
 import { repoRoot, spin } from '../support/spin-cli.js';
 import { tinyVm, tinyVmPackage, type TinyVm } from '../support/tiny-vm.js';
+import { loggedIn, loginUrl } from '../support/web-login.js';
 
 /** Screenshots of the main views, for a person to look at (gitignored). */
 const artifacts = join(repoRoot, 'test-artifacts', 'ui');
@@ -32,25 +33,6 @@ async function startDaemon(port: number): Promise<{ child: ChildProcess; url: st
 
 function stopDaemon(child: ChildProcess): Promise<void> {
   return endProcess(child, 'SIGTERM');
-}
-
-/** A one-time login address, as `spin ui` prints it. */
-async function loginUrl(): Promise<string> {
-  const run = await spin(['ui', '--no-open'], { env: env() });
-  expect(run.code, run.stderr).toBe(0);
-  return run.stdout.trim().split('\n')[0] ?? '';
-}
-
-/** A page of a fresh browser context, logged in through a login address. */
-async function loggedIn(
-  viewport = { width: 1280, height: 800 },
-): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(await loginUrl());
-  await page.waitForSelector('[data-link=live]');
-  return { context, page };
 }
 
 beforeAll(async () => {
@@ -88,8 +70,8 @@ describe('the web view in a real browser', () => {
     expect((await fetch(new URL('api/packages', base))).status).toBe(401);
     expect((await fetch(new URL('events', base))).status).toBe(401);
 
-    const url = await loginUrl();
-    const { context, page: tab } = await loggedIn();
+    const url = await loginUrl(home);
+    const { context, page: tab } = await loggedIn(browser, home);
     const cookies = await context.cookies();
     expect(cookies).toHaveLength(1);
     expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: 'Strict', domain: '127.0.0.1' });
@@ -164,7 +146,7 @@ commands:
     params: { path: aside }
 `,
     );
-    const { context, page } = await loggedIn();
+    const { context, page } = await loggedIn(browser, home);
     await page.goto(`${base}#/packages`);
     await page.waitForSelector('.empty');
     const applying = spin(['apply', file, '--output', 'plain'], { env: env() });
@@ -225,7 +207,7 @@ commands:
     expect(
       (await spin(['apply', file, '--target', 'config', '--output', 'plain'], { env: env() })).code,
     ).toBe(0);
-    const { context, page } = await loggedIn();
+    const { context, page } = await loggedIn(browser, home);
     await page.goto(`${base}#/vms/tiny`);
     await page.waitForSelector('[data-console=tiny]');
     expect(await page.textContent('[data-console=tiny]')).not.toContain('Linux version');
@@ -242,7 +224,7 @@ commands:
   }, 60_000);
 
   it('catches up after a daemon restart without a reload', async () => {
-    const { context, page } = await loggedIn();
+    const { context, page } = await loggedIn(browser, home);
     await page.goto(`${base}#/packages`);
     await page.waitForSelector('[data-package=live]');
     const port = Number(new URL(base).port);

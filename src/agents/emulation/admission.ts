@@ -1,148 +1,54 @@
-import { defaults } from '../../core/defaults.js';
 import { SpinError } from '../../core/errors.js';
+import {
+  defaultAdmission,
+  nodeBudget,
+  shortfalls,
+  type AdmissionPolicy,
+  type AdmissionReport,
+  type NodeBudget,
+  type NodeCapacity,
+} from '../../core/vm-budget.js';
 import type { ActionContext } from '../agent.js';
 import { confineRoot } from '../confined-path.js';
 import { holdAdmissionLock } from './admission-lock.js';
-import { measureNode, runningVms, type NodeCapacity, type VmReservation } from './capacity.js';
+import { measureNode, runningVms } from './capacity.js';
 import type { VmConfig } from './vm-config.js';
 
 /**
- * How much of the node VMs may be promised. The VMs' CPUs may add up to `cpuOvercommit` times the
- * node's CPUs, their memory to `memoryOvercommit` times its memory less `reserveMemoryMib` (held
- * back for the host). Without memory overcommit (1), a VM must also fit in what the kernel has
- * available now, less what the running VMs have not touched yet and may still take.
+ * What admission counts on the node of `home` now, under `policy`: its capacity and the VMs it
+ * runs. Synchronous reads of /proc and of `$SPIN_HOME/vms`, tens of microseconds: a heartbeat
+ * carries it to a fleet's coordinator.
  */
-export interface AdmissionPolicy {
-  cpuOvercommit: number;
-  memoryOvercommit: number;
-  reserveMemoryMib: number;
-}
-
-/** The policy where no flag says otherwise (see `defaults.admission`). */
-export const defaultAdmission: AdmissionPolicy = { ...defaults.admission };
-
-/** What a VM, or several, ask of the node. */
-export interface VmAsk {
-  cpus: number;
-  memoryMib: number;
-}
-
-/** What VMs may still take of the node under a policy, with what it was worked out from. */
-export interface NodeBudget {
-  node: NodeCapacity;
-  policy: AdmissionPolicy;
-  /** The running VMs counted (the one asking left out). */
-  vms: VmReservation[];
-  freeCpus: number;
-  freeMemoryMib: number;
-  /** Memory not yet promised to running VMs: overcommitted capacity less their memory. */
-  unpromisedMib: number;
-  /** What the running VMs may still take of the available memory: their memory not resident yet. */
-  untouchedMib: number;
-}
-
-/** The budget of `node` with `vms` running, under `policy`. */
-export function nodeBudget(
-  node: NodeCapacity,
-  vms: readonly VmReservation[],
-  policy: AdmissionPolicy,
-): NodeBudget {
-  const sum = (f: (vm: VmReservation) => number): number => vms.reduce((n, vm) => n + f(vm), 0);
-  const usableMib = Math.max(0, node.memoryMib - policy.reserveMemoryMib);
-  const unpromisedMib = Math.floor(usableMib * policy.memoryOvercommit) - sum((vm) => vm.memoryMib);
-  const untouchedMib = sum((vm) => Math.max(0, vm.memoryMib - vm.residentMib));
-  const measuredMib = node.availableMib - untouchedMib;
-  return {
-    node,
-    policy,
-    vms: [...vms],
-    freeCpus: node.cpus * policy.cpuOvercommit - sum((vm) => vm.cpus),
-    freeMemoryMib: Math.max(
-      0,
-      policy.memoryOvercommit > 1 ? unpromisedMib : Math.min(unpromisedMib, measuredMib),
-    ),
-    unpromisedMib,
-    untouchedMib,
-  };
-}
-
-/** `23 GiB`, `15.9 GiB`, `512 MiB`. */
-export function formatMib(value: number): string {
-  if (value < 1024) return `${String(Math.round(value))} MiB`;
-  return `${(value / 1024).toFixed(1).replace(/\.0$/, '')} GiB`;
-}
-
-function formatCount(value: number): string {
-  return Number.isInteger(value) ? String(value) : value.toFixed(1);
-}
-
-function vmList(vms: readonly VmReservation[]): string {
-  const ids = vms.map((vm) => vm.id);
-  const shown =
-    ids.length > 6
-      ? `${ids.slice(0, 5).join(', ')} and ${String(ids.length - 5)} more`
-      : ids.join(', ');
-  return `${ids.length === 1 ? 'VM' : 'VMs'} ${shown}`;
-}
-
-function memoryTerms(budget: NodeBudget): string {
-  const { node, policy, vms } = budget;
-  const terms = [`${formatMib(node.memoryMib)} total`];
-  if (policy.reserveMemoryMib > 0)
-    terms.push(`${formatMib(policy.reserveMemoryMib)} kept for the host`);
-  if (policy.memoryOvercommit > 1)
-    terms.push(`overcommitted ${formatCount(policy.memoryOvercommit)}x`);
-  const held = vms.reduce((n, vm) => n + vm.memoryMib, 0);
-  if (held > 0) terms.push(`${formatMib(held)} reserved by ${vmList(vms)}`);
-  let text = terms.join(', ');
-  if (budget.freeMemoryMib < budget.unpromisedMib) {
-    // The kernel's available memory is what binds: other programs use the rest.
-    text += `; the kernel has ${formatMib(node.availableMib)} available now`;
-    if (budget.untouchedMib > 0)
-      text += `, of which running VMs may still take ${formatMib(budget.untouchedMib)}`;
-  }
-  return text;
-}
-
-function cpuTerms(budget: NodeBudget): string {
-  const { node, policy, vms } = budget;
-  const held = vms.reduce((n, vm) => n + vm.cpus, 0);
-  const terms = [
-    `${formatCount(node.cpus)} CPU${node.cpus === 1 ? '' : 's'} overcommitted ${formatCount(policy.cpuOvercommit)}x`,
-  ];
-  if (held > 0) terms.push(`${String(held)} reserved by ${vmList(vms)}`);
-  return terms.join(', ');
+export function measureAdmission(home: string, policy: AdmissionPolicy): AdmissionReport {
+  return { capacity: measureNode(), vms: runningVms(home), policy };
 }
 
 /**
- * What of `ask` does not fit in `budget`, one phrase per resource, or an empty list when it fits:
- * `16384 MiB of memory; 7120 MiB is free (23 GiB total, 15.9 GiB reserved by VMs 1, 2)`.
+ * What a heartbeat of the node of `home` says of VM admission: its capacity, and the whole report
+ * unless its VMs cannot be counted (`$SPIN_HOME/vms` unreadable: a start would fail its check
+ * too, and the coordinator then knows the node's room for VMs as not known).
  */
-export function shortfalls(ask: VmAsk, budget: NodeBudget): string[] {
-  const found: string[] = [];
-  if (ask.memoryMib > budget.freeMemoryMib) {
-    found.push(
-      `${String(ask.memoryMib)} MiB of memory; ${String(budget.freeMemoryMib)} MiB is free (${memoryTerms(budget)})`,
-    );
+export function heartbeatAdmission(
+  home: string,
+  policy: AdmissionPolicy,
+): { capacity: NodeCapacity; admission: AdmissionReport | undefined } {
+  const capacity = measureNode();
+  try {
+    return { capacity, admission: { capacity, vms: runningVms(home), policy } };
+  } catch {
+    return { capacity, admission: undefined };
   }
-  if (ask.cpus > budget.freeCpus) {
-    const free = Math.max(0, budget.freeCpus);
-    found.push(
-      `${String(ask.cpus)} CPU${ask.cpus === 1 ? '' : 's'}; ${formatCount(free)} ${free === 1 ? 'is' : 'are'} free (${cpuTerms(budget)})`,
-    );
-  }
-  return found;
 }
 
 /** The budget of the node of `home` now, the running VM `except` (the one asking) left out. */
-export async function budgetNow(
+export function budgetNow(
   home: string,
   policy: AdmissionPolicy,
   except: ReadonlySet<string> = new Set(),
-): Promise<NodeBudget> {
-  const vms = await runningVms(home);
+): NodeBudget {
+  const { capacity, vms } = measureAdmission(home, policy);
   return nodeBudget(
-    measureNode(),
+    capacity,
     vms.filter((vm) => !except.has(vm.id)),
     policy,
   );
@@ -158,8 +64,8 @@ export class VmAdmission {
   constructor(readonly policy: AdmissionPolicy = defaultAdmission) {}
 
   /** Throws `insufficient_resources` when VM `id` does not fit now. */
-  async #check(ctx: ActionContext, id: string, config: VmConfig): Promise<void> {
-    const budget = await budgetNow(ctx.roots.home, this.policy, new Set([id]));
+  #check(ctx: ActionContext, id: string, config: VmConfig): void {
+    const budget = budgetNow(ctx.roots.home, this.policy, new Set([id]));
     const missing = shortfalls({ cpus: config.cpus, memoryMib: config.memory }, budget);
     if (missing.length === 0) return;
     throw new SpinError(
@@ -193,7 +99,7 @@ export class VmAdmission {
   ): Promise<T> {
     const release = await holdAdmissionLock(await confineRoot(ctx.roots.vms), ctx.signal);
     try {
-      await this.#check(ctx, id, config);
+      this.#check(ctx, id, config);
       return await launch();
     } finally {
       release();

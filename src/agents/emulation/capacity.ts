@@ -1,32 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { readdir, realpath, statfs } from 'node:fs/promises';
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { errnoOf } from '../fs-util.js';
-import { readVmConfig, vmFiles } from './vm-config.js';
+import { vmIdPattern, type NodeCapacity, type VmReservation } from '../../core/vm-budget.js';
+import { parseVmConfig, vmFiles } from './vm-config.js';
 import { findQemu } from './vm-process.js';
-
-/** What the node offers its VMs, as the kernel and the process's cgroups say now. */
-export interface NodeCapacity {
-  /** CPUs this process may use: `os.availableParallelism()`, bounded by a cgroup CPU quota. */
-  cpus: number;
-  /** Memory in MiB: `MemTotal`, bounded by a cgroup memory limit. */
-  memoryMib: number;
-  /**
-   * MiB the kernel can hand out now without swapping: `MemAvailable`, bounded by a cgroup's limit
-   * less what the cgroup uses.
-   */
-  availableMib: number;
-}
-
-/** What one running VM of spin's holds: its CPUs and memory, and how much it has touched yet. */
-export interface VmReservation {
-  id: string;
-  cpus: number;
-  memoryMib: number;
-  /** The qemu's resident memory: what of `memoryMib` (and qemu's own) it already uses. */
-  residentMib: number;
-}
 
 /** Where the facts of the host are read; the real files unless a caller (a test) names others. */
 export interface CapacitySources {
@@ -204,41 +183,52 @@ function residentMib(pid: number): number {
   return kib === null ? 0 : Math.floor(Number(kib[1]) / 1024);
 }
 
+const isVmId = new RegExp(vmIdPattern);
+
+/** The memory and CPUs of a stored VM config, or undefined when it cannot be read. */
+function storedSize(configFile: string): { memory: number; cpus: number } | undefined {
+  try {
+    return parseVmConfig(JSON.parse(readText(configFile) ?? ''));
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * What the running VMs of a spin home hold, one entry per qemu that runs (see `findQemu`), read
  * from the command line it runs with (`-m`, `-smp`): a config rewritten since holds only from
- * the next start. Its stored config stands in where the command line cannot be read.
+ * the next start. Its stored config stands in where the command line cannot be read. Synchronous
+ * (a directory, a pid file per VM, and /proc): a few microseconds a VM.
  */
-export async function runningVms(home: string): Promise<VmReservation[]> {
+export function runningVms(home: string): VmReservation[] {
   let root: string;
   let entries;
   try {
-    root = await realpath(join(home, 'vms'));
-    entries = await readdir(root, { withFileTypes: true });
+    root = realpathSync(join(home, 'vms'));
+    entries = readdirSync(root, { withFileTypes: true });
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return [];
     throw error;
   }
-  const found = await Promise.all(
-    entries
-      .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.'))
-      .map(async ({ name: id }): Promise<VmReservation | undefined> => {
-        const dir = join(root, id);
-        const files = vmFiles(id, dir);
-        const qemu = await findQemu(files.pid);
-        if (qemu === undefined) return undefined;
-        const argv = (readText(`/proc/${String(qemu.pid)}/cmdline`) ?? '').split('\0');
-        let memoryMib = memoryOfArg(flagValue(argv, '-m'));
-        let cpus = cpusOfArg(flagValue(argv, '-smp'));
-        if (memoryMib === undefined || cpus === undefined) {
-          const config = await readVmConfig(files).catch(() => undefined);
-          memoryMib ??= config?.memory ?? 0;
-          cpus ??= config?.cpus ?? 1;
-        }
-        return { id, cpus, memoryMib, residentMib: residentMib(qemu.pid) };
-      }),
-  );
-  return found.filter((vm) => vm !== undefined).sort((a, b) => compareIds(a.id, b.id));
+  const found: VmReservation[] = [];
+  for (const entry of entries) {
+    // Only a VM id names a VM's directory: anything else there is not one of spin's VMs.
+    if (!entry.isDirectory() || !isVmId.test(entry.name)) continue;
+    const id = entry.name;
+    const files = vmFiles(id, join(root, id));
+    const qemu = findQemu(files.pid);
+    if (qemu === undefined) continue;
+    const argv = (readText(`/proc/${String(qemu.pid)}/cmdline`) ?? '').split('\0');
+    let memoryMib = memoryOfArg(flagValue(argv, '-m'));
+    let cpus = cpusOfArg(flagValue(argv, '-smp'));
+    if (memoryMib === undefined || cpus === undefined) {
+      const config = storedSize(files.config);
+      memoryMib ??= config?.memory ?? 0;
+      cpus ??= config?.cpus ?? 1;
+    }
+    found.push({ id, cpus, memoryMib, residentMib: residentMib(qemu.pid) });
+  }
+  return found.sort((a, b) => compareIds(a.id, b.id));
 }
 
 /** VM ids in a natural order: `2` before `10`, names after numbers. */

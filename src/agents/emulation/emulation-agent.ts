@@ -8,7 +8,8 @@ import { confinePath, confineRoot } from '../confined-path.js';
 import { writeFileAtomic } from '../fs-util.js';
 import { objectParam, optionalStringParam, type Params } from '../params.js';
 import { AccelResolver, type AccelChoice, type HostFiles } from './accel.js';
-import { VmAdmission, type AdmissionPolicy } from './admission.js';
+import type { AdmissionPolicy } from '../../core/vm-budget.js';
+import { VmAdmission } from './admission.js';
 import { builtinSpec } from '../registry.js';
 import {
   parseVmConfig,
@@ -102,8 +103,8 @@ async function checkConfigPaths(ctx: ActionContext, config: VmConfig): Promise<v
   if (config.initrd !== undefined) await confinePath(ctx.roots.images, config.initrd, 'relative');
 }
 
-async function running(paths: VmPaths): Promise<boolean> {
-  return (await findQemu(paths.pid)) !== undefined;
+function running(paths: VmPaths): boolean {
+  return findQemu(paths.pid) !== undefined;
 }
 
 const writeConfig: AgentAction = {
@@ -119,7 +120,7 @@ const writeConfig: AgentAction = {
     }
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(paths.config, text);
-    const note = (await running(paths)) ? '; takes effect at the next start' : '';
+    const note = running(paths) ? '; takes effect at the next start' : '';
     return {
       output: `config of vm ${paths.id} ${stored === undefined ? 'written' : 'updated'}${note}`,
     };
@@ -132,7 +133,7 @@ const removeConfig: AgentAction = {
   spec: specOf('remove_config'),
   async run(params, ctx) {
     const paths = await pathsOf(params, ctx);
-    if (await running(paths)) {
+    if (running(paths)) {
       throw new SpinError('action_failed', `VM ${paths.id} is running; its config is kept.`, {
         details: { reason: 'running' },
         suggestions: ['Stop it first with emulation stop.'],
@@ -174,7 +175,7 @@ function startAction(
       const timeoutMs = durationParam(params, 'ready_timeout', defaultReadyMs);
       const settings = { policy: restartPolicyOf(params), health: healthOf(params, config) };
       const started = Date.now();
-      const found = await findQemu(paths.pid);
+      const found = findQemu(paths.pid);
       let restarted = '';
       if (found !== undefined) {
         if (await runsConfig(ctx, paths, config, accels, found)) {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SpinError } from '../../core/errors.js';
+import { vmIdPattern } from '../../core/vm-budget.js';
 import type { ActionContext } from '../agent.js';
 import { confinePath } from '../confined-path.js';
 import { errnoOf } from '../fs-util.js';
@@ -88,7 +89,7 @@ const namePattern = /^[a-zA-Z][a-zA-Z0-9_-]{0,62}$/;
 const pathPattern = /^[^\u0000-\u001f]{1,1024}$/;
 // eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const appendPattern = /^[^\u0000-\u001f]{0,2048}$/;
-const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
+const idPattern = new RegExp(vmIdPattern);
 
 /**
  * Checks a VM definition from a package again (the loader validated it against the schema) and

@@ -38,7 +38,7 @@ const quitWaitMs = 5000;
 
 /** Looks at a VM: pid alive and ours, and QMP's status. */
 export async function inspectVm(paths: VmPaths, signal: AbortSignal): Promise<VmStatus> {
-  const qemu = await findQemu(paths.pid);
+  const qemu = findQemu(paths.pid);
   if (qemu === undefined) return { state: 'stopped' };
   try {
     return { state: 'running', pid: qemu.pid, status: await queryStatus(paths, 3000, signal) };
@@ -179,7 +179,7 @@ export async function launchVm(
         details: { exitCode: end.code },
       });
     }
-    const qemu = await findQemu(paths.pid);
+    const qemu = findQemu(paths.pid);
     if (qemu === undefined) {
       throw new SpinError('action_failed', 'qemu started but is not running.', {
         details: { console: await consoleTail(paths.console) },
@@ -251,7 +251,7 @@ export async function stopVm(
   ctx: Pick<ActionContext, 'signal' | 'progress'>,
   options: StopOptions = {},
 ): Promise<StopStep> {
-  const qemu = await findQemu(paths.pid);
+  const qemu = findQemu(paths.pid);
   if (qemu === undefined) return 'already-stopped';
   let qmp: QmpClient | undefined;
   try {

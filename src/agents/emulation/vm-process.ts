@@ -1,14 +1,16 @@
-import { watch } from 'node:fs';
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { existsSync, readFileSync, watch } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { processStartTime } from '../../core/process-identity.js';
 import { abortedError } from '../abort.js';
 import { errnoOf } from '../fs-util.js';
 
 /** The pid in a qemu pid file, or undefined when there is none. */
-async function readPid(pidFile: string): Promise<number | undefined> {
+function readPid(pidFile: string): number | undefined {
+  // A stopped VM has no pid file: asked first, since a thrown ENOENT costs ten times the look.
+  if (!existsSync(pidFile)) return undefined;
   try {
-    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
     return Number.isInteger(pid) && pid > 1 ? pid : undefined;
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return undefined;
@@ -33,15 +35,16 @@ export function stillRuns(qemu: QemuProcess): boolean {
 /**
  * The qemu of the VM whose pid file is `pidFile`, or undefined when none runs: the pid the file
  * names must be live, not a zombie, and have that exact pid file in its command line, all of one
- * process (its start time is the same before and after the command line is read).
+ * process (its start time is the same before and after the command line is read). Synchronous:
+ * a small file and /proc, which the kernel makes up in memory (a heartbeat counts VMs with it).
  */
-export async function findQemu(pidFile: string): Promise<QemuProcess | undefined> {
-  const pid = await readPid(pidFile);
+export function findQemu(pidFile: string): QemuProcess | undefined {
+  const pid = readPid(pidFile);
   if (pid === undefined) return undefined;
   const startTime = processStartTime(pid);
   if (startTime === undefined) return undefined;
   try {
-    const args = (await readFile(`/proc/${String(pid)}/cmdline`, 'utf8')).split('\0');
+    const args = readFileSync(`/proc/${String(pid)}/cmdline`, 'utf8').split('\0');
     if (!args.some((a) => a.includes('qemu-system')) || !args.includes(pidFile)) return undefined;
   } catch {
     return undefined;

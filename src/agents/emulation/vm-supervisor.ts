@@ -316,7 +316,7 @@ export class VmSupervisor {
     const emit = this.#emitter(paths.id);
     return withVmLock(paths, async () => {
       const record = await readSupervision(paths);
-      if (!this.#owns(record) || (await findQemu(paths.pid)) !== undefined) return undefined;
+      if (!this.#owns(record) || findQemu(paths.pid) !== undefined) return undefined;
       const random = (this.#options.random ?? Math.random)();
       const after = transitions.exited(record, exit, Date.now(), random);
       await writeSupervision(paths, after.record);
@@ -341,7 +341,7 @@ export class VmSupervisor {
     const emit = this.#emitter(paths.id);
     return withVmLock(paths, async () => {
       const record = await readSupervision(paths);
-      if (!this.#owns(record) || (await findQemu(paths.pid)) !== undefined) return undefined;
+      if (!this.#owns(record) || findQemu(paths.pid) !== undefined) return undefined;
       const counted = transitions.restarting(record, Date.now());
       try {
         const qemu = await this.#options.relaunch(paths, roots);
@@ -428,7 +428,7 @@ export class VmSupervisor {
       return record;
     });
     if (claimed === undefined || this.#vms.has(paths.id)) return;
-    const qemu = await findQemu(paths.pid);
+    const qemu = findQemu(paths.pid);
     this.#emitter(paths.id)(
       'adopted',
       claimed.restarts,

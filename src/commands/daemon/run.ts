@@ -93,7 +93,11 @@ export default class DaemonRun extends SpinCommand {
         : {}),
       ...(nats === undefined
         ? {}
-        : { nats, remote: remoteRunHandlers(home, { admission: admissionPolicy(flags) }) }),
+        : {
+            nats,
+            remote: (nodes) =>
+              remoteRunHandlers(home, { admission: admissionPolicy(flags), nodes }),
+          }),
       ...(flags['tcp-port'] === undefined
         ? {}
         : { tcp: { host: '127.0.0.1', port: flags['tcp-port'] } }),
