@@ -404,63 +404,61 @@ describe('a fleet over NATS', () => {
     expect(run.stdout).toMatch(/away\/there failed: .*\[node_unavailable\]/);
   });
 
-  it('delivers again at once, to the restarted agent, the command of an agent killed mid-command, and it succeeds once', async () => {
+  /**
+   * A coordinator and a shell agent for nodea with a lease far longer than any test (only a
+   * restart or a delivered result can settle its command), and an apply of `slow` (a program
+   * that appends to `slow.runs` after `seconds`) then `after`, under way once `slow` runs.
+   */
+  async function slowCommandRunning(pkg: string, seconds: number) {
     const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
     await fleet.coordinator(coord);
-    // A lease far longer than the test: only the restart can give the command back.
     const args = ['--resources', 'shell', '--allow-shell', '--lease', '1h'];
     const first = await fleet.agent(a, 'nodea', ...args);
-    const file = join(dir, 'slow.spin.yaml');
+    const file = join(dir, `${pkg}.spin.yaml`);
     writeFileSync(
       file,
       [
-        'package: slow',
+        `package: ${pkg}`,
         'commands:',
-        '  slow: { resource: shell, action: run, node: nodea, params: { argv: [sh, -c, "sleep 1.5 && echo ran >> slow.runs"] } }',
+        `  slow: { resource: shell, action: run, node: nodea, params: { argv: [sh, -c, "sleep ${String(seconds)} && echo ran >> slow.runs"] } }`,
         '  after: { resource: shell, action: run, node: nodea, needs: [slow], params: { argv: ["true"] } }',
       ].join('\n') + '\n',
     );
     const run = apply(coord, file, '--allow-shell');
-    await run.waitFor(/slow\/slow running/);
+    await run.waitFor(new RegExp(`${pkg}/slow running`));
+    const restart = async (): Promise<void> => {
+      await fleet.agent(a, 'nodea', ...args);
+    };
+    /** The apply finished with both commands succeeded once, and the program ran to its end once. */
+    const finishedOnce = async (): Promise<void> => {
+      const done = await run.done;
+      expect(done.code, done.stdout).toBe(0);
+      expect(done.stdout).toContain('Apply complete: 2 succeeded.');
+      expect(readFileSync(join(a, 'work/slow.runs'), 'utf8')).toBe('ran\n');
+      await fleet.stopCoordinators();
+      expect(successes(coord)).toEqual(
+        new Map([
+          ['slow', 1],
+          ['after', 1],
+        ]),
+      );
+    };
+    return { fleet, a, first, restart, finishedOnce };
+  }
+
+  it('delivers again at once, to the restarted agent, the command of an agent killed mid-command, and it succeeds once', async () => {
+    const { first, restart, finishedOnce } = await slowCommandRunning('slow', 1.5);
     process.kill(first.pid, 'SIGKILL');
     await first.done;
-    await fleet.agent(a, 'nodea', ...args);
-    const done = await run.done;
-    expect(done.code).toBe(0);
-    expect(done.stdout).toContain('Apply complete: 2 succeeded.');
-    // The killed agent's program was ended when the command was delivered again: it ran to the
-    // end once.
-    expect(readFileSync(join(a, 'work/slow.runs'), 'utf8')).toBe('ran\n');
-    await fleet.stopCoordinators();
-    expect(successes(coord)).toEqual(
-      new Map([
-        ['slow', 1],
-        ['after', 1],
-      ]),
-    );
+    await restart();
+    // The killed agent's program was ended when the command was delivered again.
+    await finishedOnce();
   });
 
   it('keeps a result finished while NATS is down through a kill -9 of its agent, and its restart delivers it: the command ran once', async () => {
-    const fleet = await startFleet();
-    const dir = await testDir('spin-fleet-');
-    const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
-    await fleet.coordinator(coord);
-    const args = ['--resources', 'shell', '--allow-shell', '--lease', '1h'];
-    const first = await fleet.agent(a, 'nodea', ...args);
-    const file = join(dir, 'owed.spin.yaml');
-    writeFileSync(
-      file,
-      [
-        'package: owed',
-        'commands:',
-        '  slow: { resource: shell, action: run, node: nodea, params: { argv: [sh, -c, "sleep 1 && echo ran >> slow.runs"] } }',
-        '  after: { resource: shell, action: run, node: nodea, needs: [slow], params: { argv: ["true"] } }',
-      ].join('\n') + '\n',
-    );
-    const run = apply(coord, file, '--allow-shell');
-    await run.waitFor(/owed\/slow running/);
+    const { fleet, a, first, restart, finishedOnce } = await slowCommandRunning('owed', 1);
     await fleet.nats.kill();
     const owed = join(a, 'outbox', 'nodea.shell.json');
     await until(
@@ -470,19 +468,9 @@ describe('a fleet over NATS', () => {
     process.kill(first.pid, 'SIGKILL');
     await first.done;
     await fleet.nats.restart();
-    await fleet.agent(a, 'nodea', ...args);
-    const done = await run.done;
-    expect(done.code, done.stdout).toBe(0);
-    expect(done.stdout).toContain('Apply complete: 2 succeeded.');
-    expect(readFileSync(join(a, 'work/slow.runs'), 'utf8')).toBe('ran\n');
+    await restart();
+    await finishedOnce();
     expect(readFileSync(owed, 'utf8')).toBe('');
-    await fleet.stopCoordinators();
-    expect(successes(coord)).toEqual(
-      new Map([
-        ['slow', 1],
-        ['after', 1],
-      ]),
-    );
   });
 
   it('an agent says when no coordinator answers, and when one does', async () => {
