@@ -28,7 +28,7 @@ export interface LocalBrokerOptions {
   /** What the store recovered when this broker opened it as its owner. */
   recovery?: RecoveryReport;
   /** Which nodes have agents; the sweep says why commands of the others wait (`NodeWatch`). */
-  nodes?: (node: string) => NodeAvailability;
+  nodes?: (node: string, resource: string) => NodeAvailability;
 }
 
 /**
@@ -68,7 +68,7 @@ export class LocalBroker implements Broker {
   }
 
   /** Who serves which node from now on (the daemon's fleet, as heartbeats report it). */
-  watchNodes(availability: (node: string) => NodeAvailability): void {
+  watchNodes(availability: (node: string, resource: string) => NodeAvailability): void {
     this.#nodeWatch = new NodeWatch(this.store, availability);
   }
 

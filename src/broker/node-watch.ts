@@ -25,7 +25,7 @@ export const nodeWaitMetaKey = 'nodeWaitMs';
  */
 export class NodeWatch {
   readonly #store: QueueStore;
-  readonly #availability: (node: string) => NodeAvailability;
+  readonly #availability: (node: string, resource: string) => NodeAvailability;
   readonly #now: () => number;
   /** When this watch first saw each command waiting for its node. */
   readonly #since = new Map<string, number>();
@@ -34,7 +34,7 @@ export class NodeWatch {
 
   constructor(
     store: QueueStore,
-    availability: (node: string) => NodeAvailability,
+    availability: (node: string, resource: string) => NodeAvailability,
     now: () => number = Date.now,
   ) {
     this.#store = store;
@@ -47,7 +47,7 @@ export class NodeWatch {
     const now = this.#now();
     const seen = new Set<string>();
     for (const command of await this.#store.readyElsewhere(defaults.command.node)) {
-      const availability = this.#availability(command.node);
+      const availability = this.#availability(command.node, command.resource);
       if (availability.available) continue;
       const key = `${command.packageId}/${command.commandId}`;
       seen.add(key);

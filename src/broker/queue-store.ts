@@ -132,6 +132,7 @@ export interface ReadyCommand {
   packageId: string;
   commandId: string;
   node: string;
+  resource: string;
   reason?: string;
 }
 

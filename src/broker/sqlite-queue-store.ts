@@ -310,6 +310,7 @@ export class SqliteQueueStore implements QueueStore {
           packageId: row.package_id,
           commandId: row.id,
           node: row.node,
+          resource: row.resource,
         };
         if (row.reason !== null) ready.reason = row.reason;
         return ready;

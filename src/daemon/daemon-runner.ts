@@ -129,7 +129,7 @@ export async function startDaemon(options: DaemonRunOptions): Promise<RunningDae
   };
   let responder: NatsResponder | undefined;
   const nodes = new NodeRegistry(join(paths.home, 'nodes.json'));
-  broker.watchNodes((node) => nodes.availability(node));
+  broker.watchNodes((node, resource) => nodes.availability(node, resource));
   const server = new DaemonServer({
     broker,
     paths,

@@ -108,6 +108,11 @@ export const missedHeartbeats = 3;
 export class NodeRegistry {
   readonly #file: string;
   readonly #nodes = new Map<string, NodeRecord>();
+  /**
+   * The resources each agent of a node serves (by host and pid), until its heartbeats stop: a
+   * node may run one agent per resource, each with its own heartbeats.
+   */
+  readonly #agents = new Map<string, Map<string, { resources: string[]; until: number }>>();
   readonly #now: () => number;
 
   constructor(file: string, now: () => number = Date.now) {
@@ -128,6 +133,7 @@ export class NodeRegistry {
     const wasOnline = known !== undefined && !this.#expire(known, now) && known.state === 'online';
     const record: NodeRecord = {
       ...beat,
+      resources: this.#served(name, beat, now),
       name,
       state: 'online',
       firstSeenAt: known?.firstSeenAt ?? now,
@@ -136,6 +142,24 @@ export class NodeRegistry {
     this.#nodes.set(name, record);
     if (!wasOnline) this.#save();
     return record;
+  }
+
+  /** What the live agents of `name` serve, `beat`'s sender included, in the order first heard. */
+  #served(name: string, beat: Heartbeat, now: number): string[] {
+    const agents =
+      this.#agents.get(name) ?? new Map<string, { resources: string[]; until: number }>();
+    this.#agents.set(name, agents);
+    agents.set(`${beat.host}:${String(beat.pid)}`, {
+      resources: beat.resources,
+      until: now + missedHeartbeats * beat.intervalMs,
+    });
+    if (agents.size === 1) return beat.resources;
+    const served = new Set<string>();
+    for (const [key, agent] of agents) {
+      if (agent.until < now) agents.delete(key);
+      else for (const resource of agent.resources) served.add(resource);
+    }
+    return [...served];
   }
 
   /** Every known node, its state brought up to date with the clock, by name. */
@@ -174,14 +198,20 @@ export class NodeRegistry {
   }
 
   /**
-   * Whether `node` has an agent, for the broker's node watch: the daemon's own node (`local`)
-   * always does; another node does while its heartbeats come.
+   * Whether `node` has an agent for `resource`, for the broker's node watch: the daemon's own node
+   * (`local`) always does; another node does while its heartbeats come and name the resource.
    */
-  availability(node: string): NodeAvailability {
+  availability(node: string, resource: string): NodeAvailability {
     if (node === defaults.command.node) return { available: true };
     const record = this.get(node);
     if (record === undefined) return { available: false, why: 'no agent has connected' };
-    if (record.state === 'online') return { available: true };
+    if (record.state === 'online') {
+      if (record.resources.includes(resource)) return { available: true };
+      return {
+        available: false,
+        why: `its agent serves ${record.resources.join(', ') || 'nothing'}, not ${resource}`,
+      };
+    }
     const since = record.offlineSince ?? record.lastHeartbeatAt;
     return {
       available: false,

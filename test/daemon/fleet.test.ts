@@ -385,6 +385,31 @@ describe('a fleet over NATS', () => {
     expect(run.stdout).toContain('0 succeeded, 2 failed, 1 skipped');
   });
 
+  it('says why a command waits for a node whose agent does not serve its resource', async () => {
+    const fleet = await startFleet();
+    const dir = await testDir('spin-fleet-');
+    const [coord, b] = ['coord', 'b'].map((n) => join(dir, n)) as [string, string];
+    await fleet.coordinator(coord);
+    await fleet.agent(b, 'nodeb', '--resources', 'storage');
+    const file = join(dir, 'served.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: served',
+        'commands:',
+        '  v: { resource: storage, action: add_volume, node: nodeb, params: { path: v } }',
+        '  s: { resource: shell, action: run, node: nodeb, needs: [v], params: { argv: ["true"] } }',
+      ].join('\n') + '\n',
+    );
+    const run = await apply(coord, file, '--allow-shell', '--node-wait', '1s').done;
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/served\/v succeeded/);
+    expect(run.stdout).toMatch(
+      /served\/s waiting for node nodeb \(its agent serves storage, not shell\)/,
+    );
+    expect(run.stdout).toMatch(/served\/s failed: .*\[node_unavailable\]/);
+  });
+
   it('says why without a daemon too: the embedded broker serves only its own node', async () => {
     const dir = await testDir('spin-fleet-');
     const file = join(dir, 'away.spin.yaml');

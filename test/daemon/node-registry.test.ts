@@ -83,3 +83,37 @@ describe("a node's budget from its last heartbeat", () => {
     expect(second.budget('nodeb').state).toBe('reported');
   });
 });
+
+describe('whether a node has an agent for a resource', () => {
+  it('says so of a resource its agent does not serve', async () => {
+    const { nodes } = await registry();
+    nodes.heartbeat('nodeb', { ...beat(), resources: ['storage'] });
+    expect(nodes.availability('nodeb', 'storage')).toEqual({ available: true });
+    expect(nodes.availability('nodeb', 'emulation')).toEqual({
+      available: false,
+      why: 'its agent serves storage, not emulation',
+    });
+    expect(nodes.availability('nodec', 'storage')).toEqual({
+      available: false,
+      why: 'no agent has connected',
+    });
+  });
+
+  it('counts what every live agent of the node serves, and forgets one whose heartbeats stopped', async () => {
+    const { nodes, clock } = await registry();
+    nodes.heartbeat('nodeb', { ...beat(), resources: ['storage'], pid: 1 });
+    nodes.heartbeat('nodeb', { ...beat(), resources: ['emulation'], pid: 2 });
+    expect(nodes.get('nodeb')?.resources).toEqual(['storage', 'emulation']);
+    expect(nodes.availability('nodeb', 'storage')).toEqual({ available: true });
+    // The storage agent (pid 1) goes silent; the emulation agent goes on.
+    for (let i = 0; i < 4; i++) {
+      clock.now += 1000;
+      nodes.heartbeat('nodeb', { ...beat(), resources: ['emulation'], pid: 2 });
+    }
+    expect(nodes.get('nodeb')?.resources).toEqual(['emulation']);
+    expect(nodes.availability('nodeb', 'storage')).toEqual({
+      available: false,
+      why: 'its agent serves emulation, not storage',
+    });
+  });
+});
