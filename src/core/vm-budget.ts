@@ -181,7 +181,12 @@ export function reportedBudget(report: AdmissionReport): NodeBudget {
  * VMs, or it is an older spin), or no coordinator answers to ask.
  */
 export type ReportedBudget =
-  | { state: 'reported'; budget: NodeBudget }
+  | {
+      state: 'reported';
+      budget: NodeBudget;
+      /** Free disk under the node's `$SPIN_HOME`, where its images go (another node's report). */
+      diskFreeMib?: number;
+    }
   | { state: 'offline'; since: number }
   | { state: 'unknown'; why: 'no-agent' | 'no-report' | 'no-coordinator' };
 

@@ -84,7 +84,11 @@ export function budgetOfRecord(record: NodeRecord | undefined): ReportedBudget {
   if (record.state === 'offline')
     return { state: 'offline', since: record.offlineSince ?? record.lastHeartbeatAt };
   if (record.admission === undefined) return { state: 'unknown', why: 'no-report' };
-  return { state: 'reported', budget: reportedBudget(record.admission) };
+  return {
+    state: 'reported',
+    budget: reportedBudget(record.admission),
+    diskFreeMib: Math.floor(record.capacity.diskFreeBytes / (1024 * 1024)),
+  };
 }
 
 function statusOf(record: NodeRecord): NodeStatus {

@@ -118,8 +118,16 @@ export async function fitWarnings(check: FitCheck): Promise<string[]> {
     const node = start.command.node;
     byNode.set(node, [...(byNode.get(node) ?? []), start]);
   }
+  const images = check.commands.filter(
+    (c) =>
+      c.command.resource === 'storage' &&
+      c.command.action === 'create_image' &&
+      c.item.action !== 'update',
+  );
   const local = defaults.command.node;
-  const others = [...byNode.keys()].filter((node) => node !== local);
+  const others = [...new Set([...byNode.keys(), ...images.map((c) => c.command.node)])].filter(
+    (node) => node !== local,
+  );
   const rooms =
     others.length === 0 ? new Map<string, ReportedBudget>() : await check.reported(others);
   for (const [node, starts] of byNode) {
@@ -131,21 +139,24 @@ export async function fitWarnings(check: FitCheck): Promise<string[]> {
       throw new SpinError('internal', `Internal error: no answer about node ${node}.`);
     warnings.push(...nodeFitWarnings(node, starts, room));
   }
-  const images = check.commands.filter(
-    (c) =>
-      c.command.resource === 'storage' &&
-      c.command.action === 'create_image' &&
-      c.item.action !== 'update',
-  );
-  if (images.length > 0) {
-    const free = await freeDiskMib(check.home);
-    for (const name of new Set(images.map((c) => c.package))) {
-      const gib = images
+  for (const node of new Set(images.map((c) => c.command.node))) {
+    const room = node === local ? undefined : rooms.get(node);
+    // A node whose room is not known is said of its VMs; its images are not guessed at.
+    if (room !== undefined && room.state !== 'reported') continue;
+    const free = room === undefined ? await freeDiskMib(check.home) : room.diskFreeMib;
+    if (free === undefined) continue;
+    const where =
+      room === undefined
+        ? `is free under ${check.home}`
+        : `is free under the $SPIN_HOME of node ${node}`;
+    const onNode = images.filter((c) => c.command.node === node);
+    for (const name of new Set(onNode.map((c) => c.package))) {
+      const gib = onNode
         .filter((c) => c.package === name)
         .reduce((n, c) => n + Number(c.command.params['image_size'] ?? 0), 0);
       if (gib * 1024 > free) {
         warnings.push(
-          `package ${name}: its new images may grow to ${formatMib(gib * 1024)}; ${formatMib(free)} is free under ${check.home}`,
+          `package ${name}: its new images may grow to ${formatMib(gib * 1024)}; ${formatMib(free)} ${where}`,
         );
       }
     }

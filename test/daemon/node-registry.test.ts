@@ -41,6 +41,7 @@ describe("a node's budget from its last heartbeat", () => {
     expect(known).toEqual({
       state: 'reported',
       budget: nodeBudget(admission.capacity, admission.vms, admission.policy),
+      diskFreeMib: 1024,
     });
     if (known.state !== 'reported') return;
     // 4 CPUs twice over, less VM 1's 2; 16 GiB less the 1 GiB kept and VM 1's 2 GiB, bounded

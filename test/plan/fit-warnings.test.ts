@@ -9,7 +9,12 @@ import {
 import { timeOfDay } from '../../src/core/duration.js';
 import { fitWarnings, nodeFitWarnings } from '../../src/plan/fit-warnings.js';
 import type { PackagePlan } from '../../src/plan/plan.js';
-import { plannedStarts, type PlannedStart, type RunSelection } from '../../src/plan/planned-vms.js';
+import {
+  plannedStarts,
+  type PlannedCommand,
+  type PlannedStart,
+  type RunSelection,
+} from '../../src/plan/planned-vms.js';
 import { testDir } from '../support/spin-cli.js';
 
 function command(id: string, node: string, action: string, params: object): CommandSpec {
@@ -111,6 +116,45 @@ describe('fit against the budget a node reported', () => {
     expect(nodeFitWarnings('nodeb', starts, { state: 'unknown', why: 'no-report' })[0]).toContain(
       'its capacity is not known (its agent does not report it)',
     );
+  });
+
+  it('checks new images against the free disk of their own node, as it reported it', async () => {
+    const home = await testDir('spin-fit-');
+    const image = (pkg: string, node: string, gib: number): PlannedCommand => {
+      const spec: CommandSpec = {
+        ...command('img', node, 'create_image', { volume: 'v', image: 'i.raw', image_size: gib }),
+        resource: 'storage',
+      };
+      return {
+        package: pkg,
+        file: `${pkg}.spin.yaml`,
+        command: spec,
+        item: { id: 'img', action: 'create', reason: '', command: spec },
+      };
+    };
+    const { budget } = reported() as Extract<ReportedBudget, { state: 'reported' }>;
+    const room = (diskFreeMib: number): ReportedBudget => ({
+      state: 'reported',
+      budget,
+      diskFreeMib,
+    });
+    const warnings = await fitWarnings({
+      home,
+      starts: [],
+      // Within this machine's disk, beyond what nodeb reported; nodec is not known.
+      commands: [image('here', 'local', 1), image('big', 'nodeb', 8), image('far', 'nodec', 8)],
+      policy,
+      reported: () =>
+        Promise.resolve(
+          new Map<string, ReportedBudget>([
+            ['nodeb', room(4096)],
+            ['nodec', { state: 'unknown', why: 'no-agent' }],
+          ]),
+        ),
+    });
+    expect(warnings).toEqual([
+      'package big: its new images may grow to 8 GiB; 4 GiB is free under the $SPIN_HOME of node nodeb',
+    ]);
   });
 
   it("takes a VM's config from its package's write_config on the same node only", async () => {
