@@ -74,6 +74,8 @@ export async function runPackages(options: {
   const started = new Map<string, number>();
   const lastReason = new Map<string, string>();
   const lastPhase = new Map<string, CommandPhase>();
+  /** Commands whose end was told: nothing more is said of them. */
+  const ended = new Set<string>();
   const open = new Set<string>();
   let settle: () => void = () => undefined;
   const allDone = new Promise<void>((resolve) => {
@@ -123,6 +125,8 @@ export async function runPackages(options: {
     const phase = phaseOf(event.to);
     if (phase === undefined) return;
     const key = `${event.packageId}/${event.commandId}`;
+    // Its end was told already (from a status read, before this event arrived late).
+    if (ended.has(key)) return;
     // waiting → ready is still waiting to a person, unless the broker now says why it waits.
     const said = event.reason !== undefined && event.reason !== lastReason.get(key);
     if (lastPhase.get(key) === phase && !(phase === 'waiting' && said)) return;
@@ -147,6 +151,7 @@ export async function runPackages(options: {
       phase === 'skipped' ||
       phase === 'cancelled'
     ) {
+      ended.add(key);
       const startedAt = started.get(key);
       onOutcome({
         package: name,
@@ -232,12 +237,29 @@ export async function runPackages(options: {
       );
       throw error;
     }
-    // A package may have finished before its events could be matched (all of its commands
-    // skipped at once): ask for the state of any still open.
+    // A package may have finished before its events arrived: a daemon sends events once its
+    // store has synced them, and a status read answers at the commit. Its commands' ends are
+    // taken from the status then (an event of the same end that comes later changes nothing).
     for (const id of ids) {
       if (!open.has(id)) continue;
       const status = await guard(broker.status(id));
-      if (terminalPackageStates.has(status.state)) open.delete(id);
+      if (!terminalPackageStates.has(status.state)) continue;
+      for (const command of status.commands) {
+        onEvent({
+          type: 'command',
+          at: command.updatedAt,
+          packageId: id,
+          commandId: command.id,
+          node: command.node,
+          resource: command.resource,
+          to: command.state,
+          attempt: command.attempt,
+          ...(command.reason === undefined ? {} : { reason: command.reason }),
+          ...(command.error === undefined ? {} : { error: command.error }),
+          ...(command.output === undefined ? {} : { output: command.output }),
+        });
+      }
+      open.delete(id);
     }
     if (open.size > 0) await guard(allDone);
   } catch (error) {
