@@ -100,7 +100,25 @@ async function runRemote(options: {
         options.signal.removeEventListener('abort', cancel);
       };
       const cancel = (): void => {
-        client.call('runs.cancel', { runId }).catch(() => undefined);
+        client.call('runs.cancel', { runId }).catch((error: unknown) => {
+          // Nobody takes the cancel: no end will come either, so a Ctrl-C does not wait for it.
+          if (ended) return;
+          finish();
+          reject(
+            error instanceof SpinError && error.code === 'unreachable'
+              ? new SpinError(
+                  'unreachable',
+                  `${error.message}; what became of the run is unknown`,
+                  {
+                    cause: error,
+                    suggestions: ['`spin status --nats …` shows what the coordinator recorded'],
+                  },
+                )
+              : error instanceof Error
+                ? error
+                : new Error(String(error)),
+          );
+        });
       };
       client
         .followRun(runId, (value) => {

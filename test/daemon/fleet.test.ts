@@ -385,6 +385,36 @@ describe('a fleet over NATS', () => {
     expect(run.stdout).toContain('0 succeeded, 2 failed, 1 skipped');
   });
 
+  it('a Ctrl-C of an apply from elsewhere whose coordinator is gone ends it at once, exit 4', async () => {
+    const fleet = await startFleet();
+    const dir = await testDir('spin-fleet-');
+    const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
+    const { child } = await fleet.coordinator(coord);
+    await fleet.agent(a, 'nodea', '--resources', 'shell', '--allow-shell');
+    const file = join(dir, 'long.spin.yaml');
+    writeFileSync(
+      file,
+      [
+        'package: long',
+        'commands:',
+        '  long: { resource: shell, action: run, node: nodea, params: { argv: [sleep, "60"] } }',
+      ].join('\n') + '\n',
+    );
+    const run = startSpin(
+      ['apply', file, '--output', 'plain', '--allow-shell', '--nats', fleet.nats.url],
+      // Far longer than the test: only the refused cancel can end it.
+      { env: { SPIN_HOME: join(dir, 'laptop'), SPIN_DAEMON_TIMEOUT: '1h' } },
+    );
+    await run.waitFor(/long\/long running/);
+    await killHard(child);
+    run.signal('SIGINT');
+    const done = await run.done;
+    expect(done.code).toBe(4);
+    expect(done.stderr).toMatch(
+      /no coordinator answers on NATS .*; what became of the run is unknown/,
+    );
+  });
+
   it('says why a command waits for a node whose agent does not serve its resource', async () => {
     const fleet = await startFleet();
     const dir = await testDir('spin-fleet-');
