@@ -397,7 +397,7 @@ describe('a fleet over NATS', () => {
       [
         'package: long',
         'commands:',
-        '  long: { resource: shell, action: run, node: nodea, params: { argv: [sleep, "60"] } }',
+        '  long: { resource: shell, action: run, node: nodea, params: { argv: [sleep, "10"] } }',
       ].join('\n') + '\n',
     );
     const run = startSpin(
