@@ -41,7 +41,9 @@ export default class Status extends SpinCommand {
     }
     if (status.packages.length === 0) this.log('No packages applied yet.');
     for (const pkg of status.packages) {
-      this.log(`${pkg.name}  (${pkg.file}, applied ${pkg.appliedAt})`);
+      this.log(
+        `${pkg.name}  (${fileText(pkg.file, nats !== undefined)}, applied ${pkg.appliedAt})`,
+      );
       const width = Math.max(...pkg.commands.map((c) => c.id.length));
       for (const c of pkg.commands) {
         const supervision = supervisionText(c.supervision);
@@ -68,4 +70,13 @@ export default class Status extends SpinCommand {
       }
     }
   }
+}
+
+/**
+ * A package's file as a person reads it. Over NATS, a file some CLI sent to the coordinator is
+ * named as it was sent: its path under the coordinator's `remote/<run>/` means nothing here.
+ */
+function fileText(file: string, remote: boolean): string {
+  const sent = remote ? /\/remote\/[a-zA-Z0-9_-]{8,64}\/\d+\/([^/]+)$/.exec(file) : null;
+  return sent === null ? file : `${sent[1] ?? file}, sent over NATS`;
 }

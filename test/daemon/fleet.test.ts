@@ -115,7 +115,7 @@ describe('a fleet over NATS', () => {
     expect(runs()).toEqual([kept]);
     const status = await remote('status');
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(/^remote {2}\(.*remote\.spin\.yaml, applied /);
+    expect(status.stdout).toMatch(/^remote {2}\(remote\.spin\.yaml, sent over NATS, applied /m);
     expect(status.stdout).toMatch(/^ {2}w {2}succeeded {2}storage\.add_volume$/m);
     expect((await remote('plan', file)).stdout).toContain('No changes: 2 commands up to date.');
     const destroyed = await remote('destroy', 'remote', '--output', 'plain');
