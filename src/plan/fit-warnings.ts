@@ -40,7 +40,7 @@ function unknownRoom(room: Exclude<ReportedBudget, { state: 'reported' }>): stri
   const why = {
     'no-agent': 'no agent has connected',
     'no-report': 'its agent does not report it',
-    'no-coordinator': 'no spin daemon runs here to ask; plan with --nats',
+    'no-coordinator': 'no spin daemon runs here to ask', // said once for all nodes, see fitWarnings
   }[room.why];
   return `its capacity is not known (${why})`;
 }
@@ -130,7 +130,20 @@ export async function fitWarnings(check: FitCheck): Promise<string[]> {
   );
   const rooms =
     others.length === 0 ? new Map<string, ReportedBudget>() : await check.reported(others);
+  // Without a coordinator to ask, no other node can be checked: one warning says so for all.
+  const unasked = [...byNode].filter(([node]) => {
+    const room = rooms.get(node);
+    return room?.state === 'unknown' && room.why === 'no-coordinator';
+  });
+  if (unasked.length > 0) {
+    const nodes = unasked.map(([node]) => node);
+    const starts = unasked.flatMap(([, s]) => s);
+    warnings.push(
+      `cannot check whether ${vmNames(starts)} ${starts.length === 1 ? 'fits' : 'fit'} on ${nodes.length === 1 ? 'node' : 'nodes'} ${nodes.join(', ')}: no spin daemon runs here to ask what ${nodes.length === 1 ? 'it' : 'they'} reported; plan with --nats`,
+    );
+  }
   for (const [node, starts] of byNode) {
+    if (unasked.some(([n]) => n === node)) continue;
     const room: ReportedBudget | undefined =
       node === local
         ? { state: 'reported', budget: budgetNow(check.home, check.policy) }

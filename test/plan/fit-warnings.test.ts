@@ -157,6 +157,33 @@ describe('fit against the budget a node reported', () => {
     ]);
   });
 
+  it('says once, for every node, that nothing can be checked without a coordinator to ask', async () => {
+    const home = await testDir('spin-fit-');
+    const plans = [
+      vmPackage('a', 'nodeb', 'web', 512),
+      vmPackage('b', 'nodeb', 'db', 512),
+      vmPackage('c', 'nodec', 'cache', 512),
+    ];
+    const warnings = await fitWarnings({
+      home,
+      starts: await plannedStarts(home, plans, all(plans)),
+      commands: [],
+      policy,
+      reported: (nodes) =>
+        Promise.resolve(
+          new Map(
+            nodes.map((node): [string, ReportedBudget] => [
+              node,
+              { state: 'unknown', why: 'no-coordinator' },
+            ]),
+          ),
+        ),
+    });
+    expect(warnings).toEqual([
+      'cannot check whether VMs web, db, cache fit on nodes nodeb, nodec: no spin daemon runs here to ask what they reported; plan with --nats',
+    ]);
+  });
+
   it("takes a VM's config from its package's write_config on the same node only", async () => {
     const home = await testDir('spin-fit-');
     const plan = vmPackage('p', 'nodeb', 'web', 512);
