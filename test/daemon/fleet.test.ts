@@ -14,6 +14,13 @@ import type { CliRun, RunningSpin } from '../support/spin-cli.js';
 import { fleetsEndingAfterEachTest } from '../support/test-fleet.js';
 import { loggedIn } from '../support/web-login.js';
 
+/** Writes `<dir>/<name>.spin.yaml`: package `name` with these command lines. Returns its path. */
+function packageFile(dir: string, name: string, commands: string[]): string {
+  const file = join(dir, `${name}.spin.yaml`);
+  writeFileSync(file, [`package: ${name}`, 'commands:', ...commands].join('\n') + '\n');
+  return file;
+}
+
 /** A fleet on this machine (see TestFleet), through the built binary. */
 describe('a fleet over NATS', () => {
   const startFleet = fleetsEndingAfterEachTest();
@@ -46,17 +53,11 @@ describe('a fleet over NATS', () => {
     await fleet.coordinator(coord);
     await fleet.agent(a, 'nodea', '--resources', 'storage');
     await fleet.agent(b, 'nodeb', '--resources', 'storage');
-    const file = join(dir, 'two.spin.yaml');
-    writeFileSync(
-      file,
-      [
-        'package: two',
-        'commands:',
-        '  va: { resource: storage, action: add_volume, node: nodea, params: { path: va } }',
-        '  vb: { resource: storage, action: add_volume, node: nodeb, needs: [va], params: { path: vb } }',
-        '  va2: { resource: storage, action: add_volume, node: nodea, needs: [vb], params: { path: va2 } }',
-      ].join('\n') + '\n',
-    );
+    const file = packageFile(dir, 'two', [
+      '  va: { resource: storage, action: add_volume, node: nodea, params: { path: va } }',
+      '  vb: { resource: storage, action: add_volume, node: nodeb, needs: [va], params: { path: vb } }',
+      '  va2: { resource: storage, action: add_volume, node: nodea, needs: [vb], params: { path: va2 } }',
+    ]);
     const run = await apply(coord, file).done;
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
@@ -78,16 +79,10 @@ describe('a fleet over NATS', () => {
     ];
     await fleet.coordinator(coord);
     await fleet.agent(a, 'nodea', '--resources', 'storage');
-    const file = join(dir, 'remote.spin.yaml');
-    writeFileSync(
-      file,
-      [
-        'package: remote',
-        'commands:',
-        '  v: { resource: storage, action: add_volume, node: nodea, params: { path: v } }',
-        '  w: { resource: storage, action: add_volume, node: nodea, needs: [v], params: { path: w } }',
-      ].join('\n') + '\n',
-    );
+    const file = packageFile(dir, 'remote', [
+      '  v: { resource: storage, action: add_volume, node: nodea, params: { path: v } }',
+      '  w: { resource: storage, action: add_volume, node: nodea, needs: [v], params: { path: w } }',
+    ]);
     const remote = (...args: string[]): Promise<CliRun> =>
       startSpin([...args, '--nats', fleet.nats.url], { env: { SPIN_HOME: laptop } }).done;
     const planned = await remote('plan', file);
@@ -305,7 +300,6 @@ describe('a fleet over NATS', () => {
       ),
     );
 
-    const file = join(dir, 'fit.spin.yaml');
     const vm = (id: string, node: string): string[] => [
       `  config-${id}:`,
       '    resource: emulation',
@@ -314,11 +308,7 @@ describe('a fleet over NATS', () => {
       `    params: { id: ${id}, vm: { name: ${id}, cpus: 1, memory: 256, images: [{ volume: disks, path: ${id}.raw }] } }`,
       `  start-${id}: { resource: emulation, action: start, node: ${node}, needs: [config-${id}], params: { id: ${id} } }`,
     ];
-    writeFileSync(
-      file,
-      ['package: fit', 'commands:', ...vm('web', 'nodeb'), ...vm('cache', 'nodec')].join('\n') +
-        '\n',
-    );
+    const file = packageFile(dir, 'fit', [...vm('web', 'nodeb'), ...vm('cache', 'nodec')]);
     const warnings = [
       `warning: package fit cannot fit on node nodeb: VM web asks 256 MiB of memory; 0 MiB is free (${formatMib(capacity.memoryMib)} total, 1000000 GiB kept for the host)`,
       'warning: package fit: cannot check whether VM cache fits on node nodec: its capacity is not known (no agent has connected)',
@@ -352,17 +342,11 @@ describe('a fleet over NATS', () => {
     while ((await nodes())[0]?.state !== 'online');
     process.kill(gone.pid, 'SIGKILL');
     while ((await nodes())[0]?.state !== 'offline');
-    const file = join(dir, 'wait.spin.yaml');
-    writeFileSync(
-      file,
-      [
-        'package: wait',
-        'commands:',
-        '  here: { resource: storage, action: add_volume, node: nodec, params: { path: here } }',
-        '  there: { resource: storage, action: add_volume, node: nodeb, params: { path: there } }',
-        '  after: { resource: storage, action: add_volume, node: nodeb, needs: [there], params: { path: after } }',
-      ].join('\n') + '\n',
-    );
+    const file = packageFile(dir, 'wait', [
+      '  here: { resource: storage, action: add_volume, node: nodec, params: { path: here } }',
+      '  there: { resource: storage, action: add_volume, node: nodeb, params: { path: there } }',
+      '  after: { resource: storage, action: add_volume, node: nodeb, needs: [there], params: { path: after } }',
+    ]);
     // Unbounded, it waits, and spin status says why.
     const waiting = apply(coord, file);
     await waiting.waitFor(/wait\/there waiting for node nodeb/);
@@ -391,15 +375,9 @@ describe('a fleet over NATS', () => {
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
     const { child } = await fleet.coordinator(coord);
     await fleet.agent(a, 'nodea', '--resources', 'shell', '--allow-shell');
-    const file = join(dir, 'long.spin.yaml');
-    writeFileSync(
-      file,
-      [
-        'package: long',
-        'commands:',
-        '  long: { resource: shell, action: run, node: nodea, params: { argv: [sleep, "10"] } }',
-      ].join('\n') + '\n',
-    );
+    const file = packageFile(dir, 'long', [
+      '  long: { resource: shell, action: run, node: nodea, params: { argv: [sleep, "10"] } }',
+    ]);
     const run = startSpin(
       ['apply', file, '--output', 'plain', '--allow-shell', '--nats', fleet.nats.url],
       // Far longer than the test: only the refused cancel can end it.
@@ -421,16 +399,10 @@ describe('a fleet over NATS', () => {
     const [coord, b] = ['coord', 'b'].map((n) => join(dir, n)) as [string, string];
     await fleet.coordinator(coord);
     await fleet.agent(b, 'nodeb', '--resources', 'storage');
-    const file = join(dir, 'served.spin.yaml');
-    writeFileSync(
-      file,
-      [
-        'package: served',
-        'commands:',
-        '  v: { resource: storage, action: add_volume, node: nodeb, params: { path: v } }',
-        '  s: { resource: shell, action: run, node: nodeb, needs: [v], params: { argv: ["true"] } }',
-      ].join('\n') + '\n',
-    );
+    const file = packageFile(dir, 'served', [
+      '  v: { resource: storage, action: add_volume, node: nodeb, params: { path: v } }',
+      '  s: { resource: shell, action: run, node: nodeb, needs: [v], params: { argv: ["true"] } }',
+    ]);
     const run = await apply(coord, file, '--allow-shell', '--node-wait', '1s').done;
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/served\/v succeeded/);
@@ -442,16 +414,10 @@ describe('a fleet over NATS', () => {
 
   it('says why without a daemon too: the embedded broker serves only its own node', async () => {
     const dir = await testDir('spin-fleet-');
-    const file = join(dir, 'away.spin.yaml');
-    writeFileSync(
-      file,
-      [
-        'package: away',
-        'commands:',
-        '  here: { resource: storage, action: add_volume, params: { path: here } }',
-        '  there: { resource: storage, action: add_volume, node: nodeb, params: { path: there } }',
-      ].join('\n') + '\n',
-    );
+    const file = packageFile(dir, 'away', [
+      '  here: { resource: storage, action: add_volume, params: { path: here } }',
+      '  there: { resource: storage, action: add_volume, node: nodeb, params: { path: there } }',
+    ]);
     const run = await apply(join(dir, 'home'), file, '--node-wait', '1s').done;
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/away\/here succeeded/);
@@ -471,16 +437,10 @@ describe('a fleet over NATS', () => {
     await fleet.coordinator(coord);
     const args = ['--resources', 'shell', '--allow-shell', '--lease', '1h'];
     const first = await fleet.agent(a, 'nodea', ...args);
-    const file = join(dir, `${pkg}.spin.yaml`);
-    writeFileSync(
-      file,
-      [
-        `package: ${pkg}`,
-        'commands:',
-        `  slow: { resource: shell, action: run, node: nodea, params: { argv: [sh, -c, "sleep ${String(seconds)} && echo ran >> slow.runs"] } }`,
-        '  after: { resource: shell, action: run, node: nodea, needs: [slow], params: { argv: ["true"] } }',
-      ].join('\n') + '\n',
-    );
+    const file = packageFile(dir, pkg, [
+      `  slow: { resource: shell, action: run, node: nodea, params: { argv: [sh, -c, "sleep ${String(seconds)} && echo ran >> slow.runs"] } }`,
+      '  after: { resource: shell, action: run, node: nodea, needs: [slow], params: { argv: ["true"] } }',
+    ]);
     const run = apply(coord, file, '--allow-shell');
     await run.waitFor(new RegExp(`${pkg}/slow running`));
     const restart = async (): Promise<void> => {
@@ -566,15 +526,14 @@ describe('a fleet over NATS', () => {
     const [coord, a] = ['coord', 'a'].map((n) => join(dir, n)) as [string, string];
     const { child: killed } = await fleet.coordinator(coord);
     await fleet.agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '1s');
-    const lines = ['package: chain', 'commands:'];
+    const lines: string[] = [];
     for (let i = 0; i < 4; i++) {
       const needs = i === 0 ? '' : `, needs: [c${String(i - 1)}]`;
       lines.push(
         `  c${String(i)}: { resource: shell, action: run, node: nodea${needs}, params: { argv: [sh, -c, "sleep 0.5 && echo c${String(i)} >> runs"] } }`,
       );
     }
-    const file = join(dir, 'chain.spin.yaml');
-    writeFileSync(file, lines.join('\n') + '\n');
+    const file = packageFile(dir, 'chain', lines);
     const env = { SPIN_HOME: coord, SPIN_DAEMON_TIMEOUT: '2s' };
     const first = startSpin(['apply', file, '--output', 'plain', '--allow-shell'], { env });
     await first.waitFor(/chain\/c1 running/);
@@ -612,7 +571,7 @@ describe('a fleet over NATS', () => {
     await fleet.coordinator(coord);
     await fleet.agent(a, 'nodea', '--resources', 'shell', '--allow-shell', '--lease', '5s');
     await fleet.agent(b, 'nodeb', '--resources', 'shell', '--allow-shell', '--lease', '5s');
-    const lines = ['package: chains', 'commands:'];
+    const lines: string[] = [];
     for (const node of ['nodea', 'nodeb']) {
       for (let i = 0; i < 4; i++) {
         const needs = i === 0 ? '' : `, needs: [${node}${String(i - 1)}]`;
@@ -621,8 +580,7 @@ describe('a fleet over NATS', () => {
         );
       }
     }
-    const file = join(dir, 'chains.spin.yaml');
-    writeFileSync(file, lines.join('\n') + '\n');
+    const file = packageFile(dir, 'chains', lines);
     const run = apply(coord, file, '--allow-shell');
     await run.waitFor(/chains\/nodea1 running/);
     await fleet.nats.kill();

@@ -1,9 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Broker } from '../../src/broker/broker.js';
 import type { BrokerEvent, BrokerListener } from '../../src/broker/broker-types.js';
 import { openBroker } from '../../src/daemon/open-broker.js';
 import { runPackages, type CommandOutcome } from '../../src/reconcile/run-packages.js';
-import { cmd, tempHome } from '../support/broker-helpers.js';
+import { cmd, testHome } from '../support/broker-helpers.js';
 
 /**
  * A broker whose events lag its answers, as a daemon's do: it sends events once its store has
@@ -54,26 +54,14 @@ function laggingBroker(real: Broker): Broker {
 }
 
 describe('following packages to their end', () => {
-  let home: ReturnType<typeof tempHome>;
-  let broker: Broker;
-
-  beforeEach(async () => {
-    home = tempHome();
-    broker = await openBroker({ home: home.dir, synchronous: 'normal', sweepIntervalMs: 0 });
-  });
-  afterEach(async () => {
-    try {
-      await broker.close();
-    } finally {
-      home.remove();
-    }
-  });
-
   it("tells each command's end once, whether its events come before or after the package's status says it ended", async () => {
+    const home = testHome();
+    const broker = await openBroker({ home, synchronous: 'normal', sweepIntervalMs: 0 });
+    onTestFinished(() => broker.close());
     const outcomes: CommandOutcome[] = [];
     await runPackages({
       broker: laggingBroker(broker),
-      statePath: `${home.dir}/state.json`,
+      statePath: `${home}/state.json`,
       requests: ['one', 'two', 'three'].map((name) => ({
         name,
         file: `${name}.spin.yaml`,
